@@ -1,0 +1,5 @@
+import ArgumentParser
+import ServiceLifecycle
+import HeraldKafka
+import HeraldRedis
+print("x")

@@ -1,0 +1,270 @@
+/// Everything `herald run` needs, read from `HERALD_*` environment variables and validated
+/// before anything starts. See the README's configuration table.
+public struct HeraldConfiguration: Sendable {
+    public struct Kafka: Sendable {
+        /// nil: start the embedded broker (librdkafka's mock cluster).
+        public var brokers: String?
+        public var groupID = "herald"
+        public var clientID = "herald"
+        public var userTopic = "user_service_topic"
+        public var authTopic = "auth_service_topic"
+        public var deadLetterSuffix = ".dlq"
+        /// Raw librdkafka properties (`HERALD_KAFKA_PROPERTY_*`, `HERALD_KAFKA_PROPERTIES_FILE`).
+        public var properties: [String: String] = [:]
+        /// Properties whose values are secrets (never logged).
+        public var secretProperties: Set<String> = []
+        public var embeddedPartitions = 4
+        public var bootstrapFile = "var/kafka-bootstrap"
+        public var maxBufferedPerPartition = 2000
+        public var maxBatch = 500
+        public var commitInterval: Duration = .seconds(1)
+        public var shutdownTimeout: Duration = .seconds(10)
+
+        public func deadLetterTopic(for topic: String) -> String { topic + deadLetterSuffix }
+
+        public var topic: [EventCatalog.CatalogTopic: String] { [.user: userTopic, .auth: authTopic] }
+    }
+
+    public struct Redis: Sendable {
+        public var endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: 6379))
+        public var connectTimeout: Duration = .seconds(2)
+        public var commandTimeout: Duration = .seconds(5)
+        public var poolSize = 4
+        public var roleInvalidationTTL: Duration = .seconds(8 * 86_400)
+        public var userRevocationTTL: Duration = .seconds(7 * 86_400)
+    }
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
+
+    public var kafka = Kafka()
+    public var redis = Redis()
+    public var retry = Backoff()
+    /// Per-topic default event type for producers that send no type.
+    public var defaultTypeByTopic: [String: EventType] = [:]
+    /// Types acknowledged without effect (after validation when Herald knows them).
+    public var ignoredTypes: Set<EventType> = HeraldConfiguration.typesWithoutHandlerYet
+    public var logFormat = LogFormat.text
+    public var logLevel = "info"
+
+    /// Contract events whose handlers (recipients, mail) arrive with the PostgreSQL and mail
+    /// work: until then they are validated and acknowledged.
+    public static let typesWithoutHandlerYet: Set<EventType> = [
+        "UserCreated", "UserRegistered", "EmailVerificationRequested", "PasswordResetRequested",
+        "PasswordChanged", "EmailChangeRequested", "EmailChanged",
+    ]
+
+    public init() {}
+
+    /// Reads and validates the configuration.
+    /// - Parameters:
+    ///   - environment: the process environment.
+    ///   - readFile: reads a `*_FILE` secret or a properties file.
+    public static func load(
+        environment env: [String: String], readFile: @escaping (String) throws -> String
+    ) throws(ConfigurationError) -> HeraldConfiguration {
+        let reader = EnvironmentReader(env: env, readFile: readFile)
+        var c = HeraldConfiguration()
+
+        // Kafka
+        if let brokers = try reader.string("HERALD_KAFKA_BROKERS") {
+            let list = brokers.split(separator: ",").map { $0.trimmingWhitespace() }
+            guard !list.isEmpty, list.allSatisfy({ !$0.isEmpty && $0.contains(":") }) else {
+                throw ConfigurationError(setting: "HERALD_KAFKA_BROKERS", problem: "expected host:port[,host:port...]")
+            }
+            c.kafka.brokers = list.joined(separator: ",")
+        }
+        c.kafka.groupID = try reader.identifier("HERALD_KAFKA_GROUP") ?? c.kafka.groupID
+        c.kafka.clientID = try reader.identifier("HERALD_KAFKA_CLIENT_ID") ?? c.kafka.clientID
+        c.kafka.userTopic = try reader.topic("HERALD_USER_TOPIC") ?? c.kafka.userTopic
+        c.kafka.authTopic = try reader.topic("HERALD_AUTH_TOPIC") ?? c.kafka.authTopic
+        guard c.kafka.userTopic != c.kafka.authTopic else {
+            throw ConfigurationError(setting: "HERALD_AUTH_TOPIC", problem: "must differ from HERALD_USER_TOPIC")
+        }
+        if let suffix = try reader.string("HERALD_DLQ_SUFFIX") {
+            guard !suffix.isEmpty, isTopicName("x" + suffix) else {
+                throw ConfigurationError(setting: "HERALD_DLQ_SUFFIX", problem: "must be a non-empty topic-name suffix")
+            }
+            c.kafka.deadLetterSuffix = suffix
+        }
+        c.kafka.embeddedPartitions = try reader.integer("HERALD_EMBEDDED_PARTITIONS", in: 1...1024) ?? c.kafka.embeddedPartitions
+        c.kafka.bootstrapFile = try reader.string("HERALD_EMBEDDED_BOOTSTRAP_FILE") ?? c.kafka.bootstrapFile
+        c.kafka.maxBufferedPerPartition =
+            try reader.integer("HERALD_MAX_BUFFERED_PER_PARTITION", in: 1...1_000_000) ?? c.kafka.maxBufferedPerPartition
+        c.kafka.maxBatch = try reader.integer("HERALD_MAX_BATCH", in: 1...100_000) ?? c.kafka.maxBatch
+        c.kafka.commitInterval = try reader.duration("HERALD_COMMIT_INTERVAL") ?? c.kafka.commitInterval
+        c.kafka.shutdownTimeout = try reader.duration("HERALD_SHUTDOWN_TIMEOUT") ?? c.kafka.shutdownTimeout
+        if let path = try reader.string("HERALD_KAFKA_PROPERTIES_FILE") {
+            let text: String
+            do { text = try readFile(path) } catch {
+                throw ConfigurationError(setting: "HERALD_KAFKA_PROPERTIES_FILE", problem: "cannot read \(path): \(error)")
+            }
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let trimmed = line.trimmingWhitespace()
+                if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+                guard let eq = trimmed.firstIndex(of: "=") else {
+                    throw ConfigurationError(setting: "HERALD_KAFKA_PROPERTIES_FILE", problem: "line \(n + 1) is not key=value")
+                }
+                let key = String(trimmed[..<eq]).trimmingWhitespace()
+                c.kafka.properties[key] = String(trimmed[trimmed.index(after: eq)...]).trimmingWhitespace()
+                c.kafka.secretProperties.insert(key)
+            }
+        }
+        // HERALD_KAFKA_PROPERTY_SASL_PASSWORD=... → sasl.password; *_FILE forms for secrets.
+        let prefix = "HERALD_KAFKA_PROPERTY_"
+        for name in env.keys.sorted() where name.hasPrefix(prefix) && name.count > prefix.count {
+            var suffix = String(name.dropFirst(prefix.count))
+            let fromFile = suffix.hasSuffix("_FILE")
+            if fromFile { suffix = String(suffix.dropLast(5)) }
+            let key = suffix.lowercased().replacing("_", with: ".")
+            guard let value = try reader.string(fromFile ? String(name.dropLast(5)) : name) else { continue }
+            c.kafka.properties[key] = value
+            if fromFile || key.contains("password") || key.contains("secret") || key.hasSuffix(".key") {
+                c.kafka.secretProperties.insert(key)
+            }
+        }
+
+        // Redis
+        if let url = try reader.string("HERALD_REDIS_URL") {
+            do throws(ValidationError) {
+                c.redis.endpoint = try RedisEndpoint(url: url)
+            } catch {
+                throw ConfigurationError(setting: "HERALD_REDIS_URL", problem: error.reason)
+            }
+        }
+        if let password = try reader.string("HERALD_REDIS_PASSWORD") {
+            c.redis.endpoint.password = Secret(password)
+        }
+        c.redis.connectTimeout = try reader.duration("HERALD_REDIS_CONNECT_TIMEOUT") ?? c.redis.connectTimeout
+        c.redis.commandTimeout = try reader.duration("HERALD_REDIS_COMMAND_TIMEOUT") ?? c.redis.commandTimeout
+        c.redis.poolSize = try reader.integer("HERALD_REDIS_POOL_SIZE", in: 1...256) ?? c.redis.poolSize
+        c.redis.roleInvalidationTTL = try reader.duration("HERALD_ROLE_INVALIDATION_TTL") ?? c.redis.roleInvalidationTTL
+        c.redis.userRevocationTTL = try reader.duration("HERALD_USER_REVOCATION_TTL") ?? c.redis.userRevocationTTL
+
+        // Retries
+        c.retry.initial = try reader.duration("HERALD_RETRY_INITIAL") ?? c.retry.initial
+        c.retry.cap = try reader.duration("HERALD_RETRY_MAX") ?? c.retry.cap
+        guard c.retry.cap >= c.retry.initial else {
+            throw ConfigurationError(setting: "HERALD_RETRY_MAX", problem: "must be at least HERALD_RETRY_INITIAL")
+        }
+
+        // Events
+        if let list = try reader.string("HERALD_DEFAULT_EVENT_TYPES") {
+            for pair in list.split(separator: ",") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+                guard kv.count == 2, isTopicName(kv[0]), let type = try? EventType(kv[1]) else {
+                    throw ConfigurationError(setting: "HERALD_DEFAULT_EVENT_TYPES", problem: "expected topic=EventType[,topic=EventType...]")
+                }
+                c.defaultTypeByTopic[kv[0]] = type
+            }
+        }
+        if let list = try reader.string("HERALD_IGNORED_EVENT_TYPES") {
+            var types: Set<EventType> = []
+            for name in list.split(separator: ",") {
+                guard let type = try? EventType(name.trimmingWhitespace()) else {
+                    throw ConfigurationError(setting: "HERALD_IGNORED_EVENT_TYPES", problem: "expected EventType[,EventType...]")
+                }
+                types.insert(type)
+            }
+            c.ignoredTypes = types
+        }
+
+        // Logging
+        if let format = try reader.string("HERALD_LOG_FORMAT") {
+            guard let f = LogFormat(rawValue: format) else {
+                throw ConfigurationError(setting: "HERALD_LOG_FORMAT", problem: "expected text or json")
+            }
+            c.logFormat = f
+        }
+        if let level = try reader.string("HERALD_LOG_LEVEL") {
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(level) else {
+                throw ConfigurationError(setting: "HERALD_LOG_LEVEL", problem: "expected one of \(levels.joined(separator: ", "))")
+            }
+            c.logLevel = level
+        }
+        return c
+    }
+}
+
+func isTopicName(_ name: String) -> Bool {
+    !name.isEmpty && name.utf8.count <= 249 && name != "." && name != ".."
+        && name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
+                || b == 0x2D
+        }
+}
+
+/// Reads `HERALD_*` variables, with the `*_FILE` form for every one (the file's content,
+/// trailing newline removed, wins only when the plain variable is unset).
+struct EnvironmentReader {
+    let env: [String: String]
+    let readFile: (String) throws -> String
+
+    func string(_ name: String) throws(ConfigurationError) -> String? {
+        if let value = env[name] { return value }
+        if let path = env[name + "_FILE"] {
+            do {
+                var text = try readFile(path)
+                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                return text
+            } catch {
+                throw ConfigurationError(setting: name + "_FILE", problem: "cannot read \(path)")
+            }
+        }
+        return nil
+    }
+
+    func identifier(_ name: String) throws(ConfigurationError) -> String? {
+        guard let value = try string(name) else { return nil }
+        guard !value.isEmpty, value.utf8.count <= 249, !value.contains(where: { $0.isWhitespace }) else {
+            throw ConfigurationError(setting: name, problem: "must be a non-empty name without spaces")
+        }
+        return value
+    }
+
+    func topic(_ name: String) throws(ConfigurationError) -> String? {
+        guard let value = try string(name) else { return nil }
+        guard isTopicName(value) else {
+            throw ConfigurationError(setting: name, problem: "is not a valid Kafka topic name")
+        }
+        return value
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let value = try string(name) else { return nil }
+        guard let n = Int(value), range.contains(n) else {
+            throw ConfigurationError(setting: name, problem: "expected an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return n
+    }
+
+    /// Durations with a unit: `250ms`, `5s`, `2m`, `1h`, `8d`.
+    func duration(_ name: String) throws(ConfigurationError) -> Duration? {
+        guard let value = try string(name) else { return nil }
+        guard let d = parseDuration(value), d > .zero else {
+            throw ConfigurationError(setting: name, problem: "expected a positive duration such as 250ms, 5s, 2m, 1h or 8d")
+        }
+        return d
+    }
+}
+
+public func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        let number = text.dropLast(suffix.count)
+        guard let v = Double(number), v.isFinite, v >= 0 else { return nil }
+        return .milliseconds(Int64((v * scale * 1000).rounded()))
+    }
+    return nil
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

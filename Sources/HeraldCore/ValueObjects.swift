@@ -1,0 +1,189 @@
+/// Value objects validate themselves at construction: invalid data never reaches a handler.
+
+/// Why a value was rejected. The message names the field and never repeats a long value.
+public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public let field: String
+    public let reason: String
+
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { "\(field): \(reason)" }
+}
+
+/// Shared checks for identifiers that end up in Redis keys, SQL parameters and logs.
+enum IdentifierRules {
+    static func validate(_ value: String, field: String, maxLength: Int) throws(ValidationError) {
+        if value.isEmpty {
+            throw ValidationError(field: field, reason: "must not be empty")
+        }
+        if value.utf8.count > maxLength {
+            throw ValidationError(field: field, reason: "longer than \(maxLength) bytes")
+        }
+        for scalar in value.unicodeScalars where scalar.properties.generalCategory == .control {
+            _ = scalar
+            throw ValidationError(field: field, reason: "contains a control character")
+        }
+        if value.first!.isWhitespace || value.last!.isWhitespace {
+            throw ValidationError(field: field, reason: "has leading or trailing whitespace")
+        }
+    }
+}
+
+/// The name of a role whose tokens must be re-checked (`invalid_role: {role}`).
+public struct RoleName: Hashable, Sendable, CustomStringConvertible {
+    public static let maxLength = 255
+    public let rawValue: String
+
+    public init(_ rawValue: String) throws(ValidationError) {
+        try IdentifierRules.validate(rawValue, field: "role", maxLength: Self.maxLength)
+        self.rawValue = rawValue
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A user's identifier as the auth service publishes it (a UUID string in the seed, any
+/// printable identifier accepted).
+public struct UserID: Hashable, Sendable, CustomStringConvertible {
+    public static let maxLength = 128
+    public let rawValue: String
+
+    public init(_ rawValue: String, field: String = "user_id") throws(ValidationError) {
+        try IdentifierRules.validate(rawValue, field: field, maxLength: Self.maxLength)
+        self.rawValue = rawValue
+    }
+
+    public var description: String { rawValue }
+}
+
+/// The identity of one event, used for de-duplication and in dead-letter provenance.
+public struct EventID: Hashable, Sendable, CustomStringConvertible {
+    public static let maxLength = 200
+    public let rawValue: String
+
+    public init(_ rawValue: String) throws(ValidationError) {
+        try IdentifierRules.validate(rawValue, field: "event id", maxLength: Self.maxLength)
+        self.rawValue = rawValue
+    }
+
+    /// The id of an event whose producer gave none: stable across redeliveries.
+    public init(topic: String, partition: Int32, offset: Int64) {
+        self.rawValue = "\(topic)/\(partition)/\(offset)"
+    }
+
+    public var description: String { rawValue }
+}
+
+/// An event type name such as `RoleDeleted`.
+public struct EventType: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public static let maxLength = 128
+    public let rawValue: String
+
+    public init(_ rawValue: String) throws(ValidationError) {
+        try IdentifierRules.validate(rawValue, field: "event type", maxLength: Self.maxLength)
+        self.rawValue = rawValue
+    }
+
+    public init(stringLiteral value: String) {
+        self.rawValue = value
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A login name, shown in greetings.
+public struct Username: Hashable, Sendable, CustomStringConvertible {
+    public static let maxLength = 150
+    public let rawValue: String
+
+    public init(_ rawValue: String) throws(ValidationError) {
+        try IdentifierRules.validate(rawValue, field: "username", maxLength: Self.maxLength)
+        self.rawValue = rawValue
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A mailbox address. Deliberately strict: one `@`, a non-empty local part of printable
+/// ASCII without spaces or the characters that would let it escape a mail header, and a
+/// domain of dot-separated labels. Internationalised addresses (SMTPUTF8) are accepted
+/// when their characters are letters or digits.
+public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
+    public static let maxLength = 254
+    public let rawValue: String
+
+    public init(_ rawValue: String, field: String = "email") throws(ValidationError) {
+        guard !rawValue.isEmpty else { throw ValidationError(field: field, reason: "must not be empty") }
+        guard rawValue.utf8.count <= Self.maxLength else {
+            throw ValidationError(field: field, reason: "longer than \(Self.maxLength) bytes")
+        }
+        let parts = rawValue.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, parts[0].utf8.count <= 64 else {
+            throw ValidationError(field: field, reason: "is not an email address")
+        }
+        let forbiddenInLocal: Set<Character> = [" ", "\"", "(", ")", ",", ":", ";", "<", ">", "[", "\\", "]"]
+        for ch in parts[0] {
+            if forbiddenInLocal.contains(ch) || ch.isWhitespace || (!ch.isASCII && !ch.isLetter && !ch.isNumber)
+                || ch.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            {
+                throw ValidationError(field: field, reason: "is not an email address")
+            }
+        }
+        if parts[0].hasPrefix(".") || parts[0].hasSuffix(".") || parts[0].contains("..") {
+            throw ValidationError(field: field, reason: "is not an email address")
+        }
+        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { throw ValidationError(field: field, reason: "is not an email address") }
+        for label in labels {
+            guard !label.isEmpty, label.utf8.count <= 63, !label.hasPrefix("-"), !label.hasSuffix("-"),
+                label.allSatisfy({ $0 == "-" || $0.isLetter || $0.isNumber })
+            else {
+                throw ValidationError(field: field, reason: "is not an email address")
+            }
+        }
+        self.rawValue = rawValue
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A BCP 47 language tag such as `en`, `pt-BR`.
+public struct LanguageTag: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(_ rawValue: String) throws(ValidationError) {
+        let subtags = rawValue.split(separator: "-", omittingEmptySubsequences: false)
+        guard rawValue.utf8.count <= 35, let first = subtags.first, (2...8).contains(first.count),
+            first.allSatisfy({ $0.isASCII && $0.isLetter }),
+            subtags.dropFirst().allSatisfy({ (1...8).contains($0.count) && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } })
+        else {
+            throw ValidationError(field: "locale", reason: "is not a language tag")
+        }
+        self.rawValue = rawValue
+    }
+
+    public var description: String { rawValue }
+}
+
+/// A point in time, in whole milliseconds since the Unix epoch.
+public struct EventTime: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let millisecondsSinceEpoch: Int64
+
+    public init(millisecondsSinceEpoch: Int64) {
+        self.millisecondsSinceEpoch = millisecondsSinceEpoch
+    }
+
+    /// Whole seconds since the epoch, rounded down: the value written to revocation keys.
+    public var epochSeconds: Int64 {
+        millisecondsSinceEpoch >= 0 ? millisecondsSinceEpoch / 1000 : (millisecondsSinceEpoch - 999) / 1000
+    }
+
+    public static func < (lhs: EventTime, rhs: EventTime) -> Bool {
+        lhs.millisecondsSinceEpoch < rhs.millisecondsSinceEpoch
+    }
+
+    public var description: String { RFC3339.format(self) }
+}
