@@ -6,7 +6,7 @@ import PackageDescription
 // depends on no adapter.
 let package = Package(
     name: "Herald",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "herald", targets: ["Herald"])
     ],

@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import HeraldCore
+import HeraldKafka
+import HeraldRedis
+import Logging
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the daemon: consume events and apply their effects until SIGTERM or SIGINT.",
+        discussion: """
+            Joins consumer group HERALD_KAFKA_GROUP on the user and auth topics, applies role
+            invalidations and user revocations to Redis (HERALD_REDIS_URL), and sends records
+            that can never be processed to <topic>.dlq. With no HERALD_KAFKA_BROKERS it first
+            starts an embedded broker (librdkafka's mock cluster) and writes its address to
+            HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap).
+            On SIGTERM/SIGINT it stops fetching, lets in-flight work finish (up to
+            HERALD_SHUTDOWN_TIMEOUT), commits offsets, leaves the group, flushes and exits 0.
+            """)
+
+    func run() async throws {
+        let config = Environment.configuration()
+        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
+        let logger = Logger(label: "herald")
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+
+        // Embedded broker when none is configured.
+        let brokers: String
+        if let configured = config.kafka.brokers {
+            brokers = configured
+        } else {
+            let broker = try EmbeddedBroker(logger: Logger(label: "herald.embedded-broker"))
+            for topic in [config.kafka.userTopic, config.kafka.authTopic] {
+                try broker.createTopic(topic, partitions: config.kafka.embeddedPartitions)
+                try broker.createTopic(config.kafka.deadLetterTopic(for: topic), partitions: config.kafka.embeddedPartitions)
+            }
+            try BootstrapFile.write(broker.bootstrapServers, to: config.kafka.bootstrapFile)
+            logger.notice(
+                "embedded broker started (librdkafka mock cluster: in memory, for development only)",
+                metadata: ["bootstrap": "\(broker.bootstrapServers)", "bootstrap_file": "\(config.kafka.bootstrapFile)"])
+            brokers = broker.bootstrapServers
+            services.append(.init(service: KeepAliveService(name: "embedded broker", resource: broker)))
+        }
+
+        let redis = RedisClient(
+            endpoint: config.redis.endpoint, connectTimeout: config.redis.connectTimeout,
+            commandTimeout: config.redis.commandTimeout, poolSize: config.redis.poolSize,
+            logger: Logger(label: "herald.redis"))
+        let store = RedisRevocationStore(
+            client: redis, roleInvalidationTTL: config.redis.roleInvalidationTTL,
+            userRevocationTTL: config.redis.userRevocationTTL, logger: Logger(label: "herald.redis"))
+        logger.info("redis", metadata: ["endpoint": "\(config.redis.endpoint)"])
+
+        let producer = try KafkaProducer(
+            bootstrapServers: brokers, properties: config.kafka.properties,
+            secretProperties: config.kafka.secretProperties, clientID: config.kafka.clientID,
+            flushTimeout: config.kafka.shutdownTimeout, logger: Logger(label: "herald.kafka.producer"))
+
+        let dispatcher = EventDispatcher(
+            decoder: EnvelopeDecoder(defaultTypeByTopic: config.defaultTypeByTopic),
+            handlers: [RevocationHandler()], ignoredTypes: config.ignoredTypes)
+        let processor = BatchProcessor(
+            dispatcher: dispatcher, applier: RevocationEffectApplier(store: store),
+            deadLetters: KafkaDeadLetterPublisher(
+                producer: producer, suffix: config.kafka.deadLetterSuffix, logger: Logger(label: "herald.dlq")),
+            backoff: config.retry, consumerGroup: config.kafka.groupID, logger: Logger(label: "herald.events"))
+        let consumer = try KafkaEventConsumer(
+            settings: KafkaConsumerSettings(
+                bootstrapServers: brokers, groupID: config.kafka.groupID, clientID: config.kafka.clientID,
+                topics: [config.kafka.userTopic, config.kafka.authTopic], properties: config.kafka.properties,
+                secretProperties: config.kafka.secretProperties,
+                maxBufferedPerPartition: config.kafka.maxBufferedPerPartition, maxBatch: config.kafka.maxBatch,
+                commitInterval: config.kafka.commitInterval, drainTimeout: config.kafka.shutdownTimeout),
+            processor: processor, logger: Logger(label: "herald.kafka.consumer"))
+
+        // Shutdown runs in reverse: the consumer stops first, then the producer flushes,
+        // then Redis and the embedded broker go.
+        services.append(.init(service: CloseOnShutdownService(name: "redis") { await redis.close() }))
+        services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
+        services.append(
+            .init(
+                service: ConsumerService(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup))
+
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("herald stopped")
+    }
+}
+
+/// Runs the consumer; a graceful shutdown asks it to drain and commit.
+struct ConsumerService: Service {
+    let consumer: KafkaEventConsumer
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await consumer.run()
+        } onGracefulShutdown: {
+            consumer.triggerShutdown()
+        }
+    }
+}
+
+/// Waits for shutdown, then closes a resource (after the services started later stopped).
+struct CloseOnShutdownService: Service {
+    let name: String
+    let close: @Sendable () async -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await close()
+    }
+}
+
+/// Keeps a resource alive until shutdown.
+struct KeepAliveService<Resource: Sendable>: Service {
+    let name: String
+    let resource: Resource
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        withExtendedLifetime(resource) {}
+    }
+}
+
+enum BootstrapFile {
+    static func write(_ bootstrap: String, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data((bootstrap + "\n").utf8).write(to: url, options: .atomic)
+    }
+}

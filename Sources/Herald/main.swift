@@ -1,5 +1,0 @@
-import ArgumentParser
-import ServiceLifecycle
-import HeraldKafka
-import HeraldRedis
-print("x")

@@ -1,0 +1,51 @@
+import CRdKafka
+import HeraldCore
+import Logging
+
+/// A Kafka-protocol broker inside this process: librdkafka's mock cluster
+/// (`rdkafka_mock.h`). It listens on 127.0.0.1 on ports the OS picks, keeps data in memory
+/// (only the newest ~5 MB per partition) and supports consumer groups, offset commits and
+/// idempotent producers: enough for development, tests and benchmarks, never production.
+public final class EmbeddedBroker: Sendable {
+    nonisolated(unsafe) private let owner: OpaquePointer
+    nonisolated(unsafe) private let cluster: OpaquePointer
+    private let context: RDKafkaClientContext
+    /// `host:port,...` to give clients as `bootstrap.servers`.
+    public let bootstrapServers: String
+
+    public init(brokers: Int = 1, logger: Logger) throws(KafkaError) {
+        let context = RDKafkaClientContext(logger: logger)
+        self.context = context
+        // The mock cluster needs a client handle for its bookkeeping; it serves any client.
+        let conf = try RDKafkaConfiguration.make([("client.id", "herald-embedded-broker")], secretKeys: [], context: context)
+        self.owner = try RDKafkaConfiguration.handle(RD_KAFKA_PRODUCER, conf: conf)
+        guard let cluster = rd_kafka_mock_cluster_new(owner, Int32(brokers)) else {
+            rd_kafka_destroy(owner)
+            throw KafkaError.client("cannot start the embedded broker", transient: false)
+        }
+        self.cluster = cluster
+        self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster)
+        rd_kafka_destroy(owner)
+    }
+
+    /// Creates a topic (a no-op error for one that exists is ignored).
+    public func createTopic(_ name: String, partitions: Int) throws(KafkaError) {
+        let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), 1)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
+            throw KafkaError(code: err, message: "cannot create topic \(name)")
+        }
+    }
+
+    /// Takes broker `id` (1-based) down or up: clients see connection failures meanwhile.
+    public func setBroker(_ id: Int32 = 1, up: Bool) {
+        if up {
+            rd_kafka_mock_broker_set_up(cluster, id)
+        } else {
+            rd_kafka_mock_broker_set_down(cluster, id)
+        }
+    }
+}

@@ -1,0 +1,317 @@
+import CRdKafka
+import Foundation
+import HeraldCore
+import Logging
+import Synchronization
+
+/// Herald's consumer: a member of a consumer group that hands each assigned partition's
+/// records, in order, to a `BatchProcessor`, and stores a record's offset only after its
+/// outcome is final. Partitions are processed concurrently; each buffers a bounded number
+/// of records and is paused beyond that or while it waits on a retry.
+///
+/// All librdkafka calls except `rd_kafka_offsets_store` (non-blocking and thread-safe) are
+/// made on one dedicated thread, never on Swift's cooperative pool: polling, rebalances,
+/// pause/resume, synchronous commits and close.
+public final class KafkaEventConsumer: Sendable {
+    public struct Partition: Hashable, Sendable, CustomStringConvertible {
+        public let topic: String
+        public let partition: Int32
+        public var description: String { "\(topic)[\(partition)]" }
+    }
+
+    private let settings: KafkaConsumerSettings
+    private let processor: BatchProcessor
+    private let logger: Logger
+    private let context: RDKafkaClientContext
+    nonisolated(unsafe) private let handle: OpaquePointer
+    /// State owned by the poll thread (only read elsewhere through `assignment`).
+    nonisolated(unsafe) private var loop = PollLoopState()
+    private let shutdownRequested = Atomic<Bool>(false)
+    private let assigned = Mutex<Set<Partition>>([])
+    private let runCompletion = Mutex<RunCompletion>(RunCompletion())
+    private let cooperative: Bool
+
+    private struct PollLoopState {
+        var workers: [Partition: PartitionWorker] = [:]
+        var paused: Set<Partition> = []
+        var topicNames: [OpaquePointer: String] = [:]
+    }
+
+    private struct RunCompletion {
+        var finished = false
+        var error: KafkaError?
+        var continuation: CheckedContinuation<Void, Error>?
+    }
+
+    public init(settings: KafkaConsumerSettings, processor: BatchProcessor, logger: Logger) throws(KafkaError) {
+        self.settings = settings
+        self.processor = processor
+        self.logger = logger
+        let rebalanceTarget = RebalanceTarget()
+        let context = RDKafkaClientContext(logger: logger, rebalance: { err, partitions in
+            rebalanceTarget.consumer?.rebalance(err, partitions)
+        })
+        self.context = context
+        let conf = try RDKafkaConfiguration.make(
+            try settings.librdkafkaProperties(), secretKeys: settings.secretProperties, context: context)
+        self.handle = try RDKafkaConfiguration.handle(RD_KAFKA_CONSUMER, conf: conf)
+        self.cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        rebalanceTarget.consumer = self
+        rd_kafka_poll_set_consumer(handle)
+    }
+
+    deinit {
+        // The poll thread destroys the handle when it ends; if run() never started, do it here.
+        if !runCompletion.withLock({ $0.finished }) {
+            rd_kafka_destroy(handle)
+        }
+    }
+
+    /// The partitions currently assigned to this member.
+    public var assignment: Set<Partition> { assigned.withLock { $0 } }
+
+    /// Consumes until `triggerShutdown()`; then drains, commits, leaves the group and returns.
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+                runCompletion.withLock { $0.continuation = c }
+                let thread = Thread { [self] in pollThreadMain() }
+                thread.name = "herald-consumer-poll"
+                thread.start()
+            }
+        } onCancel: {
+            triggerShutdown()
+        }
+    }
+
+    /// Asks the consumer to stop; `run()` returns once offsets are committed.
+    public func triggerShutdown() {
+        shutdownRequested.store(true, ordering: .releasing)
+    }
+
+    // MARK: The poll thread
+
+    private func pollThreadMain() {
+        var failure: KafkaError?
+        let list = RDKafkaPartitionList(settings.topics.map { ($0, RD_KAFKA_PARTITION_UA, 0) })
+        let err = rd_kafka_subscribe(handle, list.pointer)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            failure = KafkaError(code: err, message: "cannot subscribe to \(settings.topics.joined(separator: ", "))")
+        } else {
+            logger.info(
+                "consumer started",
+                metadata: ["group": "\(settings.groupID)", "topics": "\(settings.topics.joined(separator: ","))"])
+            failure = pollUntilShutdown()
+        }
+        shutdown()
+        let continuation = runCompletion.withLock { s -> CheckedContinuation<Void, Error>? in
+            s.finished = true
+            s.error = failure
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        rd_kafka_destroy(handle)
+        if let failure { continuation?.resume(throwing: failure) } else { continuation?.resume() }
+    }
+
+    private func pollUntilShutdown() -> KafkaError? {
+        let high = settings.maxBufferedPerPartition
+        let low = max(0, high / 2)
+        var run: [InboundMessage] = []
+        run.reserveCapacity(512)
+        var runWorker: PartitionWorker?
+        while !shutdownRequested.load(ordering: .acquiring) {
+            // rd_kafka_consumer_poll blocks up to 100 ms (and runs rebalance callbacks).
+            var message = rd_kafka_consumer_poll(handle, 100)
+            var polled = 0
+            while let m = message {
+                if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    report(m)
+                } else if let rkt = m.pointee.rkt {
+                    let topic = topicName(rkt)
+                    let partition = m.pointee.partition
+                    if runWorker == nil || runWorker!.partition != partition || runWorker!.topic != topic {
+                        if let w = runWorker, !run.isEmpty { w.deliver(run) }
+                        run.removeAll(keepingCapacity: true)
+                        runWorker = loop.workers[Partition(topic: topic, partition: partition)]
+                    }
+                    if runWorker != nil { run.append(RDKafkaMessage.inbound(m, topic: topic)) }
+                }
+                rd_kafka_message_destroy(m)
+                polled += 1
+                if polled >= 2048 { break }
+                message = rd_kafka_consumer_poll(handle, 0)
+            }
+            if let w = runWorker, !run.isEmpty { w.deliver(run) }
+            run.removeAll(keepingCapacity: true)
+            runWorker = nil
+            reconcilePauses(high: high, low: low)
+            var errstr = [CChar](repeating: 0, count: 512)
+            let fatal = rd_kafka_fatal_error(handle, &errstr, errstr.count)
+            if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let error = KafkaError(code: fatal, message: cString(errstr), fatal: true)
+                logger.critical("consumer hit a fatal error", metadata: ["error": "\(error)"])
+                return error
+            }
+        }
+        return nil
+    }
+
+    private func topicName(_ rkt: OpaquePointer) -> String {
+        if let name = loop.topicNames[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        loop.topicNames[rkt] = name
+        return name
+    }
+
+    private func report(_ m: UnsafeMutablePointer<rd_kafka_message_t>) {
+        let err = m.pointee.err
+        if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+        let topic = m.pointee.rkt.map { topicName($0) } ?? "-"
+        logger.warning(
+            "consumer error",
+            metadata: [
+                "topic": "\(topic)", "partition": "\(m.pointee.partition)",
+                "error": "\(KafkaError(code: err, message: String(cString: rd_kafka_message_errstr(m))))",
+            ])
+    }
+
+    /// Pauses partitions whose worker is retrying or full; resumes the others.
+    private func reconcilePauses(high: Int, low: Int) {
+        var pause: [Partition] = []
+        var resume: [Partition] = []
+        for (partition, worker) in loop.workers {
+            let want = worker.wantsPause(high: high, low: low)
+            let paused = loop.paused.contains(partition)
+            if want && !paused {
+                pause.append(partition)
+            } else if !want && paused {
+                resume.append(partition)
+            }
+        }
+        if !pause.isEmpty {
+            let list = RDKafkaPartitionList(pause.map { ($0.topic, $0.partition, 0) })
+            rd_kafka_pause_partitions(handle, list.pointer)
+            loop.paused.formUnion(pause)
+            logger.debug("partitions paused", metadata: ["partitions": "\(pause.map(\.description))"])
+        }
+        if !resume.isEmpty {
+            let list = RDKafkaPartitionList(resume.map { ($0.topic, $0.partition, 0) })
+            rd_kafka_resume_partitions(handle, list.pointer)
+            loop.paused.subtract(resume)
+            logger.debug("partitions resumed", metadata: ["partitions": "\(resume.map(\.description))"])
+        }
+    }
+
+    // MARK: Rebalances (called on the poll thread from inside rd_kafka_consumer_poll/close)
+
+    fileprivate func rebalance(_ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let partitions = RDKafkaPartitionList.entries(list).map { Partition(topic: $0.topic, partition: $0.partition) }
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(handle, list) {
+                    logger.error("incremental assign failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+                }
+            } else {
+                rd_kafka_assign(handle, list)
+            }
+            for p in partitions where loop.workers[p] == nil {
+                let worker = PartitionWorker(topic: p.topic, partition: p.partition, maxBatch: settings.maxBatch)
+                worker.start(processor: processor, logger: logger) { [weak self] next in
+                    self?.storeOffset(p, next)
+                }
+                loop.workers[p] = worker
+            }
+            // A partition paused in an earlier assignment must not stay paused.
+            rd_kafka_resume_partitions(handle, list)
+            loop.paused.subtract(partitions)
+            assigned.withLock { $0.formUnion(partitions) }
+            logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).sorted())"])
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            logger.info("partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).sorted())"])
+            stopWorkers(for: partitions, timeout: settings.drainTimeout)
+            commitStoredOffsets(reason: "revocation")
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(handle, list) {
+                    logger.error("incremental unassign failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+                }
+            } else {
+                rd_kafka_assign(handle, nil)
+            }
+            assigned.withLock { $0.subtract(partitions) }
+            loop.paused.subtract(partitions)
+        default:
+            logger.error("rebalance failed", metadata: ["error": "\(KafkaError(code: err))"])
+            stopWorkers(for: Array(loop.workers.keys), timeout: settings.drainTimeout)
+            rd_kafka_assign(handle, nil)
+            assigned.withLock { $0.removeAll() }
+            loop.paused.removeAll()
+        }
+    }
+
+    /// Lets in-flight batches of `partitions` finish within `timeout`, then abandons the rest.
+    private func stopWorkers(for partitions: [Partition], timeout: Duration) {
+        let workers = partitions.compactMap { p in loop.workers.removeValue(forKey: p) }
+        for w in workers { w.close() }
+        let deadline = DispatchTime.now() + .milliseconds(Int(timeout.seconds * 1000))
+        var stragglers: [PartitionWorker] = []
+        for w in workers where w.finished.wait(timeout: deadline) == .timedOut {
+            stragglers.append(w)
+        }
+        for w in stragglers {
+            logger.warning(
+                "partition did not finish in time; abandoning its in-flight records",
+                metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)", "retrying": "\(w.isRetrying)"])
+            w.cancel()
+        }
+        // Cancelled work ends at its next suspension point; a dependency call in progress is
+        // bounded by its own timeout.
+        let hardDeadline = DispatchTime.now() + .seconds(30)
+        for w in stragglers where w.finished.wait(timeout: hardDeadline) == .timedOut {
+            logger.error("partition work did not stop after cancellation", metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)"])
+        }
+    }
+
+    private func storeOffset(_ partition: Partition, _ next: Int64) {
+        let list = RDKafkaPartitionList([(partition.topic, partition.partition, next)])
+        // rd_kafka_offsets_store only records the offset in memory: safe from any thread.
+        let err = rd_kafka_offsets_store(handle, list.pointer)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR || list.pointer.pointee.elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let e = err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : list.pointer.pointee.elems[0].err
+            logger.debug(
+                "offset not stored (partition no longer assigned); its records will be redelivered",
+                metadata: ["partition": "\(partition)", "offset": "\(next)", "error": "\(KafkaError(code: e))"])
+        }
+    }
+
+    private func commitStoredOffsets(reason: String) {
+        // rd_kafka_commit with async=0 blocks until the coordinator answers.
+        let err = rd_kafka_commit(handle, nil, 0)
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET {
+            logger.debug("offsets committed", metadata: ["reason": "\(reason)"])
+        } else {
+            logger.warning("offset commit failed", metadata: ["reason": "\(reason)", "error": "\(KafkaError(code: err))"])
+        }
+    }
+
+    /// Drains in-flight work, commits, leaves the group.
+    private func shutdown() {
+        logger.info("consumer stopping: draining in-flight work", metadata: ["timeout_ms": "\(Int(settings.drainTimeout.seconds * 1000))"])
+        stopWorkers(for: Array(loop.workers.keys), timeout: settings.drainTimeout)
+        commitStoredOffsets(reason: "shutdown")
+        // rd_kafka_consumer_close blocks: it revokes (our callback commits again) and leaves the group.
+        let err = rd_kafka_consumer_close(handle)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("consumer close reported an error", metadata: ["error": "\(KafkaError(code: err))"])
+        }
+        assigned.withLock { $0.removeAll() }
+        logger.info("consumer stopped")
+    }
+}
+
+/// Lets the rebalance callback, created before the consumer exists, reach it.
+private final class RebalanceTarget: @unchecked Sendable {
+    // Written once during init, before the handle can call back; read on the poll thread.
+    weak var consumer: KafkaEventConsumer?
+}

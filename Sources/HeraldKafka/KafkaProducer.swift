@@ -1,0 +1,211 @@
+import CRdKafka
+import Foundation
+import HeraldCore
+import Logging
+import Synchronization
+
+/// An idempotent producer (`enable.idempotence=true`). `send` returns only when the broker
+/// acknowledged every record, so a caller can store a consumed offset afterwards. A
+/// dedicated thread serves delivery reports; `close()` flushes before it returns.
+public final class KafkaProducer: Sendable {
+    nonisolated(unsafe) private let handle: OpaquePointer
+    private let context: RDKafkaClientContext
+    private let logger: Logger
+    private let closing = Atomic<Bool>(false)
+    private let pollThreadDone = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let pollThreadFinished = Atomic<Bool>(false)
+    private let flushTimeout: Duration
+
+    /// - Parameters:
+    ///   - bootstrapServers: `host:port[,host:port]`.
+    ///   - properties: raw librdkafka properties (SASL, SSL, tuning); Herald's required
+    ///     settings are applied on top of them.
+    public init(
+        bootstrapServers: String, properties: [String: String] = [:], secretProperties: Set<String> = [],
+        clientID: String = "herald", flushTimeout: Duration = .seconds(10), logger: Logger
+    ) throws(KafkaError) {
+        self.logger = logger
+        self.flushTimeout = flushTimeout
+        let context = RDKafkaClientContext(logger: logger, delivery: { message in
+            KafkaProducer.delivered(message)
+        })
+        self.context = context
+        var props: [(String, String)] = [
+            ("client.id", clientID),
+            ("linger.ms", "2"),
+            // Dead letters carry the original value plus headers; leave room above 1 MiB.
+            ("message.max.bytes", "16777216"),
+        ]
+        props += properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        props += [
+            ("bootstrap.servers", bootstrapServers),
+            ("enable.idempotence", "true"),
+        ]
+        let conf = try RDKafkaConfiguration.make(props, secretKeys: secretProperties, context: context)
+        self.handle = try RDKafkaConfiguration.handle(RD_KAFKA_PRODUCER, conf: conf)
+        startPollThread()
+    }
+
+    deinit {
+        rd_kafka_destroy(handle)
+    }
+
+    /// Produces `records` and waits for the broker's acknowledgement of each.
+    /// - Throws: the first delivery error (`KafkaError`, transient or not).
+    public func send(_ records: [OutboundRecord]) async throws {
+        if records.isEmpty { return }
+        guard !closing.load(ordering: .acquiring) else { throw KafkaError.client("producer is closed") }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            let batch = DeliveryBatch(count: records.count, continuation: continuation)
+            for (index, record) in records.enumerated() {
+                if let error = enqueue(record, batch: batch) {
+                    // Records not enqueued will never get a report: account for them here.
+                    batch.fail(error, remaining: records.count - index)
+                    return
+                }
+            }
+        }
+    }
+
+    /// Enqueues one record, waiting while librdkafka's local queue is full.
+    private func enqueue(_ record: OutboundRecord, batch: DeliveryBatch) -> KafkaError? {
+        let opaque = Unmanaged.passRetained(batch).toOpaque()
+        var attempts = 0
+        while true {
+            let error = produce(record, opaque: opaque)
+            guard let error else { return nil }
+            if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue && attempts < 3000 {
+                attempts += 1
+                // Rare: the queue holds 100k messages. The poll thread drains it meanwhile.
+                usleep(1000)
+                continue
+            }
+            Unmanaged<DeliveryBatch>.fromOpaque(opaque).release()
+            return error
+        }
+    }
+
+    private func produce(_ record: OutboundRecord, opaque: UnsafeMutableRawPointer) -> KafkaError? {
+        record.topic.withCString { topic in
+            withOptionalBytes(record.key) { key in
+                withOptionalBytes(record.value) { value in
+                    let headers = rd_kafka_headers_new(record.headers.count)!
+                    for header in record.headers {
+                        if let v = header.value {
+                            v.withUnsafeBytes { raw in
+                                _ = rd_kafka_header_add(headers, header.key, -1, raw.baseAddress, raw.count)
+                            }
+                        } else {
+                            _ = rd_kafka_header_add(headers, header.key, -1, nil, 0)
+                        }
+                    }
+                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                    vus[0].u.cstr = topic
+                    vus[1].vtype = RD_KAFKA_VTYPE_KEY
+                    vus[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                    vus[1].u.mem.size = key.count
+                    vus[2].vtype = RD_KAFKA_VTYPE_VALUE
+                    vus[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                    vus[2].u.mem.size = value.count
+                    vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    vus[3].u.i = RD_KAFKA_MSG_F_COPY
+                    vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    vus[4].u.ptr = opaque
+                    vus[5].vtype = RD_KAFKA_VTYPE_HEADERS
+                    vus[5].u.headers = headers
+                    guard let error = rd_kafka_produceva(handle, vus, vus.count) else {
+                        return nil  // librdkafka owns the headers now
+                    }
+                    rd_kafka_headers_destroy(headers)
+                    return KafkaError(consuming: error)
+                }
+            }
+        }
+    }
+
+    /// Delivery report, on the poll thread.
+    private static func delivered(_ message: UnsafePointer<rd_kafka_message_t>) {
+        guard let opaque = message.pointee._private else { return }
+        let batch = Unmanaged<DeliveryBatch>.fromOpaque(opaque).takeRetainedValue()
+        let err = message.pointee.err
+        batch.report(err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(code: err))
+    }
+
+    private func startPollThread() {
+        let thread = Thread { [self] in
+            // rd_kafka_poll blocks up to 100 ms: it runs here, never on the cooperative pool.
+            while !closing.load(ordering: .acquiring) {
+                rd_kafka_poll(handle, 100)
+            }
+            // rd_kafka_flush blocks until every record is delivered or the timeout passes.
+            let ms = Int32(clamping: Int64(flushTimeout.seconds * 1000))
+            let err = rd_kafka_flush(handle, ms)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.error("producer flush timed out; undelivered records fail", metadata: ["pending": "\(rd_kafka_outq_len(handle))"])
+                rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+                rd_kafka_poll(handle, 0)
+            }
+            pollThreadFinished.store(true, ordering: .releasing)
+            pollThreadDone.withLock { $0?.resume(); $0 = nil }
+        }
+        thread.name = "herald-producer-poll"
+        thread.start()
+    }
+
+    /// Flushes outstanding records (up to the flush timeout) and stops the poll thread.
+    public func close() async {
+        closing.store(true, ordering: .releasing)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = pollThreadDone.withLock { slot -> Bool in
+                if pollThreadFinished.load(ordering: .acquiring) { return true }
+                slot = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+}
+
+/// Counts the delivery reports of one `send` call.
+private final class DeliveryBatch: Sendable {
+    private struct State {
+        var remaining: Int
+        var firstError: KafkaError?
+        var continuation: CheckedContinuation<Void, Error>?
+    }
+    private let state: Mutex<State>
+
+    init(count: Int, continuation: CheckedContinuation<Void, Error>) {
+        state = Mutex(State(remaining: count, continuation: continuation))
+    }
+
+    func report(_ error: KafkaError?) {
+        finish(count: 1, error: error)
+    }
+
+    func fail(_ error: KafkaError, remaining: Int) {
+        finish(count: remaining, error: error)
+    }
+
+    private func finish(count: Int, error: KafkaError?) {
+        let done = state.withLock { s -> (CheckedContinuation<Void, Error>, KafkaError?)? in
+            s.remaining -= count
+            if s.firstError == nil, let error { s.firstError = error }
+            guard s.remaining <= 0, let c = s.continuation else { return nil }
+            s.continuation = nil
+            return (c, s.firstError)
+        }
+        if let (continuation, error) = done {
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+    }
+}
+
+@inline(__always)
+func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    if let bytes {
+        return bytes.withUnsafeBytes(body)
+    }
+    return body(UnsafeRawBufferPointer(start: nil, count: 0))
+}

@@ -1,0 +1,133 @@
+import Dispatch
+import HeraldCore
+import Logging
+import Synchronization
+
+/// The records of one assigned partition waiting to be processed, and the task that
+/// processes them in order. The poll thread delivers; the task takes up to a batch at a time.
+/// The buffer is bounded by pausing the partition (see `wantsPause`), never by dropping.
+final class PartitionWorker: Sendable {
+    let topic: String
+    let partition: Int32
+
+    private struct State {
+        var buffer: [InboundMessage] = []
+        var waiter: CheckedContinuation<[InboundMessage]?, Never>?
+        var closed = false
+        var retrying = false
+        var pausedForBackpressure = false
+        var task: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+    private let maxBatch: Int
+    /// Signalled once when the task has ended.
+    let finished = DispatchSemaphore(value: 0)
+
+    init(topic: String, partition: Int32, maxBatch: Int) {
+        self.topic = topic
+        self.partition = partition
+        self.maxBatch = maxBatch
+    }
+
+    /// Starts the task. `storeOffset` is called with the next offset to consume after a
+    /// batch's outcome is final.
+    func start(processor: BatchProcessor, logger: Logger, storeOffset: @escaping @Sendable (Int64) -> Void) {
+        let task = Task { [self] in
+            defer { finished.signal() }
+            while let batch = await next() {
+                do {
+                    try await processor.process(batch) { [self] retrying in
+                        state.withLock { $0.retrying = retrying }
+                    }
+                } catch {
+                    logger.notice(
+                        "partition work abandoned; its records are not committed and will be redelivered",
+                        metadata: [
+                            "topic": "\(topic)", "partition": "\(partition)", "first_offset": "\(batch.first!.offset)",
+                            "count": "\(batch.count)",
+                        ])
+                    return
+                }
+                storeOffset(batch[batch.count - 1].offset + 1)
+            }
+        }
+        state.withLock { $0.task = task }
+    }
+
+    /// Hands records to the task. Returns the number buffered; records for a closed worker
+    /// are dropped (they were never stored, so they will be delivered again).
+    @discardableResult
+    func deliver(_ messages: [InboundMessage]) -> Int {
+        state.withLock { s in
+            guard !s.closed else { return 0 }
+            if s.buffer.isEmpty {
+                s.buffer = messages
+            } else {
+                s.buffer.append(contentsOf: messages)
+            }
+            if let waiter = s.waiter {
+                s.waiter = nil
+                waiter.resume(returning: Self.take(&s.buffer, max: maxBatch))
+            }
+            return s.buffer.count
+        }
+    }
+
+    private func next() async -> [InboundMessage]? {
+        await withCheckedContinuation { (c: CheckedContinuation<[InboundMessage]?, Never>) in
+            state.withLock { s in
+                if !s.buffer.isEmpty {
+                    c.resume(returning: Self.take(&s.buffer, max: maxBatch))
+                } else if s.closed {
+                    c.resume(returning: nil)
+                } else {
+                    s.waiter = c
+                }
+            }
+        }
+    }
+
+    private static func take(_ buffer: inout [InboundMessage], max: Int) -> [InboundMessage] {
+        if buffer.count <= max {
+            defer { buffer = [] }
+            return buffer
+        }
+        let batch = Array(buffer[..<max])
+        buffer.removeFirst(max)
+        return batch
+    }
+
+    /// Stops taking records: the current batch may finish, buffered records are dropped.
+    func close() {
+        state.withLock { s in
+            s.closed = true
+            s.buffer = []
+            if let waiter = s.waiter {
+                s.waiter = nil
+                waiter.resume(returning: nil)
+            }
+        }
+    }
+
+    /// Cancels the task: a batch waiting on a retry is abandoned and not committed.
+    func cancel() {
+        state.withLock { $0.task }?.cancel()
+    }
+
+    /// Whether the partition should be paused: while retrying, and while the buffer is above
+    /// `high` until it drains below `low` (hysteresis, so pause/resume does not flap).
+    func wantsPause(high: Int, low: Int) -> Bool {
+        state.withLock { s in
+            let count = s.buffer.count
+            if count >= high {
+                s.pausedForBackpressure = true
+            } else if count <= low {
+                s.pausedForBackpressure = false
+            }
+            return s.retrying || s.pausedForBackpressure
+        }
+    }
+
+    var isRetrying: Bool { state.withLock { $0.retrying } }
+}
