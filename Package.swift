@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 // Each C library is wrapped by a system-library target and imported by exactly one
@@ -79,3 +79,8 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Our own targets build with warnings as errors (dependencies are not affected).
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+}

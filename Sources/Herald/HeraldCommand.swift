@@ -15,7 +15,7 @@ struct HeraldCommand: AsyncParsableCommand {
             With no HERALD_KAFKA_BROKERS, `herald run` starts an embedded broker.
             """,
         version: version,
-        subcommands: [RunCommand.self, PublishCommand.self, BrokerCommand.self],
+        subcommands: [RunCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self],
         defaultSubcommand: nil
     )
 }

@@ -20,6 +20,12 @@ struct RunCommand: AsyncParsableCommand {
             HERALD_SHUTDOWN_TIMEOUT), commits offsets, leaves the group, flushes and exits 0.
             """)
 
+    @Option(name: .customLong("bench-stop-after"), help: .hidden)
+    var benchStopAfter: Int?
+
+    @Flag(name: .customLong("bench-discard-effects"), help: .hidden)
+    var benchDiscardEffects = false
+
     func run() async throws {
         let config = Environment.configuration()
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
@@ -61,11 +67,14 @@ struct RunCommand: AsyncParsableCommand {
         let dispatcher = EventDispatcher(
             decoder: EnvelopeDecoder(defaultTypeByTopic: config.defaultTypeByTopic),
             handlers: [RevocationHandler()], ignoredTypes: config.ignoredTypes)
+        let benchmark = benchStopAfter.map { BenchmarkObserver(target: $0) }
+        let applier: any EffectApplier = benchDiscardEffects ? DiscardingApplier() : RevocationEffectApplier(store: store)
         let processor = BatchProcessor(
-            dispatcher: dispatcher, applier: RevocationEffectApplier(store: store),
+            dispatcher: dispatcher, applier: applier,
             deadLetters: KafkaDeadLetterPublisher(
                 producer: producer, suffix: config.kafka.deadLetterSuffix, logger: Logger(label: "herald.dlq")),
-            backoff: config.retry, consumerGroup: config.kafka.groupID, logger: Logger(label: "herald.events"))
+            backoff: config.retry, consumerGroup: config.kafka.groupID,
+            observer: benchmark ?? NoProcessingObserver() as any ProcessingObserver, logger: Logger(label: "herald.events"))
         let consumer = try KafkaEventConsumer(
             settings: KafkaConsumerSettings(
                 bootstrapServers: brokers, groupID: config.kafka.groupID, clientID: config.kafka.clientID,
@@ -74,10 +83,11 @@ struct RunCommand: AsyncParsableCommand {
                 maxBufferedPerPartition: config.kafka.maxBufferedPerPartition, maxBatch: config.kafka.maxBatch,
                 commitInterval: config.kafka.commitInterval, drainTimeout: config.kafka.shutdownTimeout),
             processor: processor, logger: Logger(label: "herald.kafka.consumer"))
+        benchmark?.onDone { consumer.triggerShutdown() }
 
         // Shutdown runs in reverse: the consumer stops first, then the producer flushes,
         // then Redis and the embedded broker go.
-        services.append(.init(service: CloseOnShutdownService(name: "redis") { await redis.close() }))
+        services.append(.init(service: CloseOnShutdownService(name: "redis") { redis.close() }))
         services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
         services.append(
             .init(

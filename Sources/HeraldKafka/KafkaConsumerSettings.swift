@@ -50,6 +50,9 @@ public struct KafkaConsumerSettings: Sendable {
             ("client.id", clientID),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
+            // Bound librdkafka's prefetch queue (default 64 MiB): Herald buffers per partition itself.
+            ("queued.max.messages.kbytes", "8192"),
+            ("queued.min.messages", "20000"),
         ]
         props += properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         props += [

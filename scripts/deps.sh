@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Herald builds, runs and tests with, when any is missing.
+# Usage: scripts/deps.sh [build|run|test|bench]
+set -euo pipefail
+profile=${1:-test}
+packages=(pkg-config librdkafka-dev libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server)
+case "$profile" in
+  build) ;;
+  run) packages+=(redis-tools) ;;
+  test) packages+=(redis-tools python3 python3-jsonschema python3-yaml) ;;
+  bench) packages+=(redis-tools kcat time) ;;
+  *) echo "usage: $0 [build|run|test|bench]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
