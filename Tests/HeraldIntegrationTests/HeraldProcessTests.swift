@@ -1,0 +1,155 @@
+import Foundation
+import HeraldCore
+import HeraldKafka
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// End to end with the built `herald` binary as a process, the embedded broker in another
+/// process (`herald broker`), and a real redis-server.
+@Suite("herald as a process", .serialized, .timeLimit(.minutes(5)))
+struct HeraldProcessTests {
+    struct Setup {
+        let dir: String
+        let broker: ChildProcess
+        let bootstrap: String
+        let redis: RedisServer
+        let producer: KafkaProducer
+
+        init(partitions: Int) async throws {
+            dir = try HeraldBinary.temporaryDirectory()
+            let file = dir + "/bootstrap"
+            broker = try ChildProcess(
+                HeraldBinary.path, ["broker", "--partitions", String(partitions), "--bootstrap-file", file],
+                environment: ["PATH": "/usr/bin:/bin"], logPath: dir + "/broker.log")
+            var address: String?
+            try await TestCluster.eventually("broker bootstrap file", timeout: .seconds(30)) {
+                address = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                return !(address ?? "").isEmpty
+            }
+            bootstrap = address!
+            redis = try await RedisServer.start()
+            producer = try KafkaProducer(bootstrapServers: bootstrap, logger: TestLogging.logger("e2e.producer"))
+        }
+
+        func herald(_ name: String, group: String) throws -> ChildProcess {
+            try ChildProcess(
+                HeraldBinary.path, ["run"],
+                environment: [
+                    "PATH": "/usr/bin:/bin",
+                    "HERALD_KAFKA_BROKERS": bootstrap,
+                    "HERALD_KAFKA_GROUP": group,
+                    "HERALD_REDIS_URL": redis.url,
+                    "HERALD_COMMIT_INTERVAL": "200ms",
+                    "HERALD_KAFKA_PROPERTY_SESSION_TIMEOUT_MS": "6000",
+                    "HERALD_KAFKA_PROPERTY_HEARTBEAT_INTERVAL_MS": "500",
+                    "HERALD_LOG_FORMAT": "json",
+                ], logPath: "\(dir)/\(name).log")
+        }
+
+        func inspector(_ group: String) throws -> KafkaInspector {
+            try KafkaInspector(bootstrapServers: bootstrap, groupID: group, logger: TestLogging.logger("e2e.inspector"))
+        }
+
+        func teardown() {
+            redis.shutdown()
+            broker.signal(SIGTERM)
+        }
+    }
+
+    static func revocations(_ range: Range<Int>) -> [OutboundRecord] {
+        range.map { i in
+            TestCluster.event(
+                ["event_type": "UserSessionsRevoked", "event_id": "e2e-\(i)", "user_id": "user-\(i)", "event_timestamp": 1_700_000_000 + i],
+                key: "user-\(i)")
+        }
+    }
+
+    @Test("kill -9 midway, start again: every event applied, none lost")
+    func killNineMidway() async throws {
+        let setup = try await Setup(partitions: 4)
+        defer { setup.teardown() }
+        let count = 20_000
+        try await setup.producer.send(Self.revocations(0..<count))
+
+        var herald = try setup.herald("herald-1", group: "e2e-kill")
+        try await TestCluster.eventually("some events applied") {
+            (try setup.redis.probe(["DBSIZE"]).integer ?? 0) > 0
+        }
+        herald.signal(SIGKILL)
+        _ = try await herald.waitForExit()
+        let appliedBeforeKill = try setup.redis.probe(["DBSIZE"]).integer ?? 0
+
+        herald = try setup.herald("herald-2", group: "e2e-kill")
+        try await TestCluster.eventually("all \(count) applied after restart", timeout: .seconds(120)) {
+            (try setup.redis.probe(["DBSIZE"]).integer ?? 0) >= count
+        }
+        herald.signal(SIGTERM)
+        #expect(try await herald.waitForExit() == 0)
+        #expect(try setup.redis.probe(["DBSIZE"]).integer == count)
+        #expect(appliedBeforeKill > 0)
+        for i in [0, 4_321, count - 1] {
+            #expect(try setup.redis.probe(["GET", "revoked_user: user-\(i)"]).text == String(1_700_000_000 + i))
+        }
+    }
+
+    @Test("SIGTERM: clean exit 0 with offsets committed; a restart consumes nothing twice")
+    func sigtermCommits() async throws {
+        let setup = try await Setup(partitions: 2)
+        defer { setup.teardown() }
+        // Good events, and bad ones: a bad record consumed twice would be dead-lettered twice.
+        var records = Self.revocations(0..<500)
+        records += (0..<10).map { OutboundRecord(topic: TestCluster.authTopic, key: Array("bad".utf8), value: Array("not json \($0)".utf8)) }
+        try await setup.producer.send(records)
+
+        var herald = try setup.herald("herald-1", group: "e2e-term")
+        let inspector = try setup.inspector("e2e-term")
+        try await TestCluster.eventually("all applied and dead-lettered") {
+            let applied = try setup.redis.probe(["DBSIZE"]).integer ?? 0
+            let letters = try await inspector.readAll(TestCluster.authTopic + ".dlq").count
+            return applied >= 500 && letters >= 10
+        }
+        herald.signal(SIGTERM)
+        #expect(try await herald.waitForExit() == 0)
+        #expect(herald.output.contains("consumer stopped"))
+
+        let committed = try await inspector.committed(TestCluster.authTopic)
+        let marks = try await inspector.watermarks(TestCluster.authTopic)
+        for (p, mark) in marks { #expect(committed[p] == mark.high, "partition \(p)") }
+
+        // Restart with one new event: only it is consumed; no bad record is dead-lettered again.
+        try await setup.producer.send(Self.revocations(500..<501))
+        herald = try setup.herald("herald-2", group: "e2e-term")
+        try await TestCluster.eventually("the new event") { (try setup.redis.probe(["DBSIZE"]).integer ?? 0) >= 501 }
+        try await Task.sleep(for: .seconds(1))
+        herald.signal(SIGINT)
+        #expect(try await herald.waitForExit() == 0)
+        #expect(try await inspector.readAll(TestCluster.authTopic + ".dlq").count == 10)
+    }
+
+    @Test("a bad configuration stops herald at start-up with a message naming the setting")
+    func badConfiguration() async throws {
+        let dir = try HeraldBinary.temporaryDirectory()
+        let cases: [(String, String)] = [
+            ("HERALD_REDIS_URL", "http://nope"),
+            ("HERALD_KAFKA_BROKERS", "no-port"),
+            ("HERALD_LOG_LEVEL", "loud"),
+            ("HERALD_RETRY_INITIAL", "fast"),
+        ]
+        for (name, value) in cases {
+            let herald = try ChildProcess(
+                HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", name: value], logPath: "\(dir)/\(name).log")
+            let status = try await herald.waitForExit()
+            #expect(status == 78, "\(name)")
+            #expect(herald.output.contains(name), "\(name): \(herald.output)")
+        }
+        let secret = try ChildProcess(
+            HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", "HERALD_REDIS_URL": "redis://:hunter2@host:notaport"],
+            logPath: "\(dir)/secret.log")
+        #expect(try await secret.waitForExit() == 78)
+        #expect(!secret.output.contains("hunter2"))
+        #expect(secret.output.contains("HERALD_REDIS_URL"))
+    }
+}
