@@ -55,29 +55,28 @@ public final class KafkaProducer: Sendable {
     public func send(_ records: [OutboundRecord]) async throws {
         if records.isEmpty { return }
         guard !closing.load(ordering: .acquiring) else { throw KafkaError.client("producer is closed") }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let batch = DeliveryBatch(count: records.count, continuation: continuation)
-            for (index, record) in records.enumerated() {
-                if let error = enqueue(record, batch: batch) {
-                    // Records not enqueued will never get a report: account for them here.
-                    batch.fail(error, remaining: records.count - index)
-                    return
-                }
+        let batch = DeliveryBatch(count: records.count)
+        for (index, record) in records.enumerated() {
+            if let error = await enqueue(record, batch: batch) {
+                // Records not enqueued will never get a report: account for them here.
+                batch.fail(error, remaining: records.count - index)
+                break
             }
         }
+        try await batch.wait()
     }
 
-    /// Enqueues one record, waiting while librdkafka's local queue is full.
-    private func enqueue(_ record: OutboundRecord, batch: DeliveryBatch) -> KafkaError? {
+    /// Enqueues one record, waiting (without blocking a thread) while librdkafka's local
+    /// queue is full.
+    private func enqueue(_ record: OutboundRecord, batch: DeliveryBatch) async -> KafkaError? {
         let opaque = Unmanaged.passRetained(batch).toOpaque()
         var attempts = 0
         while true {
-            let error = produce(record, opaque: opaque)
-            guard let error else { return nil }
-            if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue && attempts < 3000 {
+            guard let error = produce(record, opaque: opaque) else { return nil }
+            if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue && attempts < 30_000 {
                 attempts += 1
-                // Rare: the queue holds 100k messages. The poll thread drains it meanwhile.
-                usleep(1000)
+                // The poll thread drains the queue meanwhile.
+                try? await Task.sleep(for: .milliseconds(1))
                 continue
             }
             Unmanaged<DeliveryBatch>.fromOpaque(opaque).release()
@@ -176,8 +175,8 @@ private final class DeliveryBatch: Sendable {
     }
     private let state: Mutex<State>
 
-    init(count: Int, continuation: CheckedContinuation<Void, Error>) {
-        state = Mutex(State(remaining: count, continuation: continuation))
+    init(count: Int) {
+        state = Mutex(State(remaining: count))
     }
 
     func report(_ error: KafkaError?) {
@@ -198,6 +197,20 @@ private final class DeliveryBatch: Sendable {
         }
         if let (continuation, error) = done {
             if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+    }
+
+    /// Returns when every record was reported.
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            let result = state.withLock { s -> Result<Void, KafkaError>? in
+                guard s.remaining <= 0 else {
+                    s.continuation = c
+                    return nil
+                }
+                return s.firstError.map { .failure($0) } ?? .success(())
+            }
+            if let result { c.resume(with: result) }
         }
     }
 }

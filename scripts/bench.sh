@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# `make bench`: drain BENCH_EVENTS (default 1,000,000) small events pre-produced to an
+# embedded broker (a separate `herald broker` process) with kcat and with Herald in the same
+# run, then again with Herald applying every event to a real Redis. Prints a Markdown
+# table and writes it to var/bench/results.md. Not part of `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+herald=${1:?usage: $0 path/to/herald}
+events=${BENCH_EVENTS:-1000000}
+partitions=${BENCH_PARTITIONS:-32}
+roles=${BENCH_ROLES:-10000}
+topic=auth_service_topic
+dir=var/bench
+rm -rf "$dir"; mkdir -p "$dir"
+
+broker_pid=""
+cleanup() {
+  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true
+  scripts/redis.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"$herald" broker --partitions "$partitions" --bootstrap-file "$dir/bootstrap" >"$dir/broker.log" 2>&1 &
+broker_pid=$!
+for _ in $(seq 1 200); do [ -s "$dir/bootstrap" ] && break; sleep 0.05; done
+bootstrap=$(cat "$dir/bootstrap")
+echo "broker: $bootstrap ($partitions partitions)"
+
+echo "generating $events events..."
+python3 - "$events" "$roles" >"$dir/events.jsonl" <<'PY'
+import sys
+n, roles = int(sys.argv[1]), int(sys.argv[2])
+out = sys.stdout
+for i in range(n):
+    out.write('{"event_type":"RolePermissionsChanged","event_id":"b%d","role":"r%d","event_timestamp":%d}\n' % (i, i % roles, 1700000000 + i))
+PY
+echo "producing with kcat..."
+kcat -P -b "$bootstrap" -t "$topic" -l "$dir/events.jsonl" -X linger.ms=20 -X batch.num.messages=10000
+"$herald" lag --brokers "$bootstrap" --group bench-check --topic "$topic" --json >"$dir/watermarks.json"
+python3 - "$dir/watermarks.json" "$events" <<'PY'
+import json, sys
+w = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+low = sum(p["low"] for p in w["partitions"]); high = sum(p["high"] for p in w["partitions"])
+assert low == 0, f"the mock cluster dropped old batches (low watermarks sum {low}); use more partitions"
+assert high == n, f"expected {n} records, found {high}"
+print(f"topic holds {high} records, low watermarks all 0")
+PY
+
+measure() { # label, command...: prints "seconds peak_rss_kib"
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$dir/$label.time" "$@" >"$dir/$label.out" 2>"$dir/$label.err"
+  cat "$dir/$label.time"
+}
+
+echo "kcat draining..."
+read -r kcat_s kcat_rss < <(measure kcat kcat -C -b "$bootstrap" -t "$topic" -o beginning -e -q)
+kcat_count=$(wc -l <"$dir/kcat.out")
+[ "$kcat_count" -eq "$events" ] || { echo "kcat read $kcat_count of $events"; exit 1; }
+
+echo "herald (no-op effects) draining..."
+read -r noop_wall noop_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-noop HERALD_LOG_LEVEL=warning \
+  measure herald-noop "$herald" run --bench-stop-after "$events" --bench-discard-effects)
+noop_json=$(grep '^{"events"' "$dir/herald-noop.out")
+
+echo "herald (real Redis) draining..."
+redis_url=$(scripts/redis.sh start)
+read -r redis_wall redis_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-redis HERALD_REDIS_URL=$redis_url \
+  HERALD_LOG_LEVEL=warning measure herald-redis "$herald" run --bench-stop-after "$events")
+redis_json=$(grep '^{"events"' "$dir/herald-redis.out")
+keys=$(redis-cli -u "$redis_url" dbsize)
+[ "$keys" -eq "$roles" ] || { echo "expected $roles role keys in Redis, found $keys"; exit 1; }
+
+python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" >"$dir/results.md" <<'PY'
+import json, sys
+n = int(sys.argv[1]); kcat_s = float(sys.argv[2]); kcat_rss = int(sys.argv[3])
+noop_wall = float(sys.argv[4]); noop_rss = int(sys.argv[5]); noop = json.loads(sys.argv[6])
+redis_wall = float(sys.argv[7]); redis_rss = int(sys.argv[8]); red = json.loads(sys.argv[9])
+partitions, roles = sys.argv[10], sys.argv[11]
+kcat_rate = n / kcat_s
+mib = lambda kib: kib / 1024
+print(f"{n:,} events of ~100 bytes, {partitions} partitions, embedded broker in its own process, same run.\n")
+print("| consumer | wall s | msgs/s (wall) | msgs/s (first→last event) | vs kcat | peak RSS |")
+print("|---|---:|---:|---:|---:|---:|")
+print(f"| kcat -C -e (baseline, no group) | {kcat_s:.2f} | {kcat_rate:,.0f} | – | 1.00× | {mib(kcat_rss):.1f} MiB |")
+print(f"| herald, no-op effects | {noop_wall:.2f} | {n/noop_wall:,.0f} | {noop['events_per_second']:,} | {noop['events_per_second']/kcat_rate:.2f}× | {mib(noop_rss):.1f} MiB |")
+print(f"| herald, real Redis ({roles} role keys) | {redis_wall:.2f} | {n/redis_wall:,.0f} | {red['events_per_second']:,} | {red['events_per_second']/kcat_rate:.2f}× | {mib(redis_rss):.1f} MiB |")
+print()
+print("Wall time includes start-up and, for Herald, joining the consumer group (the mock")
+print("coordinator waits ~3 s before the first assignment); 'first→last event' is Herald's own")
+print("measurement from its first processed event to its last.")
+PY
+cat "$dir/results.md"
