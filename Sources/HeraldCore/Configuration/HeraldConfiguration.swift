@@ -120,7 +120,9 @@ public struct HeraldConfiguration: Sendable {
             let key = suffix.lowercased().replacing("_", with: ".")
             guard let value = try reader.string(fromFile ? String(name.dropLast(5)) : name) else { continue }
             c.kafka.properties[key] = value
-            if fromFile || key.contains("password") || key.contains("secret") || key.hasSuffix(".key") {
+            if fromFile || key.contains("password") || key.contains("secret") || key.hasSuffix(".key")
+                || key.hasPrefix("ssl.key.") || key == "sasl.oauthbearer.config"
+            {
                 c.kafka.secretProperties.insert(key)
             }
         }
@@ -207,7 +209,8 @@ struct EnvironmentReader {
         if let path = env[name + "_FILE"] {
             do {
                 var text = try readFile(path)
-                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                // `last.isNewline`, not `hasSuffix("\n")`: "\r\n" is a single Character.
+                while let last = text.last, last.isNewline { text.removeLast() }
                 return text
             } catch {
                 throw ConfigurationError(setting: name + "_FILE", problem: "cannot read \(path)")
@@ -255,7 +258,10 @@ public func parseDuration(_ text: String) -> Duration? {
     for (suffix, scale) in units where text.hasSuffix(suffix) {
         let number = text.dropLast(suffix.count)
         guard let v = Double(number), v.isFinite, v >= 0 else { return nil }
-        return .milliseconds(Int64((v * scale * 1000).rounded()))
+        let milliseconds = (v * scale * 1000).rounded()
+        // Int64(_:) traps beyond Int64.max: `1e300s` must be an error, not a crash.
+        guard milliseconds < Double(Int64.max) else { return nil }
+        return .milliseconds(Int64(milliseconds))
     }
     return nil
 }

@@ -77,6 +77,8 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {
             if after.hasPrefix(":") {
                 guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw ValidationError(field: field, reason: "bad port") }
                 port = p
+            } else if !after.isEmpty {
+                throw ValidationError(field: field, reason: "bad IPv6 host")
             }
         } else if let colon = hostPort.lastIndex(of: ":") {
             host = String(hostPort[..<colon])
@@ -102,14 +104,24 @@ private func percentDecoded(_ s: Substring) -> String {
     var out: [UInt8] = []
     var bytes = Array(s.utf8)[...]
     while let b = bytes.popFirst() {
-        if b == UInt8(ascii: "%"), bytes.count >= 2,
-            let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16)
+        if b == UInt8(ascii: "%"), bytes.count >= 2, let high = hexDigit(bytes[bytes.startIndex]),
+            let low = hexDigit(bytes[bytes.startIndex + 1])
         {
-            out.append(v)
+            out.append(high << 4 | low)
             bytes = bytes.dropFirst(2)
         } else {
             out.append(b)
         }
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+/// The value of an ASCII hex digit. (`UInt8(_:radix:)` also accepts a sign: `%+1`.)
+private func hexDigit(_ b: UInt8) -> UInt8? {
+    switch b {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+    default: nil
+    }
 }

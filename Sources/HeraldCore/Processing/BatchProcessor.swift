@@ -100,7 +100,7 @@ public struct BatchProcessor: Sendable {
             return []
         } catch let failure as PermanentFailure {
             guard withEffects.count > 1 else {
-                return [(withEffects[0], Rejection(.handlerRejected, failure.message), retry.attempts + 1)]
+                return [(withEffects[0], Rejection(.handlerRejected, failure.message), failure.attempts)]
             }
             // Isolate the event that cannot be applied; the others go through.
             logger.notice("a batch failed permanently; applying its events one by one", metadata: ["error": "\(failure.message)"])
@@ -110,8 +110,9 @@ public struct BatchProcessor: Sendable {
                     try await attempt("apply effects", retry: &retry) {
                         try await applier.apply([event])
                     }
-                } catch let failure as PermanentFailure {
-                    rejected.append((event, Rejection(.handlerRejected, failure.message), retry.attempts + 1))
+                } catch let single as PermanentFailure {
+                    // Tried in the failed batch, then alone.
+                    rejected.append((event, Rejection(.handlerRejected, single.message), failure.attempts + single.attempts))
                 }
             }
             return rejected
@@ -120,6 +121,8 @@ public struct BatchProcessor: Sendable {
 
     struct PermanentFailure: Error {
         let message: String
+        /// How many times the operation was tried, the permanent failure included.
+        let attempts: Int
     }
 
     struct RetryState {
@@ -152,7 +155,7 @@ public struct BatchProcessor: Sendable {
                 return
             } catch let error as ClassifiedError where !error.isTransient {
                 retry.end(observer)
-                throw PermanentFailure(message: String(describing: error))
+                throw PermanentFailure(message: String(describing: error), attempts: attempt + 1)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
