@@ -1,0 +1,268 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A throwaway `redis-server` for integration tests: 127.0.0.1 on a port free at start,
+/// no persistence (`--save '' --appendonly no`), its own temporary directory.
+///
+///     let redis = try await RedisServer.start()
+///     let client = RedisClient(endpoint: try RedisEndpoint(url: redis.url), logger: logger)
+///     try await redis.restart()              // same port, empty data
+///
+/// The server is killed when the object goes away (or on `shutdown()`). A missing
+/// `redis-server` binary is an error, not a skip: the tests fail loudly.
+///
+/// `probe(_:)` talks to the server with its own tiny RESP client (not HeraldRedis), so tests
+/// can check what the code under test wrote without trusting it.
+final class RedisServer: Sendable {
+    /// How to run the server.
+    struct Options: Sendable {
+        /// `--requirepass`.
+        var password: String?
+        /// Also listen on a unix socket in the server's directory.
+        var unixSocket = false
+        /// More `redis-server` arguments, such as `["--replicaof", "127.0.0.1", "1"]`.
+        var arguments: [String] = []
+
+        init(password: String? = nil, unixSocket: Bool = false, arguments: [String] = []) {
+            self.password = password
+            self.unixSocket = unixSocket
+            self.arguments = arguments
+        }
+    }
+
+    /// Why the harness could not run a server.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    let port: Int
+    let options: Options
+    /// The server's working directory (its log is `redis.log` there).
+    let directory: String
+    private let executable: String
+    private let process = Mutex<pid_t?>(nil)
+
+    /// `redis://[:password@]127.0.0.1:port/0`.
+    var url: String { url(database: 0) }
+
+    func url(database: Int) -> String {
+        let credentials = options.password.map { ":\(percentEncoded($0))@" } ?? ""
+        return "redis://\(credentials)127.0.0.1:\(port)/\(database)"
+    }
+
+    /// The unix socket's path, when `Options.unixSocket` is set.
+    var unixSocketPath: String? { options.unixSocket ? directory + "/redis.sock" : nil }
+
+    /// `unix:///path/redis.sock?db=N`, when `Options.unixSocket` is set.
+    func unixSocketURL(database: Int = 0) -> String? {
+        unixSocketPath.map { "unix://\($0)?db=\(database)" }
+    }
+
+    /// Starts a server on a free port and waits until it answers `PING`.
+    static func start(_ options: Options = Options()) async throws -> RedisServer {
+        let executable = try findExecutable()
+        var lastError: (any Error)?
+        // Another process may take the port between choosing and binding it: try again.
+        for _ in 0..<5 {
+            let directory = try makeTemporaryDirectory()
+            let server = RedisServer(port: try freePort(), options: options, directory: directory, executable: executable)
+            do {
+                try await server.start()
+                return server
+            } catch {
+                lastError = error
+                server.shutdown()
+            }
+        }
+        throw lastError ?? Failure(description: "redis-server did not start")
+    }
+
+    private init(port: Int, options: Options, directory: String, executable: String) {
+        self.port = port
+        self.options = options
+        self.directory = directory
+        self.executable = executable
+    }
+
+    deinit {
+        shutdown()
+    }
+
+    /// Starts the (stopped) server again on the same port and waits until it answers.
+    func start() async throws {
+        let pid = try spawn()
+        process.withLock { $0 = pid }
+        try await waitUntilReady(pid: pid)
+    }
+
+    /// Sends SIGTERM and waits for the server to exit (SIGKILL after 10 seconds).
+    func stop() async throws {
+        guard let pid = process.withLock({ $0 }) else { return }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if reap(pid) { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(pid, SIGKILL)
+        _ = waitpid(pid, nil, 0)
+        process.withLock { $0 = nil }
+    }
+
+    /// `stop()` then `start()`: same port, no data (nothing is persisted), no scripts.
+    func restart() async throws {
+        try await stop()
+        try await start()
+    }
+
+    /// Kills the server at once and removes its directory. Idempotent.
+    func shutdown() {
+        let running = process.withLock { pid in
+            defer { pid = nil }
+            return pid
+        }
+        if let pid = running {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, nil, 0)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The client name of the harness's own connections (`CLIENT LIST` shows it), so tests
+    /// can tell them from the connections of the code under test.
+    static let probeClientName = "herald-test-probe"
+
+    /// Sends one command over a fresh connection (after `AUTH`, `CLIENT SETNAME` and
+    /// `SELECT database`) and returns the reply.
+    func probe(_ arguments: [String], database: Int = 0) throws -> RESPValue {
+        try probe(arguments.map { Array($0.utf8) }, database: database)
+    }
+
+    func probe(_ arguments: [[UInt8]], database: Int = 0) throws -> RESPValue {
+        let connection = try RESPConnection(port: port)
+        if let password = options.password {
+            try connection.expectOK(["AUTH", password].map { Array($0.utf8) })
+        }
+        _ = try connection.send(["CLIENT", "SETNAME", Self.probeClientName].map { Array($0.utf8) })
+        if database != 0 {
+            try connection.expectOK(["SELECT", String(database)].map { Array($0.utf8) })
+        }
+        return try connection.send(arguments)
+    }
+
+    /// The server's log, for failure messages.
+    func log() -> String {
+        (try? String(contentsOfFile: directory + "/redis.log", encoding: .utf8)) ?? ""
+    }
+
+    // MARK: - Process
+
+    private func arguments() -> [String] {
+        var arguments = [
+            executable, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory, "--logfile", "", "--daemonize", "no",
+        ]
+        if let password = options.password { arguments += ["--requirepass", password] }
+        if let socket = unixSocketPath { arguments += ["--unixsocket", socket, "--unixsocketperm", "700"] }
+        return arguments + options.arguments
+    }
+
+    /// posix_spawn with stdout and stderr appended to `redis.log`.
+    private func spawn() throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, directory + "/redis.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The child inherits the spawning thread's signal mask and ignored signals (a test
+        // process may block or ignore SIGTERM for its own handling): reset both, or `stop()`
+        // could not stop the server.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&signals, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &signals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = arguments().map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard status == 0 else {
+            throw Failure(description: "cannot run \(executable): \(String(cString: strerror(status)))")
+        }
+        return pid
+    }
+
+    private func waitUntilReady(pid: pid_t) async throws {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if reap(pid) {
+                throw Failure(description: "redis-server exited during start on port \(port):\n\(log())")
+            }
+            if case .simple("PONG")? = try? probe(["PING"]) { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw Failure(description: "redis-server did not answer PING on port \(port) within 15 s:\n\(log())")
+    }
+
+    /// True (and forgets the pid) when the process has exited.
+    private func reap(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid || (result == -1 && errno == ECHILD) else { return false }
+        process.withLock { if $0 == pid { $0 = nil } }
+        return true
+    }
+
+    // MARK: - Setup helpers
+
+    private static func findExecutable() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let candidates = path.split(separator: ":").map { "\($0)/redis-server" } + ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw Failure(description: "redis-server not found in PATH or /usr/bin: install redis-server to run these tests")
+        }
+        return found
+    }
+
+    private static func makeTemporaryDirectory() throws -> String {
+        var template = Array("/tmp/herald-redis-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw Failure(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
+    }
+
+    /// A port the kernel considers free right now (bind to port 0 and read it back).
+    private static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw Failure(description: "socket failed") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
+            }
+        }
+        guard bound else { throw Failure(description: "cannot bind a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private func percentEncoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
+    }
+}
