@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "HeraldCore",
             dependencies: [
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ]),
 
         // MARK: Adapters

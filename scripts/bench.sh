@@ -32,10 +32,11 @@ import sys
 n, roles = int(sys.argv[1]), int(sys.argv[2])
 out = sys.stdout
 for i in range(n):
-    out.write('{"event_type":"RolePermissionsChanged","event_id":"b%d","role":"r%d","event_timestamp":%d}\n' % (i, i % roles, 1700000000 + i))
+    role = i % roles
+    out.write('r%d\t{"event_type":"RolePermissionsChanged","event_id":"b%d","role":"r%d","event_timestamp":%d}\n' % (role, i, role, 1700000000 + i))
 PY
-echo "producing with kcat..."
-kcat -P -b "$bootstrap" -t "$topic" -l "$dir/events.jsonl" -X linger.ms=20 -X batch.num.messages=10000
+echo "producing with kcat (keyed by role, so the partitions fill evenly)..."
+kcat -P -b "$bootstrap" -t "$topic" -K $'\t' -l "$dir/events.jsonl" -X linger.ms=20 -X batch.num.messages=10000
 "$herald" lag --brokers "$bootstrap" --group bench-check --topic "$topic" --json >"$dir/watermarks.json"
 python3 - "$dir/watermarks.json" "$events" <<'PY'
 import json, sys

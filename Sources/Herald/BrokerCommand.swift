@@ -10,8 +10,8 @@ struct BrokerCommand: AsyncParsableCommand {
         commandName: "broker",
         abstract: "Run only the embedded Kafka broker (librdkafka's mock cluster), for tests, benchmarks and kcat.",
         discussion: """
-            Creates the catalogue's topics and their dead-letter topics, writes the bootstrap
-            address to --bootstrap-file, prints it, and serves until SIGTERM or SIGINT. Data
+            Creates the catalogue's topics and their dead-letter topics, writes the bootstrap \
+            address to --bootstrap-file, prints it, and serves until SIGTERM or SIGINT. Data \
             lives in memory; the mock keeps only the newest ~5 MB per partition.
             """)
 

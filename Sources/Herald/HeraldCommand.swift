@@ -1,5 +1,9 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @main
 struct HeraldCommand: AsyncParsableCommand {
     static let version = "0.1.0"
@@ -8,14 +12,28 @@ struct HeraldCommand: AsyncParsableCommand {
         commandName: "herald",
         abstract: "The event worker of the authentication platform.",
         discussion: """
-            Herald consumes the auth and user services' events from Kafka and does the slow,
-            failure-prone work: it keeps role invalidations and user revocations in Redis
-            (and, in later versions, sends transactional email and relays the outbox).
-            Configuration comes from HERALD_* environment variables; see the README.
-            With no HERALD_KAFKA_BROKERS, `herald run` starts an embedded broker.
+            Herald consumes the auth and user services' events from Kafka and does the slow, failure-prone work: \
+            it keeps role invalidations and user revocations in Redis (transactional email and the outbox relay \
+            come in later versions). Configuration comes from HERALD_* environment variables (see the README); \
+            with no HERALD_KAFKA_BROKERS, `herald run` starts an embedded broker.
             """,
         version: version,
         subcommands: [RunCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self],
         defaultSubcommand: nil
     )
+
+    static func main() async {
+        // A peer that closes a socket mid-write must give EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -9,7 +9,7 @@ struct LagCommand: AsyncParsableCommand {
         commandName: "lag",
         abstract: "Show a consumer group's committed offsets, high watermarks and lag per partition.",
         discussion: """
-            Reads offsets without joining the group, so it is safe beside live consumers.
+            Reads offsets without joining the group, so it is safe beside live consumers. \
             Defaults to HERALD_KAFKA_GROUP and the user and auth topics.
             """)
 
@@ -44,7 +44,10 @@ struct LagCommand: AsyncParsableCommand {
                 // With nothing committed, a new member starts at the low watermark (earliest).
                 let lag = max(0, mark.high - (c >= 0 ? c : mark.low))
                 total += lag
-                rows.append(["topic": topic, "partition": Int(p), "low": mark.low, "high": mark.high, "committed": c >= 0 ? c as Any : NSNull(), "lag": lag])
+                rows.append([
+                    "topic": topic, "partition": Int(p), "low": mark.low, "high": mark.high, "committed": c >= 0 ? c as Any : NSNull(),
+                    "lag": lag,
+                ])
             }
         }
         if json {
@@ -59,7 +62,10 @@ struct LagCommand: AsyncParsableCommand {
             let committed = (r["committed"] as? Int64).map(String.init) ?? "-"
             print(
                 (r["topic"] as! String).padding(toLength: 28, withPad: " ", startingAt: 0)
-                    + [String(r["partition"] as! Int), String(r["low"] as! Int64), String(r["high"] as! Int64), committed, String(r["lag"] as! Int64)]
+                    + [
+                        String(r["partition"] as! Int), String(r["low"] as! Int64), String(r["high"] as! Int64), committed,
+                        String(r["lag"] as! Int64),
+                    ]
                     .map { $0.leftPad(4) }.enumerated().map { $0.offset == 0 ? $0.element : " " + $0.element.leftPad(10) }.joined())
         }
         print("total lag \(total)")

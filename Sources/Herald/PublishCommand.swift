@@ -13,8 +13,8 @@ struct PublishCommand: AsyncParsableCommand {
               herald publish --example RoleDeleted --set role=editor
               herald publish --topic auth_service_topic '{"event_type":"UserSessionsRevoked","user_id":"42"}'
               herald publish --topic auth_service_topic --file events.jsonl
-            Brokers: --brokers, else HERALD_KAFKA_BROKERS, else the address the embedded broker
-            wrote to HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap).
+            Brokers: --brokers, else HERALD_KAFKA_BROKERS, else the address the embedded broker \
+            wrote to HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap). \
             Records are produced idempotently and the command waits for every acknowledgement.
             """)
 
@@ -85,7 +85,9 @@ struct PublishCommand: AsyncParsableCommand {
         } else {
             let lines: [String]
             if let file {
-                let text = file == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                let text =
+                    file == "-"
+                    ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
                     : try String(contentsOfFile: file, encoding: .utf8)
                 lines = text.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             } else {

@@ -11,12 +11,12 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the daemon: consume events and apply their effects until SIGTERM or SIGINT.",
         discussion: """
-            Joins consumer group HERALD_KAFKA_GROUP on the user and auth topics, applies role
-            invalidations and user revocations to Redis (HERALD_REDIS_URL), and sends records
-            that can never be processed to <topic>.dlq. With no HERALD_KAFKA_BROKERS it first
-            starts an embedded broker (librdkafka's mock cluster) and writes its address to
-            HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap).
-            On SIGTERM/SIGINT it stops fetching, lets in-flight work finish (up to
+            Joins consumer group HERALD_KAFKA_GROUP on the user and auth topics, applies role \
+            invalidations and user revocations to Redis (HERALD_REDIS_URL), and sends records \
+            that can never be processed to <topic>.dlq. With no HERALD_KAFKA_BROKERS it first \
+            starts an embedded broker (librdkafka's mock cluster) and writes its address to \
+            HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap). \
+            On SIGTERM/SIGINT it stops fetching, lets in-flight work finish (up to \
             HERALD_SHUTDOWN_TIMEOUT), commits offsets, leaves the group, flushes and exits 0.
             """)
 
@@ -80,7 +80,8 @@ struct RunCommand: AsyncParsableCommand {
                 bootstrapServers: brokers, groupID: config.kafka.groupID, clientID: config.kafka.clientID,
                 topics: [config.kafka.userTopic, config.kafka.authTopic], properties: config.kafka.properties,
                 secretProperties: config.kafka.secretProperties,
-                maxBufferedPerPartition: config.kafka.maxBufferedPerPartition, maxBatch: config.kafka.maxBatch,
+                maxBuffered: config.kafka.maxBuffered, maxBufferedPerPartition: config.kafka.maxBufferedPerPartition,
+                maxBatch: config.kafka.maxBatch,
                 commitInterval: config.kafka.commitInterval, drainTimeout: config.kafka.shutdownTimeout),
             processor: processor, logger: Logger(label: "herald.kafka.consumer"))
         benchmark?.onDone { consumer.triggerShutdown() }

@@ -15,6 +15,18 @@ public struct ValidationError: Error, Hashable, Sendable, CustomStringConvertibl
 
 /// Shared checks for identifiers that end up in Redis keys, SQL parameters and logs.
 enum IdentifierRules {
+    /// C0, DEL and C1 controls (Unicode category Cc), checked on the UTF-8 bytes: the common
+    /// all-ASCII case never touches Unicode property tables.
+    static func containsControlCharacter(_ value: String) -> Bool {
+        var asciiOnly = true
+        for b in value.utf8 {
+            if b < 0x20 || b == 0x7F { return true }
+            if b >= 0x80 { asciiOnly = false }
+        }
+        if asciiOnly { return false }
+        return value.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
     static func validate(_ value: String, field: String, maxLength: Int) throws(ValidationError) {
         if value.isEmpty {
             throw ValidationError(field: field, reason: "must not be empty")
@@ -22,8 +34,7 @@ enum IdentifierRules {
         if value.utf8.count > maxLength {
             throw ValidationError(field: field, reason: "longer than \(maxLength) bytes")
         }
-        for scalar in value.unicodeScalars where scalar.properties.generalCategory == .control {
-            _ = scalar
+        if containsControlCharacter(value) {
             throw ValidationError(field: field, reason: "contains a control character")
         }
         if value.first!.isWhitespace || value.last!.isWhitespace {

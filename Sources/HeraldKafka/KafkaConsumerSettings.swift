@@ -7,7 +7,9 @@ public struct KafkaConsumerSettings: Sendable {
     /// Raw librdkafka properties; Herald's delivery guarantees are applied on top.
     public var properties: [String: String]
     public var secretProperties: Set<String>
-    /// Records buffered per partition before it is paused; resumed below half of it.
+    /// Records buffered across all partitions before the poll loop stops taking more.
+    public var maxBuffered: Int
+    /// Records buffered in one partition before it is paused; resumed below half of it.
     public var maxBufferedPerPartition: Int
     /// Records handed to the processor at once.
     public var maxBatch: Int
@@ -18,7 +20,8 @@ public struct KafkaConsumerSettings: Sendable {
 
     public init(
         bootstrapServers: String, groupID: String, clientID: String = "herald", topics: [String],
-        properties: [String: String] = [:], secretProperties: Set<String> = [], maxBufferedPerPartition: Int = 2000,
+        properties: [String: String] = [:], secretProperties: Set<String> = [], maxBuffered: Int = 10_000,
+        maxBufferedPerPartition: Int = 10_000,
         maxBatch: Int = 500, commitInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(10)
     ) {
         self.bootstrapServers = bootstrapServers
@@ -27,6 +30,7 @@ public struct KafkaConsumerSettings: Sendable {
         self.topics = topics
         self.properties = properties
         self.secretProperties = secretProperties
+        self.maxBuffered = maxBuffered
         self.maxBufferedPerPartition = maxBufferedPerPartition
         self.maxBatch = maxBatch
         self.commitInterval = commitInterval
@@ -50,9 +54,11 @@ public struct KafkaConsumerSettings: Sendable {
             ("client.id", clientID),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
-            // Bound librdkafka's prefetch queue (default 64 MiB): Herald buffers per partition itself.
+            // Bound librdkafka's prefetch (default: a 64 MiB queue, 50 MiB fetches); Herald
+            // buffers on top of it. Measured in BENCHMARKS.md: lower costs throughput.
             ("queued.max.messages.kbytes", "8192"),
-            ("queued.min.messages", "20000"),
+            ("fetch.max.bytes", "8388608"),
+            ("max.partition.fetch.bytes", "524288"),
         ]
         props += properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         props += [

@@ -30,6 +30,7 @@ public final class KafkaEventConsumer: Sendable {
     private let assigned = Mutex<Set<Partition>>([])
     private let runCompletion = Mutex<RunCompletion>(RunCompletion())
     private let cooperative: Bool
+    private let budget = BufferBudget()
 
     private struct PollLoopState {
         var workers: [Partition: PartitionWorker] = [:]
@@ -48,9 +49,11 @@ public final class KafkaEventConsumer: Sendable {
         self.processor = processor
         self.logger = logger
         let rebalanceTarget = RebalanceTarget()
-        let context = RDKafkaClientContext(logger: logger, rebalance: { err, partitions in
-            rebalanceTarget.consumer?.rebalance(err, partitions)
-        })
+        let context = RDKafkaClientContext(
+            logger: logger,
+            rebalance: { err, partitions in
+                rebalanceTarget.consumer?.rebalance(err, partitions)
+            })
         self.context = context
         let conf = try RDKafkaConfiguration.make(
             try settings.librdkafkaProperties(), secretKeys: settings.secretProperties, context: context)
@@ -121,8 +124,13 @@ public final class KafkaEventConsumer: Sendable {
         run.reserveCapacity(512)
         var runWorker: PartitionWorker?
         while !shutdownRequested.load(ordering: .acquiring) {
+            // Over the total budget: take at most one record per 5 ms, so rebalances and the
+            // group's max.poll.interval.ms are still served while the workers drain. Paused
+            // (retrying) partitions deliver nothing, so the buffer does not grow with them.
+            let overBudget = budget.current >= settings.maxBuffered
+            if overBudget { usleep(5000) }
             // rd_kafka_consumer_poll blocks up to 100 ms (and runs rebalance callbacks).
-            var message = rd_kafka_consumer_poll(handle, 100)
+            var message = rd_kafka_consumer_poll(handle, overBudget ? 0 : 100)
             var polled = 0
             while let m = message {
                 if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -139,7 +147,7 @@ public final class KafkaEventConsumer: Sendable {
                 }
                 rd_kafka_message_destroy(m)
                 polled += 1
-                if polled >= 2048 { break }
+                if polled >= 2048 || overBudget { break }
                 message = rd_kafka_consumer_poll(handle, 0)
             }
             if let w = runWorker, !run.isEmpty { w.deliver(run) }
@@ -217,7 +225,7 @@ public final class KafkaEventConsumer: Sendable {
                 rd_kafka_assign(handle, list)
             }
             for p in partitions where loop.workers[p] == nil {
-                let worker = PartitionWorker(topic: p.topic, partition: p.partition, maxBatch: settings.maxBatch)
+                let worker = PartitionWorker(topic: p.topic, partition: p.partition, maxBatch: settings.maxBatch, budget: budget)
                 worker.start(processor: processor, logger: logger) { [weak self] next in
                     self?.storeOffset(p, next)
                 }
@@ -269,7 +277,8 @@ public final class KafkaEventConsumer: Sendable {
         // bounded by its own timeout.
         let hardDeadline = DispatchTime.now() + .seconds(30)
         for w in stragglers where w.finished.wait(timeout: hardDeadline) == .timedOut {
-            logger.error("partition work did not stop after cancellation", metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)"])
+            logger.error(
+                "partition work did not stop after cancellation", metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)"])
         }
     }
 

@@ -26,9 +26,11 @@ public final class KafkaProducer: Sendable {
     ) throws(KafkaError) {
         self.logger = logger
         self.flushTimeout = flushTimeout
-        let context = RDKafkaClientContext(logger: logger, delivery: { message in
-            KafkaProducer.delivered(message)
-        })
+        let context = RDKafkaClientContext(
+            logger: logger,
+            delivery: { message in
+                KafkaProducer.delivered(message)
+            })
         self.context = context
         var props: [(String, String)] = [
             ("client.id", clientID),
@@ -146,7 +148,9 @@ public final class KafkaProducer: Sendable {
                 rd_kafka_poll(handle, 0)
             }
             pollThreadFinished.store(true, ordering: .releasing)
-            pollThreadDone.withLock { $0?.resume(); $0 = nil }
+            pollThreadDone.withLock {
+                $0?.resume(); $0 = nil
+            }
         }
         thread.name = "herald-producer-poll"
         thread.start()

@@ -21,13 +21,15 @@ final class PartitionWorker: Sendable {
 
     private let state = Mutex(State())
     private let maxBatch: Int
+    private let budget: BufferBudget
     /// Signalled once when the task has ended.
     let finished = DispatchSemaphore(value: 0)
 
-    init(topic: String, partition: Int32, maxBatch: Int) {
+    init(topic: String, partition: Int32, maxBatch: Int, budget: BufferBudget) {
         self.topic = topic
         self.partition = partition
         self.maxBatch = maxBatch
+        self.budget = budget
     }
 
     /// Starts the task. `storeOffset` is called with the next offset to consume after a
@@ -61,6 +63,7 @@ final class PartitionWorker: Sendable {
     func deliver(_ messages: [InboundMessage]) -> Int {
         state.withLock { s in
             guard !s.closed else { return 0 }
+            budget.add(messages.count)
             if s.buffer.isEmpty {
                 s.buffer = messages
             } else {
@@ -68,7 +71,7 @@ final class PartitionWorker: Sendable {
             }
             if let waiter = s.waiter {
                 s.waiter = nil
-                waiter.resume(returning: Self.take(&s.buffer, max: maxBatch))
+                waiter.resume(returning: take(&s.buffer))
             }
             return s.buffer.count
         }
@@ -78,7 +81,7 @@ final class PartitionWorker: Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<[InboundMessage]?, Never>) in
             state.withLock { s in
                 if !s.buffer.isEmpty {
-                    c.resume(returning: Self.take(&s.buffer, max: maxBatch))
+                    c.resume(returning: take(&s.buffer))
                 } else if s.closed {
                     c.resume(returning: nil)
                 } else {
@@ -88,13 +91,15 @@ final class PartitionWorker: Sendable {
         }
     }
 
-    private static func take(_ buffer: inout [InboundMessage], max: Int) -> [InboundMessage] {
-        if buffer.count <= max {
+    private func take(_ buffer: inout [InboundMessage]) -> [InboundMessage] {
+        if buffer.count <= maxBatch {
+            budget.remove(buffer.count)
             defer { buffer = [] }
             return buffer
         }
-        let batch = Array(buffer[..<max])
-        buffer.removeFirst(max)
+        let batch = Array(buffer[..<maxBatch])
+        buffer.removeFirst(maxBatch)
+        budget.remove(maxBatch)
         return batch
     }
 
@@ -102,6 +107,7 @@ final class PartitionWorker: Sendable {
     func close() {
         state.withLock { s in
             s.closed = true
+            budget.remove(s.buffer.count)
             s.buffer = []
             if let waiter = s.waiter {
                 s.waiter = nil
@@ -130,4 +136,13 @@ final class PartitionWorker: Sendable {
     }
 
     var isRetrying: Bool { state.withLock { $0.retrying } }
+}
+
+/// The records buffered across all partitions, so the poll loop can stop taking more.
+final class BufferBudget: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func add(_ n: Int) { count.add(n, ordering: .relaxed) }
+    func remove(_ n: Int) { count.subtract(n, ordering: .relaxed) }
+    var current: Int { count.load(ordering: .relaxed) }
 }

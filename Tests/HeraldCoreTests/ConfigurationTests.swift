@@ -203,10 +203,12 @@ struct ConfigurationTests {
         #expect(Self.error(["HERALD_KAFKA_PROPERTIES_FILE": "/absent"])?.setting == "HERALD_KAFKA_PROPERTIES_FILE")
     }
 
-    @Test("durations", arguments: [
-        ("250ms", Duration.milliseconds(250)), ("5s", .seconds(5)), ("1.5s", .milliseconds(1500)), ("2m", .seconds(120)),
-        ("1h", .seconds(3600)), ("8d", .seconds(691_200)), ("0.5s", .milliseconds(500)),
-    ])
+    @Test(
+        "durations",
+        arguments: [
+            ("250ms", Duration.milliseconds(250)), ("5s", .seconds(5)), ("1.5s", .milliseconds(1500)), ("2m", .seconds(120)),
+            ("1h", .seconds(3600)), ("8d", .seconds(691_200)), ("0.5s", .milliseconds(500)),
+        ])
     func durations(_ text: String, _ expected: Duration) {
         #expect(parseDuration(text) == expected)
     }
@@ -240,36 +242,51 @@ struct RedisEndpointTests {
     }
 
     static let good: [Good] = [
-        Good(url: "redis://cache", address: .tcp(host: "cache", port: 6379), username: nil, password: nil, database: 0,
-             description: "redis://cache:6379/0"),
-        Good(url: "redis://127.0.0.1:6379/0", address: .tcp(host: "127.0.0.1", port: 6379), username: nil, password: nil,
-             database: 0, description: "redis://127.0.0.1:6379/0"),
-        Good(url: "redis://cache:6379/", address: .tcp(host: "cache", port: 6379), username: nil, password: nil, database: 0,
-             description: "redis://cache:6379/0"),
-        Good(url: "redis://:hunter2@cache", address: .tcp(host: "cache", port: 6379), username: nil, password: "hunter2",
-             database: 0, description: "redis://cache:6379/0"),
-        Good(url: "redis://hunter2@cache/3", address: .tcp(host: "cache", port: 6379), username: nil, password: "hunter2",
-             database: 3, description: "redis://cache:6379/3"),
-        Good(url: "redis://us%20er:p%2Fw%25@cache:1/15", address: .tcp(host: "cache", port: 1), username: "us er",
-             password: "p/w%", database: 15, description: "redis://cache:1/15"),
-        Good(url: "redis://u:a@b@cache:7000", address: .tcp(host: "cache", port: 7000), username: "u", password: "a@b",
-             database: 0, description: "redis://cache:7000/0"),
-        Good(url: "redis://u:50%off%zz%4@cache", address: .tcp(host: "cache", port: 6379), username: "u",
-             password: "50%off%zz%4", database: 0, description: "redis://cache:6379/0"),
-        Good(url: "redis://u:a%+1b%-0c@cache", address: .tcp(host: "cache", port: 6379), username: "u",
-             password: "a%+1b%-0c", database: 0, description: "redis://cache:6379/0"),
-        Good(url: "redis://[::1]:6380/1", address: .tcp(host: "::1", port: 6380), username: nil, password: nil, database: 1,
-             description: "redis://[::1]:6380/1"),
-        Good(url: "redis://:hunter2@[2001:db8::7]/4", address: .tcp(host: "2001:db8::7", port: 6379), username: nil,
-             password: "hunter2", database: 4, description: "redis://[2001:db8::7]:6379/4"),
-        Good(url: "unix:///var/run/redis/redis.sock", address: .unix(path: "/var/run/redis/redis.sock"), username: nil,
-             password: nil, database: 0, description: "unix:///var/run/redis/redis.sock?db=0"),
-        Good(url: "unix:///tmp/redis.sock?db=4", address: .unix(path: "/tmp/redis.sock"), username: nil, password: nil,
-             database: 4, description: "unix:///tmp/redis.sock?db=4"),
-        Good(url: "redis+unix:///tmp/r.sock?x=1&db=2", address: .unix(path: "/tmp/r.sock"), username: nil, password: nil,
-             database: 2, description: "unix:///tmp/r.sock?db=2"),
-        Good(url: "redis-socket:///tmp/r.sock", address: .unix(path: "/tmp/r.sock"), username: nil, password: nil,
-             database: 0, description: "unix:///tmp/r.sock?db=0"),
+        Good(
+            url: "redis://cache", address: .tcp(host: "cache", port: 6379), username: nil, password: nil, database: 0,
+            description: "redis://cache:6379/0"),
+        Good(
+            url: "redis://127.0.0.1:6379/0", address: .tcp(host: "127.0.0.1", port: 6379), username: nil, password: nil,
+            database: 0, description: "redis://127.0.0.1:6379/0"),
+        Good(
+            url: "redis://cache:6379/", address: .tcp(host: "cache", port: 6379), username: nil, password: nil, database: 0,
+            description: "redis://cache:6379/0"),
+        Good(
+            url: "redis://:hunter2@cache", address: .tcp(host: "cache", port: 6379), username: nil, password: "hunter2",
+            database: 0, description: "redis://cache:6379/0"),
+        Good(
+            url: "redis://hunter2@cache/3", address: .tcp(host: "cache", port: 6379), username: nil, password: "hunter2",
+            database: 3, description: "redis://cache:6379/3"),
+        Good(
+            url: "redis://us%20er:p%2Fw%25@cache:1/15", address: .tcp(host: "cache", port: 1), username: "us er",
+            password: "p/w%", database: 15, description: "redis://cache:1/15"),
+        Good(
+            url: "redis://u:a@b@cache:7000", address: .tcp(host: "cache", port: 7000), username: "u", password: "a@b",
+            database: 0, description: "redis://cache:7000/0"),
+        Good(
+            url: "redis://u:50%off%zz%4@cache", address: .tcp(host: "cache", port: 6379), username: "u",
+            password: "50%off%zz%4", database: 0, description: "redis://cache:6379/0"),
+        Good(
+            url: "redis://u:a%+1b%-0c@cache", address: .tcp(host: "cache", port: 6379), username: "u",
+            password: "a%+1b%-0c", database: 0, description: "redis://cache:6379/0"),
+        Good(
+            url: "redis://[::1]:6380/1", address: .tcp(host: "::1", port: 6380), username: nil, password: nil, database: 1,
+            description: "redis://[::1]:6380/1"),
+        Good(
+            url: "redis://:hunter2@[2001:db8::7]/4", address: .tcp(host: "2001:db8::7", port: 6379), username: nil,
+            password: "hunter2", database: 4, description: "redis://[2001:db8::7]:6379/4"),
+        Good(
+            url: "unix:///var/run/redis/redis.sock", address: .unix(path: "/var/run/redis/redis.sock"), username: nil,
+            password: nil, database: 0, description: "unix:///var/run/redis/redis.sock?db=0"),
+        Good(
+            url: "unix:///tmp/redis.sock?db=4", address: .unix(path: "/tmp/redis.sock"), username: nil, password: nil,
+            database: 4, description: "unix:///tmp/redis.sock?db=4"),
+        Good(
+            url: "redis+unix:///tmp/r.sock?x=1&db=2", address: .unix(path: "/tmp/r.sock"), username: nil, password: nil,
+            database: 2, description: "unix:///tmp/r.sock?db=2"),
+        Good(
+            url: "redis-socket:///tmp/r.sock", address: .unix(path: "/tmp/r.sock"), username: nil, password: nil,
+            database: 0, description: "unix:///tmp/r.sock?db=0"),
     ]
 
     @Test("good URLs", arguments: good)

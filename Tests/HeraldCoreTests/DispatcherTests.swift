@@ -87,11 +87,19 @@ struct DispatcherTests {
     static let at = #","occurred_at":"2024-05-01T12:00:00Z"}"#
 
     static let handledCases: [HandledCase] = [
-        HandledCase(body: #"{"type":"RolePermissionsChanged","role":"editor""# + at, effect: .invalidateRole(try! RoleName("editor"), asOf: mayFirstNoon)),
-        HandledCase(body: #"{"type":"RoleSecurityLevelChanged","role":"admin""# + at, effect: .invalidateRole(try! RoleName("admin"), asOf: mayFirstNoon)),
-        HandledCase(body: #"{"type":"RoleDeleted","role":"legacy reviewer""# + at, effect: .invalidateRole(try! RoleName("legacy reviewer"), asOf: mayFirstNoon)),
+        HandledCase(
+            body: #"{"type":"RolePermissionsChanged","role":"editor""# + at,
+            effect: .invalidateRole(try! RoleName("editor"), asOf: mayFirstNoon)),
+        HandledCase(
+            body: #"{"type":"RoleSecurityLevelChanged","role":"admin""# + at,
+            effect: .invalidateRole(try! RoleName("admin"), asOf: mayFirstNoon)),
+        HandledCase(
+            body: #"{"type":"RoleDeleted","role":"legacy reviewer""# + at,
+            effect: .invalidateRole(try! RoleName("legacy reviewer"), asOf: mayFirstNoon)),
         HandledCase(body: #"{"type":"UserRolesChanged","user_id":"u1""# + at, effect: .revokeUser(try! UserID("u1"), asOf: mayFirstNoon)),
-        HandledCase(body: #"{"type":"UserSessionsRevoked","user_id":42,"occurred_at":"2024-05-01T12:00:00Z"}"#, effect: .revokeUser(try! UserID("42"), asOf: mayFirstNoon)),
+        HandledCase(
+            body: #"{"type":"UserSessionsRevoked","user_id":42,"occurred_at":"2024-05-01T12:00:00Z"}"#,
+            effect: .revokeUser(try! UserID("42"), asOf: mayFirstNoon)),
         HandledCase(body: #"{"type":"UserDeleted","user_id":"u9""# + at, effect: .revokeUser(try! UserID("u9"), asOf: mayFirstNoon)),
     ]
 
@@ -169,7 +177,11 @@ struct DispatcherTests {
 
     @Test("a role and a user with the same name are different subjects")
     func subjectsByKind() throws {
-        let events = [try Self.accepted([.invalidateRole(try RoleName("x"), asOf: Self.seconds(1)), .revokeUser(try UserID("x"), asOf: Self.seconds(2))])]
+        let events = [
+            try Self.accepted([
+                .invalidateRole(try RoleName("x"), asOf: Self.seconds(1)), .revokeUser(try UserID("x"), asOf: Self.seconds(2)),
+            ])
+        ]
         #expect(RevocationEffectApplier.marks(for: events).count == 2)
     }
 

@@ -164,7 +164,8 @@ struct EnvelopeDecoderTests {
         TimeCase(body: #"{"occurred_at":"1969-12-31T23:59:59Z"}"#, kafkaTimestamp: nil, expected: -1000),
         // event_timestamp, epoch seconds, as a number or a numeric string.
         TimeCase(body: #"{"occurred_at":null,"event_timestamp":1714564800.25}"#, kafkaTimestamp: 5, expected: 1_714_564_800_250),
-        TimeCase(body: #"{"event_timestamp":1714564800,"created_at":"2000-01-01T00:00:00Z"}"#, kafkaTimestamp: nil, expected: 1_714_564_800_000),
+        TimeCase(
+            body: #"{"event_timestamp":1714564800,"created_at":"2000-01-01T00:00:00Z"}"#, kafkaTimestamp: nil, expected: 1_714_564_800_000),
         TimeCase(body: #"{"event_timestamp":"1714564800.5"}"#, kafkaTimestamp: nil, expected: 1_714_564_800_500),
         TimeCase(body: #"{"event_timestamp":"1714564800"}"#, kafkaTimestamp: nil, expected: 1_714_564_800_000),
         TimeCase(body: #"{"event_timestamp":1.7145648e9}"#, kafkaTimestamp: nil, expected: 1_714_564_800_000),

@@ -1,5 +1,6 @@
-@testable import HeraldCore
 import Testing
+
+@testable import HeraldCore
 
 /// The strict RFC 8259 parser behind every envelope.
 @Suite("JSON parser")

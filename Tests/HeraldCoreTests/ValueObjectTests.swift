@@ -92,8 +92,9 @@ struct ValueObjectTests {
 
     @Test("a derived event id needs no validation")
     func derivedEventID() {
-        #expect(EventID(topic: "auth_service_topic", partition: 11, offset: 9_000_000_000).description
-            == "auth_service_topic/11/9000000000")
+        #expect(
+            EventID(topic: "auth_service_topic", partition: 11, offset: 9_000_000_000).description
+                == "auth_service_topic/11/9000000000")
     }
 
     // MARK: EmailAddress

@@ -62,7 +62,10 @@ struct HeraldProcessTests {
     static func revocations(_ range: Range<Int>) -> [OutboundRecord] {
         range.map { i in
             TestCluster.event(
-                ["event_type": "UserSessionsRevoked", "event_id": "e2e-\(i)", "user_id": "user-\(i)", "event_timestamp": 1_700_000_000 + i],
+                [
+                    "event_type": "UserSessionsRevoked", "event_id": "e2e-\(i)", "user_id": "user-\(i)",
+                    "event_timestamp": 1_700_000_000 + i,
+                ],
                 key: "user-\(i)")
         }
     }
@@ -101,7 +104,9 @@ struct HeraldProcessTests {
         defer { setup.teardown() }
         // Good events, and bad ones: a bad record consumed twice would be dead-lettered twice.
         var records = Self.revocations(0..<500)
-        records += (0..<10).map { OutboundRecord(topic: TestCluster.authTopic, key: Array("bad".utf8), value: Array("not json \($0)".utf8)) }
+        records += (0..<10).map {
+            OutboundRecord(topic: TestCluster.authTopic, key: Array("bad".utf8), value: Array("not json \($0)".utf8))
+        }
         try await setup.producer.send(records)
 
         var herald = try setup.herald("herald-1", group: "e2e-term")

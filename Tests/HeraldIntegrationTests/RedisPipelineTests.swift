@@ -36,7 +36,9 @@ struct RedisPipelineTests {
             TestCluster.event(
                 ["event_type": "UserSessionsRevoked", "event_id": "u2", "user_id": "42", "occurred_at": "2023-11-14T22:00:00Z"],
                 key: "42"),
-            TestCluster.event(["user_id": "7", "id": "d1", "created_at": "2023-11-15T00:00:00+01:00"], topic: TestCluster.userTopic, key: "7", headers: [MessageHeader("ce_type", "UserDeleted")]),
+            TestCluster.event(
+                ["user_id": "7", "id": "d1", "created_at": "2023-11-15T00:00:00+01:00"], topic: TestCluster.userTopic, key: "7",
+                headers: [MessageHeader("ce_type", "UserDeleted")]),
         ]
         try await cluster.send(records)
         let consumer = try TestConsumer(cluster: cluster, group: "g-redis", applier: RevocationEffectApplier(store: store))

@@ -15,7 +15,8 @@ public struct HeraldConfiguration: Sendable {
         public var secretProperties: Set<String> = []
         public var embeddedPartitions = 4
         public var bootstrapFile = "var/kafka-bootstrap"
-        public var maxBufferedPerPartition = 2000
+        public var maxBuffered = 10_000
+        public var maxBufferedPerPartition = 10_000
         public var maxBatch = 500
         public var commitInterval: Duration = .seconds(1)
         public var shutdownTimeout: Duration = .seconds(10)
@@ -90,6 +91,7 @@ public struct HeraldConfiguration: Sendable {
         }
         c.kafka.embeddedPartitions = try reader.integer("HERALD_EMBEDDED_PARTITIONS", in: 1...1024) ?? c.kafka.embeddedPartitions
         c.kafka.bootstrapFile = try reader.string("HERALD_EMBEDDED_BOOTSTRAP_FILE") ?? c.kafka.bootstrapFile
+        c.kafka.maxBuffered = try reader.integer("HERALD_MAX_BUFFERED", in: 1...10_000_000) ?? c.kafka.maxBuffered
         c.kafka.maxBufferedPerPartition =
             try reader.integer("HERALD_MAX_BUFFERED_PER_PARTITION", in: 1...1_000_000) ?? c.kafka.maxBufferedPerPartition
         c.kafka.maxBatch = try reader.integer("HERALD_MAX_BATCH", in: 1...100_000) ?? c.kafka.maxBatch
@@ -156,7 +158,8 @@ public struct HeraldConfiguration: Sendable {
             for pair in list.split(separator: ",") {
                 let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
                 guard kv.count == 2, isTopicName(kv[0]), let type = try? EventType(kv[1]) else {
-                    throw ConfigurationError(setting: "HERALD_DEFAULT_EVENT_TYPES", problem: "expected topic=EventType[,topic=EventType...]")
+                    throw ConfigurationError(
+                        setting: "HERALD_DEFAULT_EVENT_TYPES", problem: "expected topic=EventType[,topic=EventType...]")
                 }
                 c.defaultTypeByTopic[kv[0]] = type
             }

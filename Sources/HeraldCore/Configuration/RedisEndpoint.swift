@@ -75,7 +75,9 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {
             host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
             let after = hostPort[hostPort.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw ValidationError(field: field, reason: "bad port") }
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else {
+                    throw ValidationError(field: field, reason: "bad port")
+                }
                 port = p
             } else if !after.isEmpty {
                 throw ValidationError(field: field, reason: "bad IPv6 host")

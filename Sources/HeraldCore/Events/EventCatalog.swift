@@ -141,7 +141,7 @@ private func optionalLocale(_ body: JSONObject) throws -> LanguageTag? {
 private func personalName(_ body: JSONObject, _ field: String) throws -> String? {
     guard let value = try body.string(field) else { return nil }
     guard value.utf8.count <= 200 else { throw ValidationError(field: field, reason: "longer than 200 bytes") }
-    guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+    guard !IdentifierRules.containsControlCharacter(value) else {
         throw ValidationError(field: field, reason: "contains a control character")
     }
     return value

@@ -14,8 +14,8 @@ public protocol EffectApplier: Sendable {
 
 /// The forward-only timestamps the API compares token issue times against.
 public protocol RevocationStore: Sendable {
-    /// Raises each mark's timestamp to at least `asOf` (never lowers it) and refreshes its
-    /// time to live. Idempotent.
+    /// Raises each mark's timestamp to `asOf` when that is newer, with a fresh time to live;
+    /// an older or equal mark changes neither value nor TTL. Idempotent.
     func advance(_ marks: [RevocationMark]) async throws
 }
 

@@ -59,7 +59,9 @@ public struct BatchProcessor: Sendable {
             for (event, rejection, attempts) in rejected {
                 guard let message = messages.first(where: { $0.offset == event.metadata.offset }) else { continue }
                 letters.append(
-                    DeadLetter(original: message, rejection: rejection, attempts: attempts, consumerGroup: consumerGroup, metadata: event.metadata))
+                    DeadLetter(
+                        original: message, rejection: rejection, attempts: attempts, consumerGroup: consumerGroup, metadata: event.metadata)
+                )
             }
             record(accepted, excluding: Set(rejected.map { $0.0.metadata.offset }))
         }
