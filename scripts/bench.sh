@@ -58,10 +58,22 @@ read -r kcat_s kcat_rss < <(measure kcat kcat -C -b "$bootstrap" -t "$topic" -o 
 kcat_count=$(wc -l <"$dir/kcat.out")
 [ "$kcat_count" -eq "$events" ] || { echo "kcat read $kcat_count of $events"; exit 1; }
 
+echo "kcat -G (a consumer-group member, like Herald) draining..."
+read -r kcatg_s kcatg_rss < <(measure kcat-group kcat -b "$bootstrap" -G bench-kcat -o beginning -e -q "$topic")
+kcatg_count=$(wc -l <"$dir/kcat-group.out")
+[ "$kcatg_count" -eq "$events" ] || { echo "kcat -G read $kcatg_count of $events"; exit 1; }
+
 echo "herald (no-op effects) draining..."
 read -r noop_wall noop_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-noop HERALD_LOG_LEVEL=warning \
   measure herald-noop "$herald" run --bench-stop-after "$events" --bench-discard-effects)
 noop_json=$(grep '^{"events"' "$dir/herald-noop.out")
+
+echo "herald (no-op effects, low-memory settings) draining..."
+read -r low_wall low_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-lowmem HERALD_LOG_LEVEL=warning \
+  HERALD_MAX_BUFFERED=5000 HERALD_KAFKA_PROPERTY_QUEUED_MAX_MESSAGES_KBYTES=4096 \
+  HERALD_KAFKA_PROPERTY_FETCH_MAX_BYTES=4194304 HERALD_KAFKA_PROPERTY_MAX_PARTITION_FETCH_BYTES=262144 \
+  measure herald-lowmem "$herald" run --bench-stop-after "$events" --bench-discard-effects)
+low_json=$(grep '^{"events"' "$dir/herald-lowmem.out")
 
 echo "herald (real Redis) draining..."
 redis_url=$(scripts/redis.sh start)
@@ -71,23 +83,34 @@ redis_json=$(grep '^{"events"' "$dir/herald-redis.out")
 keys=$(redis-cli -u "$redis_url" dbsize)
 [ "$keys" -eq "$roles" ] || { echo "expected $roles role keys in Redis, found $keys"; exit 1; }
 
-python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" >"$dir/results.md" <<'PY'
+python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" "$low_wall" "$low_rss" "$low_json" "$kcatg_s" "$kcatg_rss" >"$dir/results.md" <<'PY'
 import json, sys
 n = int(sys.argv[1]); kcat_s = float(sys.argv[2]); kcat_rss = int(sys.argv[3])
 noop_wall = float(sys.argv[4]); noop_rss = int(sys.argv[5]); noop = json.loads(sys.argv[6])
 redis_wall = float(sys.argv[7]); redis_rss = int(sys.argv[8]); red = json.loads(sys.argv[9])
 partitions, roles = sys.argv[10], sys.argv[11]
+low_wall = float(sys.argv[12]); low_rss = int(sys.argv[13]); low = json.loads(sys.argv[14])
+kg_s = float(sys.argv[15]); kg_rss = int(sys.argv[16])
 kcat_rate = n / kcat_s
 mib = lambda kib: kib / 1024
 print(f"{n:,} events of ~100 bytes, {partitions} partitions, embedded broker in its own process, same run.\n")
-print("| consumer | wall s | msgs/s (wall) | msgs/s (first→last event) | vs kcat | peak RSS |")
-print("|---|---:|---:|---:|---:|---:|")
-print(f"| kcat -C -e (baseline, no group) | {kcat_s:.2f} | {kcat_rate:,.0f} | – | 1.00× | {mib(kcat_rss):.1f} MiB |")
-print(f"| herald, no-op effects | {noop_wall:.2f} | {n/noop_wall:,.0f} | {noop['events_per_second']:,} | {noop['events_per_second']/kcat_rate:.2f}× | {mib(noop_rss):.1f} MiB |")
-print(f"| herald, real Redis ({roles} role keys) | {redis_wall:.2f} | {n/redis_wall:,.0f} | {red['events_per_second']:,} | {red['events_per_second']/kcat_rate:.2f}× | {mib(redis_rss):.1f} MiB |")
+print("| consumer | wall s | msgs/s (wall) | vs kcat -C | vs kcat -G | Herald's own rate (first→last event) | peak RSS |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+def row(name, wall, rss, own=None):
+    rate = n / wall
+    own_s = f"{own:,}" if own else "–"
+    print(f"| {name} | {wall:.2f} | {rate:,.0f} | {rate/kcat_rate:.2f}× | {rate/(n/kg_s):.2f}× | {own_s} | {mib(rss):.1f} MiB |")
+row("kcat -C -e (baseline: no group, partitions assigned directly)", kcat_s, kcat_rss)
+row("kcat -G -e (baseline: consumer-group member)", kg_s, kg_rss)
+row("herald, no-op effects", noop_wall, noop_rss, noop["events_per_second"])
+row("herald, no-op effects, low-memory settings¹", low_wall, low_rss, low["events_per_second"])
+row(f"herald, real Redis ({roles} role keys)", redis_wall, redis_rss, red["events_per_second"])
 print()
-print("Wall time includes start-up and, for Herald, joining the consumer group (the mock")
-print("coordinator waits ~3 s before the first assignment); 'first→last event' is Herald's own")
-print("measurement from its first processed event to its last.")
+print("Wall time runs from process start to exit: start-up, joining the group (the mock")
+print("coordinator waits ~3 s before the first assignment, for kcat -G and Herald alike), draining,")
+print("and for Herald a clean shutdown (drain, commit, leave the group).")
+print()
+print("¹ HERALD_MAX_BUFFERED=5000, queued.max.messages.kbytes=4096, fetch.max.bytes=4 MiB,")
+print("max.partition.fetch.bytes=256 KiB (the defaults are 10000, 8 MiB, 8 MiB, 512 KiB).")
 PY
 cat "$dir/results.md"

@@ -27,17 +27,31 @@ enum IdentifierRules {
         return value.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
+    /// One pass over the UTF-8 bytes; Unicode property tables are consulted only for
+    /// non-ASCII text (this runs for several fields of every event).
     static func validate(_ value: String, field: String, maxLength: Int) throws(ValidationError) {
-        if value.isEmpty {
+        let utf8 = value.utf8
+        guard let first = utf8.first, let last = utf8.last else {
             throw ValidationError(field: field, reason: "must not be empty")
         }
-        if value.utf8.count > maxLength {
+        if utf8.count > maxLength {
             throw ValidationError(field: field, reason: "longer than \(maxLength) bytes")
         }
-        if containsControlCharacter(value) {
+        var asciiOnly = true
+        for b in utf8 {
+            if b < 0x20 || b == 0x7F { throw ValidationError(field: field, reason: "contains a control character") }
+            if b >= 0x80 { asciiOnly = false }
+        }
+        if asciiOnly {
+            if first == 0x20 || last == 0x20 {
+                throw ValidationError(field: field, reason: "has leading or trailing whitespace")
+            }
+            return
+        }
+        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw ValidationError(field: field, reason: "contains a control character")
         }
-        if value.first!.isWhitespace || value.last!.isWhitespace {
+        if value.unicodeScalars.first!.properties.isWhitespace || value.unicodeScalars.last!.properties.isWhitespace {
             throw ValidationError(field: field, reason: "has leading or trailing whitespace")
         }
     }

@@ -41,13 +41,14 @@ public struct BatchProcessor: Sendable {
         var accepted: [AcceptedEvent] = []
         accepted.reserveCapacity(messages.count)
         var letters: [DeadLetter] = []
-        for message in messages {
-            switch dispatcher.decide(message) {
+        for index in messages.indices {
+            switch dispatcher.decide(messages[index]) {
             case .accept(let event):
                 accepted.append(event)
             case .reject(let rejection, let metadata):
                 letters.append(
-                    DeadLetter(original: message, rejection: rejection, attempts: 1, consumerGroup: consumerGroup, metadata: metadata))
+                    DeadLetter(
+                        original: messages[index], rejection: rejection, attempts: 1, consumerGroup: consumerGroup, metadata: metadata))
             }
         }
 

@@ -114,7 +114,8 @@ struct TestConsumer {
 
     init(
         cluster: TestCluster, group: String, applier: any EffectApplier, ignored: Set<EventType> = [],
-        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBuffered: Int = 10_000, maxBufferedPerPartition: Int = 2000,
+        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBuffered: Int = 10_000,
+        maxBufferedPerPartition: Int = 2000,
         drainTimeout: Duration = .seconds(5), properties: [String: String] = [:]
     ) throws {
         let dispatcher = EventDispatcher(handlers: [RevocationHandler()], ignoredTypes: ignored)
