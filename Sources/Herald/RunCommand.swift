@@ -80,7 +80,7 @@ struct RunCommand: AsyncParsableCommand {
                 bootstrapServers: brokers, groupID: config.kafka.groupID, clientID: config.kafka.clientID,
                 topics: [config.kafka.userTopic, config.kafka.authTopic], properties: config.kafka.properties,
                 secretProperties: config.kafka.secretProperties,
-                maxBuffered: config.kafka.maxBuffered, maxBufferedPerPartition: config.kafka.maxBufferedPerPartition,
+                maxBufferedPerPartition: config.kafka.maxBufferedPerPartition,
                 maxBatch: config.kafka.maxBatch,
                 commitInterval: config.kafka.commitInterval, drainTimeout: config.kafka.shutdownTimeout),
             processor: processor, logger: Logger(label: "herald.kafka.consumer"))

@@ -7,9 +7,8 @@ public struct KafkaConsumerSettings: Sendable {
     /// Raw librdkafka properties; Herald's delivery guarantees are applied on top.
     public var properties: [String: String]
     public var secretProperties: Set<String>
-    /// Records buffered across all partitions before the poll loop stops taking more.
-    public var maxBuffered: Int
-    /// Records buffered in one partition before it is paused; resumed below half of it.
+    /// Records buffered per partition before Herald stops reading that partition's
+    /// librdkafka queue (librdkafka then stops fetching it).
     public var maxBufferedPerPartition: Int
     /// Records handed to the processor at once.
     public var maxBatch: Int
@@ -20,8 +19,7 @@ public struct KafkaConsumerSettings: Sendable {
 
     public init(
         bootstrapServers: String, groupID: String, clientID: String = "herald", topics: [String],
-        properties: [String: String] = [:], secretProperties: Set<String> = [], maxBuffered: Int = 10_000,
-        maxBufferedPerPartition: Int = 10_000,
+        properties: [String: String] = [:], secretProperties: Set<String> = [], maxBufferedPerPartition: Int = 1000,
         maxBatch: Int = 500, commitInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(10)
     ) {
         self.bootstrapServers = bootstrapServers
@@ -30,7 +28,6 @@ public struct KafkaConsumerSettings: Sendable {
         self.topics = topics
         self.properties = properties
         self.secretProperties = secretProperties
-        self.maxBuffered = maxBuffered
         self.maxBufferedPerPartition = maxBufferedPerPartition
         self.maxBatch = maxBatch
         self.commitInterval = commitInterval
@@ -54,9 +51,12 @@ public struct KafkaConsumerSettings: Sendable {
             ("client.id", clientID),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
-            // Bound librdkafka's prefetch (default: a 64 MiB queue, 50 MiB fetches); Herald
-            // buffers on top of it. Measured in BENCHMARKS.md: lower costs throughput.
-            ("queued.max.messages.kbytes", "8192"),
+            // librdkafka's prefetch, per partition (Herald reads each partition's own queue):
+            // fetching stops past 5,000 records or 512 KiB queued. librdkafka's per-record
+            // overhead makes the record count the main memory lever; BENCHMARKS.md measures
+            // the memory/throughput trade.
+            ("queued.max.messages.kbytes", "512"),
+            ("queued.min.messages", "5000"),
             ("fetch.max.bytes", "8388608"),
             ("max.partition.fetch.bytes", "524288"),
         ]

@@ -6,8 +6,15 @@ import Synchronization
 
 /// Herald's consumer: a member of a consumer group that hands each assigned partition's
 /// records, in order, to a `BatchProcessor`, and stores a record's offset only after its
-/// outcome is final. Partitions are processed concurrently; each buffers a bounded number
-/// of records and is paused beyond that or while it waits on a retry.
+/// outcome is final. Partitions are processed concurrently.
+///
+/// Each assigned partition's librdkafka queue is detached from the consumer queue
+/// (`rd_kafka_queue_get_partition` + `rd_kafka_queue_forward(q, NULL)`), so librdkafka's
+/// prefetch limits apply per partition: a partition whose worker is behind stops being read,
+/// its queue fills and librdkafka stops fetching it, while the others go on. (With one shared
+/// queue a single busy partition, or a burst, made every partition unfetchable until
+/// librdkafka's next wake-up, which cost two thirds of the throughput.) A partition waiting on
+/// a retry is also paused, so nothing is fetched for it meanwhile.
 ///
 /// All librdkafka calls except `rd_kafka_offsets_store` (non-blocking and thread-safe) are
 /// made on one dedicated thread, never on Swift's cooperative pool: polling, rebalances,
@@ -30,10 +37,13 @@ public final class KafkaEventConsumer: Sendable {
     private let assigned = Mutex<Set<Partition>>([])
     private let runCompletion = Mutex<RunCompletion>(RunCompletion())
     private let cooperative: Bool
-    private let budget = BufferBudget()
+    /// Signalled by librdkafka when a queue becomes non-empty, and by workers that drained.
+    private let wakeup = DispatchSemaphore(value: 0)
 
     private struct PollLoopState {
         var workers: [Partition: PartitionWorker] = [:]
+        /// Each assigned partition's own librdkafka queue.
+        var queues: [Partition: OpaquePointer] = [:]
         var paused: Set<Partition> = []
         var topicNames: [OpaquePointer: String] = [:]
     }
@@ -119,41 +129,51 @@ public final class KafkaEventConsumer: Sendable {
 
     private func pollUntilShutdown() -> KafkaError? {
         let high = settings.maxBufferedPerPartition
-        let low = max(0, high / 2)
-        var run: [InboundMessage] = []
-        run.reserveCapacity(512)
-        var runWorker: PartitionWorker?
+        let readBatch = max(64, min(high, 1024))
+        var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: readBatch)
+        var records: [InboundMessage] = []
+        records.reserveCapacity(readBatch)
+        let consumerQueue = rd_kafka_queue_get_consumer(handle)!
+        enableWakeup(consumerQueue)
+        defer {
+            rd_kafka_queue_cb_event_enable(consumerQueue, nil, nil)
+            rd_kafka_queue_destroy(consumerQueue)
+        }
         while !shutdownRequested.load(ordering: .acquiring) {
-            // Over the total budget: take at most one record per 5 ms, so rebalances and the
-            // group's max.poll.interval.ms are still served while the workers drain. Paused
-            // (retrying) partitions deliver nothing, so the buffer does not grow with them.
-            let overBudget = budget.current >= settings.maxBuffered
-            if overBudget { usleep(5000) }
-            // rd_kafka_consumer_poll blocks up to 100 ms (and runs rebalance callbacks).
-            var message = rd_kafka_consumer_poll(handle, overBudget ? 0 : 100)
-            var polled = 0
-            while let m = message {
-                if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    report(m)
-                } else if let rkt = m.pointee.rkt {
-                    let topic = topicName(rkt)
-                    let partition = m.pointee.partition
-                    if runWorker == nil || runWorker!.partition != partition || runWorker!.topic != topic {
-                        if let w = runWorker, !run.isEmpty { w.deliver(run) }
-                        run.removeAll(keepingCapacity: true)
-                        runWorker = loop.workers[Partition(topic: topic, partition: partition)]
-                    }
-                    if runWorker != nil { run.append(RDKafkaMessage.inbound(m, topic: topic)) }
-                }
+            // Rebalances, errors and (before partition queues exist) records arrive on the
+            // consumer queue; rd_kafka_consumer_poll runs the rebalance callback.
+            while let m = rd_kafka_consumer_poll(handle, 0) {
+                receiveStray(m)
                 rd_kafka_message_destroy(m)
-                polled += 1
-                if polled >= 2048 || overBudget { break }
-                message = rd_kafka_consumer_poll(handle, 0)
             }
-            if let w = runWorker, !run.isEmpty { w.deliver(run) }
-            run.removeAll(keepingCapacity: true)
-            runWorker = nil
-            reconcilePauses(high: high, low: low)
+            var progressed = false
+            var waitingOnWorkers = false
+            for (partition, queue) in loop.queues {
+                guard let worker = loop.workers[partition] else { continue }
+                let room = high - worker.buffered
+                if room <= 0 {
+                    waitingOnWorkers = true
+                    continue
+                }
+                // rd_kafka_consume_batch_queue with timeout 0 does not block.
+                let count = messages.withUnsafeMutableBufferPointer { buffer in
+                    rd_kafka_consume_batch_queue(queue, 0, buffer.baseAddress, min(room, readBatch))
+                }
+                guard count > 0 else { continue }
+                progressed = true
+                for i in 0..<count {
+                    let m = messages[i]!
+                    if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        report(m)
+                    } else {
+                        records.append(RDKafkaMessage.inbound(m, topic: partition.topic))
+                    }
+                    rd_kafka_message_destroy(m)
+                }
+                if !records.isEmpty { worker.deliver(records) }
+                records.removeAll(keepingCapacity: true)
+            }
+            reconcilePauses()
             var errstr = [CChar](repeating: 0, count: 512)
             let fatal = rd_kafka_fatal_error(handle, &errstr, errstr.count)
             if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -161,8 +181,35 @@ public final class KafkaEventConsumer: Sendable {
                 logger.critical("consumer hit a fatal error", metadata: ["error": "\(error)"])
                 return error
             }
+            if !progressed {
+                // Blocks this dedicated thread until a queue has records, a worker drained,
+                // or the timeout passes.
+                _ = wakeup.wait(timeout: .now() + .milliseconds(waitingOnWorkers ? 20 : 100))
+            }
         }
         return nil
+    }
+
+    /// A record polled from the consumer queue: only possible for a partition whose queue is
+    /// not (yet) detached. Delivered to its worker in order, or dropped uncommitted.
+    private func receiveStray(_ m: UnsafeMutablePointer<rd_kafka_message_t>) {
+        if m.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            report(m)
+            return
+        }
+        guard let rkt = m.pointee.rkt else { return }
+        let topic = topicName(rkt)
+        loop.workers[Partition(topic: topic, partition: m.pointee.partition)]?.deliver([RDKafkaMessage.inbound(m, topic: topic)])
+    }
+
+    /// Asks librdkafka to signal `wakeup` when `queue` goes from empty to non-empty.
+    private func enableWakeup(_ queue: OpaquePointer) {
+        rd_kafka_queue_cb_event_enable(
+            queue,
+            { _, opaque in
+                guard let opaque else { return }
+                Unmanaged<DispatchSemaphore>.fromOpaque(opaque).takeUnretainedValue().signal()
+            }, Unmanaged.passUnretained(wakeup).toOpaque())
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {
@@ -184,12 +231,12 @@ public final class KafkaEventConsumer: Sendable {
             ])
     }
 
-    /// Pauses partitions whose worker is retrying or full; resumes the others.
-    private func reconcilePauses(high: Int, low: Int) {
+    /// Pauses partitions whose worker waits on a retry; resumes them when it is over.
+    private func reconcilePauses() {
         var pause: [Partition] = []
         var resume: [Partition] = []
         for (partition, worker) in loop.workers {
-            let want = worker.wantsPause(high: high, low: low)
+            let want = worker.isRetrying
             let paused = loop.paused.contains(partition)
             if want && !paused {
                 pause.append(partition)
@@ -201,13 +248,13 @@ public final class KafkaEventConsumer: Sendable {
             let list = RDKafkaPartitionList(pause.map { ($0.topic, $0.partition, 0) })
             rd_kafka_pause_partitions(handle, list.pointer)
             loop.paused.formUnion(pause)
-            logger.debug("partitions paused", metadata: ["partitions": "\(pause.map(\.description))"])
+            logger.info("partitions paused while retrying", metadata: ["partitions": "\(pause.map(\.description).sorted())"])
         }
         if !resume.isEmpty {
             let list = RDKafkaPartitionList(resume.map { ($0.topic, $0.partition, 0) })
             rd_kafka_resume_partitions(handle, list.pointer)
             loop.paused.subtract(resume)
-            logger.debug("partitions resumed", metadata: ["partitions": "\(resume.map(\.description))"])
+            logger.info("partitions resumed", metadata: ["partitions": "\(resume.map(\.description).sorted())"])
         }
     }
 
@@ -225,11 +272,19 @@ public final class KafkaEventConsumer: Sendable {
                 rd_kafka_assign(handle, list)
             }
             for p in partitions where loop.workers[p] == nil {
-                let worker = PartitionWorker(topic: p.topic, partition: p.partition, maxBatch: settings.maxBatch, budget: budget)
+                let wakeup = self.wakeup
+                let worker = PartitionWorker(topic: p.topic, partition: p.partition, maxBatch: settings.maxBatch) {
+                    wakeup.signal()
+                }
                 worker.start(processor: processor, logger: logger) { [weak self] next in
                     self?.storeOffset(p, next)
                 }
                 loop.workers[p] = worker
+                if let queue = rd_kafka_queue_get_partition(handle, p.topic, p.partition) {
+                    rd_kafka_queue_forward(queue, nil)
+                    enableWakeup(queue)
+                    loop.queues[p] = queue
+                }
             }
             // A partition paused in an earlier assignment must not stay paused.
             rd_kafka_resume_partitions(handle, list)
@@ -260,6 +315,12 @@ public final class KafkaEventConsumer: Sendable {
 
     /// Lets in-flight batches of `partitions` finish within `timeout`, then abandons the rest.
     private func stopWorkers(for partitions: [Partition], timeout: Duration) {
+        for p in partitions {
+            if let queue = loop.queues.removeValue(forKey: p) {
+                rd_kafka_queue_cb_event_enable(queue, nil, nil)
+                rd_kafka_queue_destroy(queue)
+            }
+        }
         let workers = partitions.compactMap { p in loop.workers.removeValue(forKey: p) }
         for w in workers { w.close() }
         let deadline = DispatchTime.now() + .milliseconds(Int(timeout.seconds * 1000))

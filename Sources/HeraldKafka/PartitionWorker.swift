@@ -5,7 +5,8 @@ import Synchronization
 
 /// The records of one assigned partition waiting to be processed, and the task that
 /// processes them in order. The poll thread delivers; the task takes up to a batch at a time.
-/// The buffer is bounded by pausing the partition (see `wantsPause`), never by dropping.
+/// The poll thread stops reading the partition's librdkafka queue while `buffered` is at its
+/// limit, so librdkafka stops fetching that partition: the buffer is bounded, never dropped.
 final class PartitionWorker: Sendable {
     let topic: String
     let partition: Int32
@@ -15,21 +16,21 @@ final class PartitionWorker: Sendable {
         var waiter: CheckedContinuation<[InboundMessage]?, Never>?
         var closed = false
         var retrying = false
-        var pausedForBackpressure = false
         var task: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
     private let maxBatch: Int
-    private let budget: BufferBudget
+    /// Called when the task takes records, so the poll thread can read more.
+    private let drained: @Sendable () -> Void
     /// Signalled once when the task has ended.
     let finished = DispatchSemaphore(value: 0)
 
-    init(topic: String, partition: Int32, maxBatch: Int, budget: BufferBudget) {
+    init(topic: String, partition: Int32, maxBatch: Int, drained: @escaping @Sendable () -> Void) {
         self.topic = topic
         self.partition = partition
         self.maxBatch = maxBatch
-        self.budget = budget
+        self.drained = drained
     }
 
     /// Starts the task. `storeOffset` is called with the next offset to consume after a
@@ -63,7 +64,6 @@ final class PartitionWorker: Sendable {
     func deliver(_ messages: [InboundMessage]) -> Int {
         state.withLock { s in
             guard !s.closed else { return 0 }
-            budget.add(messages.count)
             if s.buffer.isEmpty {
                 s.buffer = messages
             } else {
@@ -78,7 +78,8 @@ final class PartitionWorker: Sendable {
     }
 
     private func next() async -> [InboundMessage]? {
-        await withCheckedContinuation { (c: CheckedContinuation<[InboundMessage]?, Never>) in
+        defer { drained() }
+        return await withCheckedContinuation { (c: CheckedContinuation<[InboundMessage]?, Never>) in
             state.withLock { s in
                 if !s.buffer.isEmpty {
                     c.resume(returning: take(&s.buffer))
@@ -93,13 +94,11 @@ final class PartitionWorker: Sendable {
 
     private func take(_ buffer: inout [InboundMessage]) -> [InboundMessage] {
         if buffer.count <= maxBatch {
-            budget.remove(buffer.count)
             defer { buffer = [] }
             return buffer
         }
         let batch = Array(buffer[..<maxBatch])
         buffer.removeFirst(maxBatch)
-        budget.remove(maxBatch)
         return batch
     }
 
@@ -107,7 +106,6 @@ final class PartitionWorker: Sendable {
     func close() {
         state.withLock { s in
             s.closed = true
-            budget.remove(s.buffer.count)
             s.buffer = []
             if let waiter = s.waiter {
                 s.waiter = nil
@@ -121,28 +119,8 @@ final class PartitionWorker: Sendable {
         state.withLock { $0.task }?.cancel()
     }
 
-    /// Whether the partition should be paused: while retrying, and while the buffer is above
-    /// `high` until it drains below `low` (hysteresis, so pause/resume does not flap).
-    func wantsPause(high: Int, low: Int) -> Bool {
-        state.withLock { s in
-            let count = s.buffer.count
-            if count >= high {
-                s.pausedForBackpressure = true
-            } else if count <= low {
-                s.pausedForBackpressure = false
-            }
-            return s.retrying || s.pausedForBackpressure
-        }
-    }
+    /// Records delivered and not yet taken by the task.
+    var buffered: Int { state.withLock { $0.buffer.count } }
 
     var isRetrying: Bool { state.withLock { $0.retrying } }
-}
-
-/// The records buffered across all partitions, so the poll loop can stop taking more.
-final class BufferBudget: Sendable {
-    private let count = Atomic<Int>(0)
-
-    func add(_ n: Int) { count.add(n, ordering: .relaxed) }
-    func remove(_ n: Int) { count.subtract(n, ordering: .relaxed) }
-    var current: Int { count.load(ordering: .relaxed) }
 }

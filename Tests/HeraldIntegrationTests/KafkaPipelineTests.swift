@@ -145,14 +145,14 @@ struct KafkaPipelineTests {
         #expect(healthy.applied.map(\.id.rawValue) == (0..<5).map { "s\($0)" })
     }
 
-    @Test("backpressure: a tiny total budget and a per-partition pause still deliver everything in order")
+    @Test("backpressure: a tiny per-partition buffer still delivers everything, in order")
     func backpressure() async throws {
         let cluster = try TestCluster(partitions: 2)
         let applier = RecordingApplier()
         let count = 2000
         try await cluster.send((0..<count).map { TestCluster.roleEvent("r\($0 % 2)", id: "b\($0)", at: 1_700_000_000) })
         let consumer = try TestConsumer(
-            cluster: cluster, group: "g-bp", applier: applier, maxBuffered: 20, maxBufferedPerPartition: 300)
+            cluster: cluster, group: "g-bp", applier: applier, maxBufferedPerPartition: 7)
         try await TestCluster.eventually("all applied") { applier.applied.count >= count }
         try await consumer.stop()
         #expect(Set(applier.applied.map(\.id.rawValue)).count == count)

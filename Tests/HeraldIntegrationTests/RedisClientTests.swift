@@ -208,8 +208,12 @@ struct RedisClientTests {
         let client = try RedisTests.client(redis.url, poolSize: 1)
         defer { client.close() }
 
-        let busy = Task { try await client.command(["BLPOP", "nothing", "0.5"]) }
-        try await Task.sleep(for: .milliseconds(100))
+        let busy = Task { try await client.command(["BLPOP", "nothing", "2"]) }
+        // Wait (bounded) until the server sees the BLPOP, so the only connection is taken.
+        for _ in 0..<200 {
+            if (try redis.probe(["CLIENT", "LIST"]).text ?? "").contains("cmd=blpop") { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let waiting = Task { try await client.command(["PING"]) }
         try await Task.sleep(for: .milliseconds(50))
         waiting.cancel()

@@ -15,8 +15,7 @@ public struct HeraldConfiguration: Sendable {
         public var secretProperties: Set<String> = []
         public var embeddedPartitions = 4
         public var bootstrapFile = "var/kafka-bootstrap"
-        public var maxBuffered = 10_000
-        public var maxBufferedPerPartition = 10_000
+        public var maxBufferedPerPartition = 1000
         public var maxBatch = 500
         public var commitInterval: Duration = .seconds(1)
         public var shutdownTimeout: Duration = .seconds(10)
@@ -91,7 +90,6 @@ public struct HeraldConfiguration: Sendable {
         }
         c.kafka.embeddedPartitions = try reader.integer("HERALD_EMBEDDED_PARTITIONS", in: 1...1024) ?? c.kafka.embeddedPartitions
         c.kafka.bootstrapFile = try reader.string("HERALD_EMBEDDED_BOOTSTRAP_FILE") ?? c.kafka.bootstrapFile
-        c.kafka.maxBuffered = try reader.integer("HERALD_MAX_BUFFERED", in: 1...10_000_000) ?? c.kafka.maxBuffered
         c.kafka.maxBufferedPerPartition =
             try reader.integer("HERALD_MAX_BUFFERED_PER_PARTITION", in: 1...1_000_000) ?? c.kafka.maxBufferedPerPartition
         c.kafka.maxBatch = try reader.integer("HERALD_MAX_BATCH", in: 1...100_000) ?? c.kafka.maxBatch

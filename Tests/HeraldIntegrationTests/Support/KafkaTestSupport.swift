@@ -114,8 +114,7 @@ struct TestConsumer {
 
     init(
         cluster: TestCluster, group: String, applier: any EffectApplier, ignored: Set<EventType> = [],
-        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBuffered: Int = 10_000,
-        maxBufferedPerPartition: Int = 2000,
+        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBufferedPerPartition: Int = 1000,
         drainTimeout: Duration = .seconds(5), properties: [String: String] = [:]
     ) throws {
         let dispatcher = EventDispatcher(handlers: [RevocationHandler()], ignoredTypes: ignored)
@@ -128,7 +127,7 @@ struct TestConsumer {
         consumer = try KafkaEventConsumer(
             settings: KafkaConsumerSettings(
                 bootstrapServers: cluster.bootstrap, groupID: group, topics: [TestCluster.userTopic, TestCluster.authTopic],
-                properties: props, maxBuffered: maxBuffered, maxBufferedPerPartition: maxBufferedPerPartition, maxBatch: 100,
+                properties: props, maxBufferedPerPartition: maxBufferedPerPartition, maxBatch: 100,
                 commitInterval: .milliseconds(200), drainTimeout: drainTimeout),
             processor: processor, logger: TestLogging.logger("test.consumer"))
         let c = consumer
