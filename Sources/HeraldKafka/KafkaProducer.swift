@@ -6,7 +6,8 @@ import Synchronization
 
 /// An idempotent producer (`enable.idempotence=true`). `send` returns only when the broker
 /// acknowledged every record, so a caller can store a consumed offset afterwards. A
-/// dedicated thread serves delivery reports; `close()` flushes before it returns.
+/// dedicated thread serves delivery reports and owns the handle: `close()` flushes and
+/// destroys it before it returns. A producer must be closed (its thread keeps it alive).
 public final class KafkaProducer: Sendable {
     nonisolated(unsafe) private let handle: OpaquePointer
     private let context: RDKafkaClientContext
@@ -46,10 +47,6 @@ public final class KafkaProducer: Sendable {
         let conf = try RDKafkaConfiguration.make(props, secretKeys: secretProperties, context: context)
         self.handle = try RDKafkaConfiguration.handle(RD_KAFKA_PRODUCER, conf: conf)
         startPollThread()
-    }
-
-    deinit {
-        rd_kafka_destroy(handle)
     }
 
     /// Produces `records` and waits for the broker's acknowledgement of each.

@@ -90,7 +90,8 @@ struct HeraldProcessTests {
             (try setup.redis.probe(["DBSIZE"]).integer ?? 0) >= count
         }
         herald.signal(SIGTERM)
-        #expect(try await herald.waitForExit() == 0)
+        let status = try await herald.waitForExit()
+        #expect(status == 0, "exit status \(status); output ends: \(herald.output.suffix(2000))")
         #expect(try setup.redis.probe(["DBSIZE"]).integer == count)
         #expect(appliedBeforeKill > 0)
         for i in [0, 4_321, count - 1] {
@@ -117,7 +118,8 @@ struct HeraldProcessTests {
             return applied >= 500 && letters >= 10
         }
         herald.signal(SIGTERM)
-        #expect(try await herald.waitForExit() == 0)
+        let status = try await herald.waitForExit()
+        #expect(status == 0, "exit status \(status); output ends: \(herald.output.suffix(2000))")
         #expect(herald.output.contains("consumer stopped"))
 
         let committed = try await inspector.committed(TestCluster.authTopic)
@@ -130,7 +132,8 @@ struct HeraldProcessTests {
         try await TestCluster.eventually("the new event") { (try setup.redis.probe(["DBSIZE"]).integer ?? 0) >= 501 }
         try await Task.sleep(for: .seconds(1))
         herald.signal(SIGINT)
-        #expect(try await herald.waitForExit() == 0)
+        let secondStatus = try await herald.waitForExit()
+        #expect(secondStatus == 0, "exit status \(secondStatus); output ends: \(herald.output.suffix(2000))")
         #expect(try await inspector.readAll(TestCluster.authTopic + ".dlq").count == 10)
     }
 

@@ -44,7 +44,8 @@ final class ChildProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        return process.terminationStatus
+        // A signal death reports the signal number: make it distinguishable from exit codes.
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
 }
 
