@@ -52,6 +52,12 @@ let package = Package(
                 "CHiredis", "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .target(
+            name: "HeraldPostgres",
+            dependencies: [
+                "CLibpq", "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // MARK: The daemon
         .executableTarget(
@@ -70,7 +76,7 @@ let package = Package(
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [
-                "HeraldCore", "HeraldKafka", "HeraldRedis",
+                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres",
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ],

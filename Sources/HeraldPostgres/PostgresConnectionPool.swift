@@ -1,0 +1,135 @@
+import Synchronization
+
+/// A fixed number of slots, each a `PostgresConnectionThread` created on first use. A caller
+/// borrows one slot at a time; when all are busy it waits in line (cancellable).
+final class PostgresConnectionPool: Sendable {
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Int, any Error>
+    }
+
+    private struct State {
+        var threads: [PostgresConnectionThread?]
+        /// Free slots; the last one is handed out first so that warm connections are reused.
+        var idle: [Int]
+        var waiters: [Waiter] = []
+        var nextWaiterID: UInt64 = 0
+        var closed = false
+    }
+
+    private let state: Mutex<State>
+    private let name: String
+
+    init(size: Int, name: String) {
+        let size = max(1, size)
+        self.name = name
+        self.state = Mutex(State(threads: Array(repeating: nil, count: size), idle: Array((0..<size).reversed())))
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Borrows a slot for the duration of `body`.
+    func withThread<T: Sendable>(_ body: (PostgresConnectionThread) async throws -> T) async throws -> T {
+        let (slot, thread) = try await acquire()
+        defer { release(slot) }
+        return try await body(thread)
+    }
+
+    /// Stops idle threads now and busy ones when they are returned; fails every waiter.
+    func close() {
+        let (threads, waiters) = state.withLock { state -> ([PostgresConnectionThread], [Waiter]) in
+            state.closed = true
+            let idle = state.idle.compactMap { slot in
+                defer { state.threads[slot] = nil }
+                return state.threads[slot]
+            }
+            state.idle.removeAll()
+            defer { state.waiters.removeAll() }
+            return (idle, state.waiters)
+        }
+        threads.forEach { $0.stop() }
+        waiters.forEach { $0.continuation.resume(throwing: Self.closedError()) }
+    }
+
+    // MARK: - Private
+
+    private func acquire() async throws -> (Int, PostgresConnectionThread) {
+        let id = state.withLock { state in
+            state.nextWaiterID &+= 1
+            return state.nextWaiterID
+        }
+        let slot = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+                enqueue(Waiter(id: id, continuation: continuation))
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> Waiter? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+        return (slot, thread(for: slot))
+    }
+
+    /// Grants a free slot at once, or queues the waiter.
+    private func enqueue(_ waiter: Waiter) {
+        enum Outcome {
+            case granted(Int)
+            case failed(any Error)
+            case queued
+        }
+        let outcome = state.withLock { state -> Outcome in
+            if state.closed { return .failed(Self.closedError()) }
+            if Task.isCancelled { return .failed(CancellationError()) }
+            if let slot = state.idle.popLast() { return .granted(slot) }
+            state.waiters.append(waiter)
+            return .queued
+        }
+        switch outcome {
+        case .granted(let slot): waiter.continuation.resume(returning: slot)
+        case .failed(let error): waiter.continuation.resume(throwing: error)
+        case .queued: break
+        }
+    }
+
+    /// The slot's thread, started on first use.
+    private func thread(for slot: Int) -> PostgresConnectionThread {
+        state.withLock { state in
+            if let thread = state.threads[slot] { return thread }
+            let thread = PostgresConnectionThread(name: "\(name)-\(slot)")
+            state.threads[slot] = thread
+            return thread
+        }
+    }
+
+    /// Hands the slot to the first waiter, or makes it idle; after `close()`, stops its
+    /// thread.
+    private func release(_ slot: Int) {
+        enum Outcome {
+            case handOver(Waiter)
+            case stop(PostgresConnectionThread?)
+            case idle
+        }
+        let outcome = state.withLock { state -> Outcome in
+            if state.closed {
+                defer { state.threads[slot] = nil }
+                return .stop(state.threads[slot])
+            }
+            if !state.waiters.isEmpty { return .handOver(state.waiters.removeFirst()) }
+            state.idle.append(slot)
+            return .idle
+        }
+        switch outcome {
+        case .handOver(let waiter): waiter.continuation.resume(returning: slot)
+        case .stop(let thread): thread?.stop()
+        case .idle: break
+        }
+    }
+
+    private static func closedError() -> PostgresError {
+        .clientClosed()
+    }
+}

@@ -1,0 +1,369 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A throwaway PostgreSQL 15 server for integration tests, run from Debian's binaries
+/// (`/usr/lib/postgresql/15/bin`, or `$HERALD_POSTGRES_BIN`): a cluster made by `initdb`
+/// (`--auth=trust`, UTF8, C locale, no fsync) in its own temporary directory, listening on
+/// 127.0.0.1 on a port free at start and on a unix socket in that directory.
+///
+///     let pg = try await PostgresServer.start()
+///     let client = PostgresClient(conninfo: pg.url, logger: logger)
+///     try await pg.restart()                 // same port, same data
+///     #expect(try pg.psql("SELECT count(*) FROM t") == "3")
+///
+/// PostgreSQL refuses to run as root: when the tests run as root, `initdb` and `postgres`
+/// run as the `postgres` system user (Debian's package creates it) through
+/// `setpriv --reuid --regid --init-groups`, which switches user and then execs, so the
+/// spawned pid is the postmaster's own and signals reach it directly (`runuser` would stay
+/// in between as the parent). Otherwise they run as the current user.
+///
+/// The server is killed and its directory removed when the object goes away (or on
+/// `shutdown()`). A missing binary or user is an error, not a skip: the tests fail loudly.
+final class PostgresServer: Sendable {
+    /// Why the harness could not run a server.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private struct State {
+        var pid: pid_t?
+        var ownsDirectory = true
+    }
+
+    let port: Int
+    /// The temporary directory: the cluster is in `data/`, the server's log in
+    /// `postgres.log`, its unix socket here too.
+    let directory: String
+    private let binaries: String
+    private let runAsPostgres: Bool
+    private let state = Mutex(State())
+    private let psqlCounter = Mutex(0)
+
+    /// `postgresql://postgres@127.0.0.1:PORT/postgres`.
+    var url: String { "postgresql://postgres@127.0.0.1:\(port)/postgres" }
+    var dataDirectory: String { directory + "/data" }
+
+    /// Creates a cluster and starts a server on a free port; returns once it accepts
+    /// connections.
+    static func start() async throws -> PostgresServer {
+        let binaries = try findBinaries()
+        let runAsPostgres = geteuid() == 0
+        let directory = try makeTemporaryDirectory(ownedByPostgres: runAsPostgres)
+        do {
+            try await initdb(binaries: binaries, directory: directory, asPostgres: runAsPostgres)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        var lastError: (any Error)?
+        // Another process may take the port between choosing and binding it: try again on
+        // another port, with the same cluster.
+        for _ in 0..<5 {
+            let server = PostgresServer(
+                port: try freePort(), directory: directory, binaries: binaries, runAsPostgres: runAsPostgres)
+            do {
+                try await server.start()
+                return server
+            } catch {
+                lastError = error
+                server.kill(removingDirectory: false)
+            }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        throw lastError ?? Failure(description: "postgres did not start")
+    }
+
+    private init(port: Int, directory: String, binaries: String, runAsPostgres: Bool) {
+        self.port = port
+        self.directory = directory
+        self.binaries = binaries
+        self.runAsPostgres = runAsPostgres
+    }
+
+    deinit {
+        shutdown()
+    }
+
+    /// Starts the (stopped) server again on the same port and data and waits until it
+    /// accepts connections (at most 30 s).
+    func start() async throws {
+        let pid = try Self.spawn(
+            binaries + "/postgres", serverArguments(), output: directory + "/postgres.log", asPostgres: runAsPostgres)
+        state.withLock { $0.pid = pid }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if reap(pid) {
+                throw Failure(description: "postgres exited during start on port \(port):\n\(log().suffix(3000))")
+            }
+            if isReady() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure(description: "postgres did not become ready on port \(port) within 30 s:\n\(log().suffix(3000))")
+    }
+
+    /// Fast shutdown (SIGINT: sessions are ended, the cluster is checkpointed) and waits for
+    /// the server to exit (SIGKILL after 30 s).
+    func stop() async throws {
+        guard let pid = state.withLock({ $0.pid }) else { return }
+        Glibc.kill(pid, SIGINT)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if reap(pid) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Glibc.kill(pid, SIGKILL)
+        _ = waitpid(pid, nil, 0)
+        state.withLock { $0.pid = nil }
+        throw Failure(description: "postgres did not stop within 30 s; killed")
+    }
+
+    /// `stop()` then `start()`: same port, same data.
+    func restart() async throws {
+        try await stop()
+        try await start()
+    }
+
+    /// Kills the server at once and removes its directory. Idempotent.
+    func shutdown() {
+        kill(removingDirectory: true)
+    }
+
+    /// Runs `sql` with Debian's `psql -At -X` (an independent client) as `postgres` over TCP
+    /// and returns its output without the final newline: one row per line, columns
+    /// separated by `|`. Throws when psql fails (its stderr in the message). Bounded: psql is
+    /// killed after 30 s.
+    func psql(_ sql: String) throws -> String {
+        let number = psqlCounter.withLock { counter in
+            counter += 1
+            return counter
+        }
+        let output = directory + "/psql-\(number).out"
+        let errors = directory + "/psql-\(number).err"
+        defer {
+            unlink(output)
+            unlink(errors)
+        }
+        let arguments = [
+            "-At", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d",
+            "postgres", "-c", sql,
+        ]
+        let environment = ["PGCONNECT_TIMEOUT=10", "PGOPTIONS=-c statement_timeout=30000", "PGCLIENTENCODING=UTF8"]
+        let pid = try Self.spawn(
+            binaries + "/psql", arguments, output: output, errors: errors, asPostgres: false, environment: environment)
+        let status = try Self.waitSynchronously(pid, timeout: .seconds(30))
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            let stderr = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+            throw Failure(description: "psql exited with \(status) for \(sql):\n\(stderr)")
+        }
+        return text.hasSuffix("\n") ? String(text.dropLast()) : text
+    }
+
+    /// The server's log, for failure messages.
+    func log() -> String {
+        (try? String(contentsOfFile: directory + "/postgres.log", encoding: .utf8)) ?? ""
+    }
+
+    // MARK: - Process
+
+    private static func initdb(binaries: String, directory: String, asPostgres: Bool) async throws {
+        let pid = try spawn(
+            binaries + "/initdb",
+            [
+                "-D", directory + "/data", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync", "-U", "postgres",
+                "--no-instructions",
+            ],
+            output: directory + "/initdb.log", asPostgres: asPostgres)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                guard status == 0 else {
+                    let log = (try? String(contentsOfFile: directory + "/initdb.log", encoding: .utf8)) ?? ""
+                    throw Failure(description: "initdb failed (status \(status)):\n\(log)")
+                }
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Glibc.kill(pid, SIGKILL)
+        _ = waitpid(pid, nil, 0)
+        throw Failure(description: "initdb did not finish within 60 s")
+    }
+
+    private func serverArguments() -> [String] {
+        let settings = [
+            "listen_addresses=127.0.0.1", "unix_socket_directories=\(directory)", "fsync=off", "synchronous_commit=off",
+            "full_page_writes=off", "shared_buffers=16MB", "max_connections=60", "logging_collector=off",
+            "log_min_messages=warning",
+        ]
+        return ["-D", dataDirectory, "-p", String(port)] + settings.flatMap { ["-c", $0] }
+    }
+
+    /// `postmaster.pid`'s status line says `ready` once the server accepts connections.
+    private func isReady() -> Bool {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8) else {
+            return false
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        return lines.count > 7 && lines[7].trimmingCharacters(in: .whitespaces) == "ready"
+    }
+
+    /// Kills the server; with `removingDirectory: false` the directory is also kept when the
+    /// object goes away (a failed attempt in `start()`, whose cluster the next one reuses).
+    private func kill(removingDirectory: Bool) {
+        let (running, ownsDirectory) = state.withLock { state in
+            defer {
+                state.pid = nil
+                if !removingDirectory { state.ownsDirectory = false }
+            }
+            return (state.pid, state.ownsDirectory)
+        }
+        if let pid = running {
+            // Immediate shutdown: the postmaster tells its children to quit at once.
+            Glibc.kill(pid, SIGQUIT)
+            if (try? Self.waitSynchronously(pid, timeout: .seconds(5))) == nil {
+                Glibc.kill(pid, SIGKILL)
+                _ = waitpid(pid, nil, 0)
+            }
+        }
+        if removingDirectory && ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+
+    /// posix_spawn with stdin from /dev/null and stdout/stderr appended to files; through
+    /// `setpriv` as the postgres user when `asPostgres`.
+    private static func spawn(
+        _ executable: String, _ arguments: [String], output: String, errors: String? = nil, asPostgres: Bool,
+        environment: [String] = []
+    ) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        if let errors {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        // The child inherits the spawning thread's signal mask and ignored signals (the test
+        // runner blocks and ignores some for its own handling): reset both, or postgres would
+        // not react to `stop()`'s SIGINT, nor its children to the postmaster's signals.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        for signal in [SIGTERM, SIGINT, SIGQUIT, SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&signals, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &signals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        var command = [executable] + arguments
+        if asPostgres {
+            command = ["/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + command
+        }
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var variables = ProcessInfo.processInfo.environment
+        for assignment in environment {
+            let parts = assignment.split(separator: "=", maxSplits: 1)
+            variables[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
+        guard status == 0 else {
+            throw Failure(description: "cannot run \(command[0]): \(String(cString: strerror(status)))")
+        }
+        return pid
+    }
+
+    /// Waits for `pid` to exit, blocking the calling thread for at most `timeout`; returns
+    /// its exit status (128 + the signal when killed). Kills it and throws after the timeout.
+    @discardableResult
+    private static func waitSynchronously(_ pid: pid_t, timeout: Duration) throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        while ContinuousClock.now < deadline {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                let signal = status & 0x7f
+                return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            }
+            if result == -1 { return -1 }
+            usleep(5_000)
+        }
+        Glibc.kill(pid, SIGKILL)
+        _ = waitpid(pid, nil, 0)
+        throw Failure(description: "process \(pid) did not exit within \(timeout)")
+    }
+
+    /// True (and forgets the pid) when the process has exited.
+    private func reap(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid || (result == -1 && errno == ECHILD) else { return false }
+        state.withLock { if $0.pid == pid { $0.pid = nil } }
+        return true
+    }
+
+    // MARK: - Setup helpers
+
+    private static func findBinaries() throws -> String {
+        let candidates = [ProcessInfo.processInfo.environment["HERALD_POSTGRES_BIN"], "/usr/lib/postgresql/15/bin"]
+        for case let directory? in candidates
+        where ["initdb", "postgres", "psql"].allSatisfy({ access("\(directory)/\($0)", X_OK) == 0 }) {
+            return directory
+        }
+        throw Failure(
+            description: "PostgreSQL 15 binaries (initdb, postgres, psql) not found in /usr/lib/postgresql/15/bin "
+                + "or $HERALD_POSTGRES_BIN: install Debian's postgresql-15 to run these tests")
+    }
+
+    /// A fresh directory, given to the postgres user when the server will run as it.
+    private static func makeTemporaryDirectory(ownedByPostgres: Bool) throws -> String {
+        var template = Array("/tmp/herald-pg-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw Failure(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
+        }
+        let directory = String(cString: made)
+        if ownedByPostgres {
+            guard let user = getpwnam("postgres") else {
+                try? FileManager.default.removeItem(atPath: directory)
+                throw Failure(description: "running as root, but there is no postgres user to run PostgreSQL as")
+            }
+            guard chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+                try? FileManager.default.removeItem(atPath: directory)
+                throw Failure(description: "chown \(directory) failed: \(String(cString: strerror(errno)))")
+            }
+        }
+        return directory
+    }
+
+    /// A port the kernel considers free right now (bind to port 0 and read it back).
+    private static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw Failure(description: "socket failed") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
+            }
+        }
+        guard bound else { throw Failure(description: "cannot bind a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
