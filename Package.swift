@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "Herald",
             dependencies: [
-                "HeraldCore", "HeraldKafka", "HeraldRedis",
+                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -17,8 +17,15 @@ broker_pid=""
 cleanup() {
   [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true
   scripts/redis.sh stop >/dev/null 2>&1 || true
+  scripts/postgres.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+
+database_url=$(scripts/postgres.sh start)
+export HERALD_DATABASE_URL=$database_url HERALD_DATABASE_AUTO_MIGRATE=true
+echo "inbox inserts: batched against one autocommit INSERT per row..."
+"$herald" bench-inbox --rows 100000 --single-rows 5000 >"$dir/inbox.json"
+cat "$dir/inbox.json"
 
 "$herald" broker --partitions "$partitions" --bootstrap-file "$dir/bootstrap" >"$dir/broker.log" 2>&1 &
 broker_pid=$!
@@ -74,15 +81,21 @@ read -r low_wall low_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=
   measure herald-lowmem "$herald" run --bench-stop-after "$events" --bench-discard-effects)
 low_json=$(grep '^{"events"' "$dir/herald-lowmem.out")
 
-echo "herald (real Redis) draining..."
 redis_url=$(scripts/redis.sh start)
+echo "herald (real Redis, inbox off) draining..."
+read -r noinbox_wall noinbox_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-noinbox HERALD_REDIS_URL=$redis_url \
+  HERALD_LOG_LEVEL=warning measure herald-noinbox "$herald" run --bench-stop-after "$events" --bench-without-inbox)
+noinbox_json=$(grep '^{"events"' "$dir/herald-noinbox.out")
+redis-cli -u "$redis_url" flushall >/dev/null
+
+echo "herald (real Redis and the PostgreSQL inbox: the full path) draining..."
 read -r redis_wall redis_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-redis HERALD_REDIS_URL=$redis_url \
   HERALD_LOG_LEVEL=warning measure herald-redis "$herald" run --bench-stop-after "$events")
 redis_json=$(grep '^{"events"' "$dir/herald-redis.out")
 keys=$(redis-cli -u "$redis_url" dbsize)
 [ "$keys" -eq "$roles" ] || { echo "expected $roles role keys in Redis, found $keys"; exit 1; }
 
-python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" "$low_wall" "$low_rss" "$low_json" "$kcatg_s" "$kcatg_rss" >"$dir/results.md" <<'PY'
+python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" "$low_wall" "$low_rss" "$low_json" "$kcatg_s" "$kcatg_rss" "$noinbox_wall" "$noinbox_rss" "$noinbox_json" "$dir/inbox.json" >"$dir/results.md" <<'PY'
 import json, sys
 n = int(sys.argv[1]); kcat_s = float(sys.argv[2]); kcat_rss = int(sys.argv[3])
 noop_wall = float(sys.argv[4]); noop_rss = int(sys.argv[5]); noop = json.loads(sys.argv[6])
@@ -90,6 +103,8 @@ redis_wall = float(sys.argv[7]); redis_rss = int(sys.argv[8]); red = json.loads(
 partitions, roles = sys.argv[10], sys.argv[11]
 low_wall = float(sys.argv[12]); low_rss = int(sys.argv[13]); low = json.loads(sys.argv[14])
 kg_s = float(sys.argv[15]); kg_rss = int(sys.argv[16])
+ni_wall = float(sys.argv[17]); ni_rss = int(sys.argv[18]); ni = json.loads(sys.argv[19])
+inbox = json.load(open(sys.argv[20]))
 kcat_rate = n / kcat_s
 mib = lambda kib: kib / 1024
 print(f"{n:,} events of ~100 bytes, {partitions} partitions, embedded broker in its own process, same run.\n")
@@ -102,12 +117,23 @@ row("kcat -C -e (baseline: no group, partitions assigned directly)", kcat_s, kca
 row("kcat -G -e (baseline: consumer-group member)", kg_s, kg_rss)
 row("herald, no-op effects", noop_wall, noop_rss, noop["events_per_second"])
 row("herald, no-op effects, low-memory settings¹", low_wall, low_rss, low["events_per_second"])
-row(f"herald, real Redis ({roles} role keys)", redis_wall, redis_rss, red["events_per_second"])
+row(f"herald, real Redis ({roles} role keys), inbox off", ni_wall, ni_rss, ni["events_per_second"])
+row(f"herald, real Redis and the PostgreSQL inbox (full path)", redis_wall, redis_rss, red["events_per_second"])
 print()
 print("Drain rate: for kcat, events / wall time (process start to exit); for Herald, its own")
 print("count from the first processed event to the last. Wall time also includes joining the")
 print("group (the mock coordinator waits ~3 s before the first assignment, for kcat -G and Herald")
 print("alike) and, for Herald, a clean shutdown (drain, commit, leave the group).")
+print()
+print(f"The inbox costs {100 * (1 - red['events_per_second'] / ni['events_per_second']):.0f}% of the Redis-only rate.")
+print()
+print("Inbox inserts on the same PostgreSQL server (local, fsync on):")
+print()
+print("| method | rows/s |")
+print("|---|---:|")
+print(f"| batched: one multi-row INSERT (unnest) per {inbox['batch']} rows, one transaction each | {inbox['batched_rows_per_second']:,} |")
+print(f"| one autocommit INSERT per row | {inbox['single_rows_per_second']:,} |")
+print(f"| ratio | {inbox['batched_rows_per_second'] / inbox['single_rows_per_second']:.0f}× |")
 print()
 print("¹ HERALD_MAX_BUFFERED_PER_PARTITION=500 and HERALD_KAFKA_PROPERTY_QUEUED_MIN_MESSAGES=1000")
 print("(the defaults are 1000 and 5000).")

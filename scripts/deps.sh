@@ -6,9 +6,9 @@ profile=${1:-test}
 packages=(pkg-config librdkafka-dev libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server)
 case "$profile" in
   build) ;;
-  run) packages+=(redis-tools python3) ;;
-  test) packages+=(redis-tools python3 python3-jsonschema python3-yaml) ;;
-  bench) packages+=(redis-tools kcat time python3) ;;
+  run) packages+=(redis-tools postgresql python3) ;;
+  test) packages+=(redis-tools postgresql python3 python3-jsonschema python3-yaml) ;;
+  bench) packages+=(redis-tools postgresql kcat time python3) ;;
   *) echo "usage: $0 [build|run|test|bench]" >&2; exit 2 ;;
 esac
 missing=()

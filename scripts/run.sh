@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: a local Redis (unless HERALD_REDIS_URL is set), then Herald with the embedded
-# broker (unless HERALD_KAFKA_BROKERS is set). Ctrl-C stops Herald, then Redis.
+# `make run`: a local Redis and PostgreSQL (unless HERALD_REDIS_URL / HERALD_DATABASE_URL are
+# set), `herald migrate`, then Herald with the embedded broker (unless HERALD_KAFKA_BROKERS is
+# set). Ctrl-C stops Herald, then the local services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 herald="$1"
@@ -11,8 +12,20 @@ if [ -z "${HERALD_REDIS_URL:-}" ]; then
   started_redis=1
   echo "local Redis: $HERALD_REDIS_URL   (redis-cli -u $HERALD_REDIS_URL)"
 fi
-cleanup() { [ -n "$started_redis" ] && scripts/redis.sh stop; }
+started_postgres=""
+if [ -z "${HERALD_DATABASE_URL:-}" ]; then
+  HERALD_DATABASE_URL=$(scripts/postgres.sh start)
+  export HERALD_DATABASE_URL
+  started_postgres=1
+  echo "local PostgreSQL: $HERALD_DATABASE_URL   (psql $HERALD_DATABASE_URL)"
+fi
+cleanup() {
+  [ -n "$started_redis" ] && scripts/redis.sh stop
+  [ -n "$started_postgres" ] && scripts/postgres.sh stop
+  return 0
+}
 trap cleanup EXIT
+"$herald" migrate
 "$herald" run &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null' INT TERM

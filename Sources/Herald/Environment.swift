@@ -13,9 +13,14 @@ enum Environment {
         do {
             return try HeraldConfiguration.load(environment: variables, readFile: readFile)
         } catch {
-            FileHandle.standardError.write(Data("herald: configuration error: \(error)\n".utf8))
-            exit(78)  // EX_CONFIG
+            fail(error)
         }
+    }
+
+    /// Stops with a configuration error (exit code 78, EX_CONFIG).
+    static func fail(_ error: ConfigurationError) -> Never {
+        FileHandle.standardError.write(Data("herald: configuration error: \(error)\n".utf8))
+        exit(78)
     }
 
     /// Where to find brokers for client commands: HERALD_KAFKA_BROKERS, else the file the

@@ -18,7 +18,9 @@ struct HeraldCommand: AsyncParsableCommand {
             with no HERALD_KAFKA_BROKERS, `herald run` starts an embedded broker.
             """,
         version: version,
-        subcommands: [RunCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self],
+        subcommands: [
+            RunCommand.self, MigrateCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self, BenchInboxCommand.self,
+        ],
         defaultSubcommand: nil
     )
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldPostgres
 import HeraldRedis
 import Logging
 import ServiceLifecycle
@@ -25,6 +26,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(name: .customLong("bench-discard-effects"), help: .hidden)
     var benchDiscardEffects = false
+
+    @Flag(name: .customLong("bench-without-inbox"), help: .hidden)
+    var benchWithoutInbox = false
 
     func run() async throws {
         let config = Environment.configuration()
@@ -50,6 +54,9 @@ struct RunCommand: AsyncParsableCommand {
             services.append(.init(service: KeepAliveService(name: "embedded broker", resource: broker)))
         }
 
+        let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate)
+        let inbox = PostgresEventInbox(client: database, schema: config.database.schema, logger: Logger(label: "herald.inbox"))
+
         let redis = RedisClient(
             endpoint: config.redis.endpoint, connectTimeout: config.redis.connectTimeout,
             commandTimeout: config.redis.commandTimeout, poolSize: config.redis.poolSize,
@@ -66,9 +73,16 @@ struct RunCommand: AsyncParsableCommand {
 
         let dispatcher = EventDispatcher(
             decoder: EnvelopeDecoder(defaultTypeByTopic: config.defaultTypeByTopic),
-            handlers: [RevocationHandler()], ignoredTypes: config.ignoredTypes)
+            handlers: StandardHandlers.all, ignoredTypes: config.ignoredTypes)
         let benchmark = benchStopAfter.map { BenchmarkObserver(target: $0) }
-        let applier: any EffectApplier = benchDiscardEffects ? DiscardingApplier() : RevocationEffectApplier(store: store)
+        let applier: any EffectApplier =
+            if benchDiscardEffects {
+                DiscardingApplier()
+            } else if benchWithoutInbox {
+                RevocationEffectApplier(store: store)
+            } else {
+                InboxEffectApplier(inbox: inbox, revocations: RevocationEffectApplier(store: store), consumerGroup: config.kafka.groupID)
+            }
         let processor = BatchProcessor(
             dispatcher: dispatcher, applier: applier,
             deadLetters: KafkaDeadLetterPublisher(
@@ -88,6 +102,8 @@ struct RunCommand: AsyncParsableCommand {
 
         // Shutdown runs in reverse: the consumer stops first, then the producer flushes,
         // then Redis and the embedded broker go.
+        services.append(.init(service: CloseOnShutdownService(name: "postgres") { database.close() }))
+        services.append(.init(service: InboxPruner(inbox: inbox, retention: config.database.inboxRetention, logger: logger)))
         services.append(.init(service: CloseOnShutdownService(name: "redis") { redis.close() }))
         services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
         services.append(

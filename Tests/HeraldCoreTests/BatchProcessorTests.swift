@@ -67,7 +67,7 @@ struct BatchProcessorTests {
         let h = Harness()
         try await h.process([
             Self.role("a", offset: 10), Self.role("b", offset: 11),
-            Self.raw(#"{"type":"UserCreated","user_id":"u","username":"ada"}"#, offset: 12),
+            Self.raw(#"{"type":"PasswordChanged","user_id":"u"}"#, offset: 12),
         ])
         #expect(h.applier.offsetsPerCall == [[10, 11]])
         #expect(h.deadLetters.calls.current.isEmpty)
@@ -75,7 +75,7 @@ struct BatchProcessorTests {
         #expect(h.retryStates.current.isEmpty)
         #expect(h.count(.applied(batchSize: 2)) == 1)
         #expect(h.count(.recorded(.applied, type: "RoleDeleted")) == 2)
-        #expect(h.count(.recorded(.ignored, type: "UserCreated")) == 1)
+        #expect(h.count(.recorded(.ignored, type: "PasswordChanged")) == 1)
     }
 
     @Test("nothing to apply, nothing called")

@@ -121,7 +121,7 @@ struct ContractTests {
         let documented = Set(examples.map(\.event_type))
         #expect(documented.count == examples.count, "one example per event")
         let catalogued = Set(EventCatalog.standard.types.map(\.rawValue))
-        let handled = Set(RevocationHandler().handledTypes.map(\.rawValue))
+        let handled = Set(StandardHandlers.handledTypes.map(\.rawValue))
         #expect(documented == catalogued.union(handled))
         #expect(handled.isSubset(of: catalogued), "a handled type has no schema")
         // With the default configuration no contract event is dead-lettered as unknown.

@@ -65,14 +65,39 @@ struct DispatcherTests {
         #expect(outcome(inbound(created), strict) == .rejected(.unknownEventType, type: "UserCreated"))
     }
 
+    @Test("every handler registered for a type decides: UserDeleted revokes and deletes the recipient")
+    func severalHandlers() throws {
+        let both = EventDispatcher(
+            decoder: EnvelopeDecoder(clock: fixedClock), handlers: [RevocationHandler(), RecipientHandler()])
+        let deleted = #"{"type":"UserDeleted","user_id":"u1","occurred_at":"2024-01-01T00:00:00Z"}"#
+        let at = try #require(RFC3339.parse("2024-01-01T00:00:00Z"))
+        let user = try UserID("u1")
+        #expect(
+            outcome(inbound(deleted), both)
+                == .accepted(event: "UserDeleted", effects: [.revokeUser(user, asOf: at), .deleteRecipient(user, asOf: at)]))
+        let registered =
+            #"{"type":"UserRegistered","user_id":"u1","username":"ada","email":"ada@example.com","locale":"pt-BR","occurred_at":"2024-01-01T00:00:00Z"}"#
+        let profile = RecipientProfile(
+            userID: user, email: try EmailAddress("ada@example.com"), username: try Username("ada"), locale: try LanguageTag("pt-BR"))
+        #expect(outcome(inbound(registered), both) == .accepted(event: "UserRegistered", effects: [.upsertRecipient(profile, asOf: at)]))
+        let changed =
+            #"{"type":"EmailChanged","user_id":"u1","old_email":"ada@example.com","new_email":"ada@example.org","occurred_at":"2024-01-01T00:00:00Z"}"#
+        #expect(
+            outcome(inbound(changed), both)
+                == .accepted(
+                    event: "EmailChanged", effects: [.changeRecipientEmail(user, to: try EmailAddress("ada@example.org"), asOf: at)]))
+    }
+
     @Test("an ignored type is accepted without effects, after validation when Herald knows it")
     func ignoredTypes() {
-        let created = #"{"type":"UserCreated","user_id":"u1","username":"ada","email":"ada@example.com"}"#
-        #expect(outcome(inbound(created)) == .accepted(event: "UserCreated", effects: []))
-        #expect(outcome(inbound(#"{"type":"UserCreated","user_id":"u1"}"#)) == .rejected(.validationFailed, type: "UserCreated"))
+        let verify = #"{"type":"EmailVerificationRequested","user_id":"u1","email":"ada@example.com"}"#
+        #expect(outcome(inbound(verify)) == .accepted(event: "EmailVerificationRequested", effects: []))
         #expect(
-            outcome(inbound(#"{"type":"UserCreated","user_id":"u1","username":"ada","email":"nope"}"#))
-                == .rejected(.validationFailed, type: "UserCreated"))
+            outcome(inbound(#"{"type":"EmailVerificationRequested","user_id":"u1"}"#))
+                == .rejected(.validationFailed, type: "EmailVerificationRequested"))
+        #expect(
+            outcome(inbound(#"{"type":"EmailVerificationRequested","user_id":"u1","email":"nope"}"#))
+                == .rejected(.validationFailed, type: "EmailVerificationRequested"))
 
         let legacy = EventDispatcher(decoder: EnvelopeDecoder(clock: fixedClock), handlers: [], ignoredTypes: ["LegacyEvent"])
         #expect(outcome(inbound(#"{"type":"LegacyEvent","anything":[1,2]}"#), legacy) == .accepted(event: nil, effects: []))

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldPostgres
 import Testing
 
 #if canImport(Glibc)
@@ -16,6 +17,7 @@ struct HeraldProcessTests {
         let broker: ChildProcess
         let bootstrap: String
         let redis: RedisServer
+        let postgres: PostgresServer
         let producer: KafkaProducer
 
         init(partitions: Int) async throws {
@@ -31,6 +33,7 @@ struct HeraldProcessTests {
             }
             bootstrap = address!
             redis = try await RedisServer.start()
+            postgres = try await PostgresServer.start()
             producer = try KafkaProducer(bootstrapServers: bootstrap, logger: TestLogging.logger("e2e.producer"))
         }
 
@@ -42,6 +45,8 @@ struct HeraldProcessTests {
                     "HERALD_KAFKA_BROKERS": bootstrap,
                     "HERALD_KAFKA_GROUP": group,
                     "HERALD_REDIS_URL": redis.url,
+                    "HERALD_DATABASE_URL": postgres.url,
+                    "HERALD_DATABASE_AUTO_MIGRATE": "true",
                     "HERALD_COMMIT_INTERVAL": "200ms",
                     "HERALD_KAFKA_PROPERTY_SESSION_TIMEOUT_MS": "6000",
                     "HERALD_KAFKA_PROPERTY_HEARTBEAT_INTERVAL_MS": "500",
@@ -55,6 +60,7 @@ struct HeraldProcessTests {
 
         func teardown() {
             redis.shutdown()
+            postgres.shutdown()
             broker.signal(SIGTERM)
         }
     }
@@ -93,6 +99,7 @@ struct HeraldProcessTests {
         let status = try await herald.waitForExit()
         #expect(status == 0, "exit status \(status); output ends: \(herald.output.suffix(2000))")
         #expect(try setup.redis.probe(["DBSIZE"]).integer == count)
+        #expect(try setup.postgres.psql("SELECT count(*) FROM herald.processed_events") == String(count))
         #expect(appliedBeforeKill > 0)
         for i in [0, 4_321, count - 1] {
             #expect(try setup.redis.probe(["GET", "revoked_user: user-\(i)"]).text == String(1_700_000_000 + i))
@@ -137,6 +144,23 @@ struct HeraldProcessTests {
         #expect(try await inspector.readAll(TestCluster.authTopic + ".dlq").count == 10)
     }
 
+    @Test("herald run refuses a database whose schema is behind and says to run herald migrate; herald migrate fixes it")
+    func schemaBehind() async throws {
+        let pg = try await PostgresServer.start()
+        defer { pg.shutdown() }
+        let dir = try HeraldBinary.temporaryDirectory()
+        let env = ["PATH": "/usr/bin:/bin", "HERALD_DATABASE_URL": pg.url, "HERALD_KAFKA_BROKERS": "127.0.0.1:1"]
+        let refused = try ChildProcess(HeraldBinary.path, ["run"], environment: env, logPath: "\(dir)/refused.log")
+        #expect(try await refused.waitForExit() == 1)
+        #expect(refused.output.contains("herald migrate"))
+        let migrate = try ChildProcess(HeraldBinary.path, ["migrate"], environment: env, logPath: "\(dir)/migrate.log")
+        #expect(try await migrate.waitForExit() == 0)
+        #expect(try pg.psql("SELECT count(*) FROM herald.schema_migrations") == String(HeraldSchema.migrations.count))
+        let again = try ChildProcess(HeraldBinary.path, ["migrate"], environment: env, logPath: "\(dir)/again.log")
+        #expect(try await again.waitForExit() == 0)
+        #expect(again.output.contains("up to date"))
+    }
+
     @Test("a bad configuration stops herald at start-up with a message naming the setting")
     func badConfiguration() async throws {
         let dir = try HeraldBinary.temporaryDirectory()
@@ -153,6 +177,13 @@ struct HeraldProcessTests {
             #expect(status == 78, "\(name)")
             #expect(herald.output.contains(name), "\(name): \(herald.output)")
         }
+        // A daemon that needs the database and has none configured names the setting.
+        let noDatabase = try ChildProcess(
+            HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", "HERALD_KAFKA_BROKERS": "127.0.0.1:1"],
+            logPath: "\(dir)/no-database.log")
+        #expect(try await noDatabase.waitForExit() == 78)
+        #expect(noDatabase.output.contains("HERALD_DATABASE_URL"))
+
         let secret = try ChildProcess(
             HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", "HERALD_REDIS_URL": "redis://:hunter2@host:notaport"],
             logPath: "\(dir)/secret.log")

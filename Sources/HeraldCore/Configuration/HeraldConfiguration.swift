@@ -34,12 +34,38 @@ public struct HeraldConfiguration: Sendable {
         public var userRevocationTTL: Duration = .seconds(7 * 86_400)
     }
 
+    public struct Database: Sendable {
+        /// A libpq URI or conninfo (`HERALD_DATABASE_URL`); nil when unset.
+        public var url: Secret?
+        /// `HERALD_DATABASE_PASSWORD` (or `_FILE`): overrides the URL's password.
+        public var password: Secret?
+        public var schema = "herald"
+        public var poolSize = 4
+        public var connectTimeout: Duration = .seconds(5)
+        public var statementTimeout: Duration = .seconds(30)
+        /// Apply pending migrations at start-up instead of refusing to start.
+        public var autoMigrate = false
+        /// How long processed-event rows are kept for de-duplication.
+        public var inboxRetention: Duration = .seconds(14 * 86_400)
+
+        /// The URL, or an error naming the setting for commands that need the database.
+        public func requireURL() throws(ConfigurationError) -> String {
+            guard let url else {
+                throw ConfigurationError(
+                    setting: "HERALD_DATABASE_URL",
+                    problem: "required: a libpq URI such as postgresql://herald@db:5432/auth or a conninfo string")
+            }
+            return url.value
+        }
+    }
+
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
     }
 
     public var kafka = Kafka()
     public var redis = Redis()
+    public var database = Database()
     public var retry = Backoff()
     /// Per-topic default event type for producers that send no type.
     public var defaultTypeByTopic: [String: EventType] = [:]
@@ -51,8 +77,7 @@ public struct HeraldConfiguration: Sendable {
     /// Contract events whose handlers (recipients, mail) arrive with the PostgreSQL and mail
     /// work: until then they are validated and acknowledged.
     public static let typesWithoutHandlerYet: Set<EventType> = [
-        "UserCreated", "UserRegistered", "EmailVerificationRequested", "PasswordResetRequested",
-        "PasswordChanged", "EmailChangeRequested", "EmailChanged",
+        "EmailVerificationRequested", "PasswordResetRequested", "PasswordChanged", "EmailChangeRequested",
     ]
 
     public init() {}
@@ -143,6 +168,35 @@ public struct HeraldConfiguration: Sendable {
         c.redis.poolSize = try reader.integer("HERALD_REDIS_POOL_SIZE", in: 1...256) ?? c.redis.poolSize
         c.redis.roleInvalidationTTL = try reader.duration("HERALD_ROLE_INVALIDATION_TTL") ?? c.redis.roleInvalidationTTL
         c.redis.userRevocationTTL = try reader.duration("HERALD_USER_REVOCATION_TTL") ?? c.redis.userRevocationTTL
+
+        // PostgreSQL
+        if let url = try reader.string("HERALD_DATABASE_URL") {
+            guard !url.isEmpty else { throw ConfigurationError(setting: "HERALD_DATABASE_URL", problem: "is empty") }
+            c.database.url = Secret(url)
+        }
+        c.database.password = try reader.string("HERALD_DATABASE_PASSWORD").map(Secret.init)
+        if let schema = try reader.string("HERALD_DATABASE_SCHEMA") {
+            let valid =
+                !schema.isEmpty && schema.utf8.count <= 63
+                && schema.utf8.enumerated().allSatisfy { i, b in
+                    (b >= 0x61 && b <= 0x7A) || b == 0x5F || (i > 0 && b >= 0x30 && b <= 0x39)
+                }
+            guard valid else {
+                throw ConfigurationError(setting: "HERALD_DATABASE_SCHEMA", problem: "expected a lower-case identifier ([a-z_][a-z0-9_]*)")
+            }
+            c.database.schema = schema
+        }
+        c.database.poolSize = try reader.integer("HERALD_DATABASE_POOL_SIZE", in: 1...256) ?? c.database.poolSize
+        c.database.connectTimeout = try reader.duration("HERALD_DATABASE_CONNECT_TIMEOUT") ?? c.database.connectTimeout
+        c.database.statementTimeout = try reader.duration("HERALD_DATABASE_STATEMENT_TIMEOUT") ?? c.database.statementTimeout
+        c.database.inboxRetention = try reader.duration("HERALD_INBOX_RETENTION") ?? c.database.inboxRetention
+        if let auto = try reader.string("HERALD_DATABASE_AUTO_MIGRATE") {
+            switch auto.lowercased() {
+            case "true", "1", "yes": c.database.autoMigrate = true
+            case "false", "0", "no": c.database.autoMigrate = false
+            default: throw ConfigurationError(setting: "HERALD_DATABASE_AUTO_MIGRATE", problem: "expected true or false")
+            }
+        }
 
         // Retries
         c.retry.initial = try reader.duration("HERALD_RETRY_INITIAL") ?? c.retry.initial

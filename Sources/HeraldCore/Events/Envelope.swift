@@ -7,6 +7,15 @@ public struct EventMetadata: Sendable, Hashable {
     public let topic: String
     public let partition: Int32
     public let offset: Int64
+
+    public init(type: EventType, id: EventID, occurredAt: EventTime, topic: String, partition: Int32, offset: Int64) {
+        self.type = type
+        self.id = id
+        self.occurredAt = occurredAt
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
 }
 
 /// A record whose value parsed as a JSON object and whose type, id and time resolved.

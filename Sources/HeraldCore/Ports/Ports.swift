@@ -56,3 +56,32 @@ public struct DeadLetter: Sendable {
 public protocol DeadLetterPublisher: Sendable {
     func publish(_ letters: [DeadLetter]) async throws
 }
+
+/// Herald's own database: the inbox of processed events and the effects that live beside it.
+public protocol EventInbox: Sendable {
+    /// In one transaction: records each event in the inbox of `consumerGroup` and applies the
+    /// database effects of those not recorded before; returns the ids newly recorded. An
+    /// event already in the inbox (a redelivery, or the same event on another partition)
+    /// changes nothing.
+    func record(_ events: [AcceptedEvent], consumerGroup: String) async throws -> Set<EventID>
+}
+
+/// Applies a batch's effects exactly once where they live in PostgreSQL, and idempotently
+/// elsewhere: Redis effects first (safe to repeat), then the inbox transaction, so an event is
+/// recorded only after every one of its effects succeeded.
+public struct InboxEffectApplier: EffectApplier {
+    public let inbox: any EventInbox
+    public let revocations: RevocationEffectApplier
+    public let consumerGroup: String
+
+    public init(inbox: any EventInbox, revocations: RevocationEffectApplier, consumerGroup: String) {
+        self.inbox = inbox
+        self.revocations = revocations
+        self.consumerGroup = consumerGroup
+    }
+
+    public func apply(_ events: [AcceptedEvent]) async throws {
+        try await revocations.apply(events)
+        _ = try await inbox.record(events, consumerGroup: consumerGroup)
+    }
+}

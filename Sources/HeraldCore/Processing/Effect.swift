@@ -6,6 +6,36 @@ public enum Effect: Sendable, Hashable {
     case invalidateRole(RoleName, asOf: EventTime)
     /// Tokens of `user` issued before `asOf` are revoked (`revoked_user: {user_id}`).
     case revokeUser(UserID, asOf: EventTime)
+    /// Remember who the user is and where to write to them (PostgreSQL `recipients`). Fields
+    /// left nil keep their stored value; an older event only fills fields still empty.
+    case upsertRecipient(RecipientProfile, asOf: EventTime)
+    /// The user's address changed (from `EmailChanged`).
+    case changeRecipientEmail(UserID, to: EmailAddress, asOf: EventTime)
+    /// The user is gone: no further mail. Deletion is final (user ids are never reused).
+    case deleteRecipient(UserID, asOf: EventTime)
+
+    /// Whether the effect lives in PostgreSQL (committed with the event's inbox row).
+    public var isDatabaseEffect: Bool {
+        switch self {
+        case .invalidateRole, .revokeUser: false
+        case .upsertRecipient, .changeRecipientEmail, .deleteRecipient: true
+        }
+    }
+}
+
+/// What Herald knows of a user to write to them.
+public struct RecipientProfile: Sendable, Hashable {
+    public var userID: UserID
+    public var email: EmailAddress?
+    public var username: Username?
+    public var locale: LanguageTag?
+
+    public init(userID: UserID, email: EmailAddress? = nil, username: Username? = nil, locale: LanguageTag? = nil) {
+        self.userID = userID
+        self.email = email
+        self.username = username
+        self.locale = locale
+    }
 }
 
 /// An event that passed validation, with the effects its handler decided on.

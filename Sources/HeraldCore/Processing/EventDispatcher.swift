@@ -9,7 +9,8 @@ public struct EventDispatcher: Sendable {
     public let decoder: EnvelopeDecoder
     public let catalog: EventCatalog
     public let ignoredTypes: Set<EventType>
-    private let handlers: [EventType: any EventHandler]
+    /// Every handler registered for a type decides; their effects are applied together.
+    private let handlers: [EventType: [any EventHandler]]
 
     public init(
         decoder: EnvelopeDecoder = EnvelopeDecoder(), catalog: EventCatalog = .standard,
@@ -18,9 +19,9 @@ public struct EventDispatcher: Sendable {
         self.decoder = decoder
         self.catalog = catalog
         self.ignoredTypes = ignoredTypes
-        var byType: [EventType: any EventHandler] = [:]
+        var byType: [EventType: [any EventHandler]] = [:]
         for handler in handlers {
-            for type in handler.handledTypes { byType[type] = handler }
+            for type in handler.handledTypes { byType[type, default: []].append(handler) }
         }
         self.handlers = byType
     }
@@ -40,11 +41,15 @@ public struct EventDispatcher: Sendable {
             // Known types are validated even when ignored, so a malformed event is reported
             // rather than silently acknowledged.
             let event = try catalog.decode(envelope)
-            if let handler = handlers[metadata.type] {
+            if let registered = handlers[metadata.type] {
                 guard let event else {
                     throw Rejection(.unknownEventType, "handler registered for \(metadata.type) but no schema")
                 }
-                return .accept(AcceptedEvent(metadata: metadata, event: event, effects: try handler.decide(event, metadata: metadata)))
+                var effects: [Effect] = []
+                for handler in registered {
+                    effects += try handler.decide(event, metadata: metadata)
+                }
+                return .accept(AcceptedEvent(metadata: metadata, event: event, effects: effects))
             }
             if ignoredTypes.contains(metadata.type) {
                 return .accept(AcceptedEvent(metadata: metadata, event: event, effects: []))

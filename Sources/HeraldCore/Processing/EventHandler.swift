@@ -31,3 +31,33 @@ public struct RevocationHandler: EventHandler {
         }
     }
 }
+
+/// The recipients model: who each user is and where mail for them goes.
+public struct RecipientHandler: EventHandler {
+    public init() {}
+
+    public let handledTypes: Set<EventType> = ["UserCreated", "UserRegistered", "EmailChanged", "UserDeleted"]
+
+    public func decide(_ event: DomainEvent, metadata: EventMetadata) throws(Rejection) -> [Effect] {
+        let at = metadata.occurredAt
+        switch event {
+        case .userCreated(let e):
+            return [.upsertRecipient(RecipientProfile(userID: e.userID, email: e.email, username: e.username, locale: e.locale), asOf: at)]
+        case .userRegistered(let e):
+            return [.upsertRecipient(RecipientProfile(userID: e.userID, email: e.email, username: e.username, locale: e.locale), asOf: at)]
+        case .emailChanged(let e):
+            return [.changeRecipientEmail(e.userID, to: e.newEmail, asOf: at)]
+        case .userDeleted(let e):
+            return [.deleteRecipient(e.userID, asOf: at)]
+        default:
+            throw Rejection(.handlerRejected, "recipient handler cannot handle \(metadata.type)")
+        }
+    }
+}
+
+/// The handlers `herald run` registers.
+public enum StandardHandlers {
+    public static let all: [any EventHandler] = [RevocationHandler(), RecipientHandler()]
+
+    public static var handledTypes: Set<EventType> { all.reduce(into: []) { $0.formUnion($1.handledTypes) } }
+}

@@ -115,9 +115,10 @@ struct TestConsumer {
     init(
         cluster: TestCluster, group: String, applier: any EffectApplier, ignored: Set<EventType> = [],
         backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBufferedPerPartition: Int = 1000,
-        drainTimeout: Duration = .seconds(5), properties: [String: String] = [:]
+        drainTimeout: Duration = .seconds(5), properties: [String: String] = [:],
+        handlers: [any EventHandler] = [RevocationHandler()]
     ) throws {
-        let dispatcher = EventDispatcher(handlers: [RevocationHandler()], ignoredTypes: ignored)
+        let dispatcher = EventDispatcher(handlers: handlers, ignoredTypes: ignored)
         let processor = BatchProcessor(
             dispatcher: dispatcher, applier: applier,
             deadLetters: KafkaDeadLetterPublisher(producer: cluster.producer, logger: TestLogging.logger("test.dlq")),

@@ -1,0 +1,129 @@
+import HeraldCore
+import Logging
+
+/// The inbox (`processed_events`) and the recipients model in PostgreSQL. One transaction per
+/// batch: the inbox rows go in with one multi-row INSERT (arrays through `unnest`, one round
+/// trip), and only the events it actually inserted get their database effects applied, so a
+/// redelivered event, or the same event arriving on two partitions at once, changes nothing.
+public struct PostgresEventInbox: EventInbox {
+    let client: PostgresClient
+    let schema: String
+    let logger: Logger
+
+    public init(client: PostgresClient, schema: String, logger: Logger) {
+        self.client = client
+        self.schema = HeraldSchema.quoted(schema)
+        self.logger = logger
+    }
+
+    public func record(_ events: [AcceptedEvent], consumerGroup: String) async throws -> Set<EventID> {
+        if events.isEmpty { return [] }
+        let schema = self.schema
+        let inserted = try await client.transaction { connection -> Set<String> in
+            let result = try connection.execute(
+                """
+                INSERT INTO \(schema).processed_events (consumer_group, event_id, event_type, topic, "partition", "offset")
+                SELECT $1, e.id, e.type, e.topic, e.part, e.off
+                FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) AS e(id, type, topic, part, off)
+                ON CONFLICT (consumer_group, event_id) DO NOTHING
+                RETURNING event_id
+                """,
+                [
+                    .text(consumerGroup),
+                    .textArray(events.map { $0.metadata.id.rawValue }),
+                    .textArray(events.map { $0.metadata.type.rawValue }),
+                    .textArray(events.map { $0.metadata.topic }),
+                    .intArray(events.map { Int64($0.metadata.partition) }),
+                    .intArray(events.map { $0.metadata.offset }),
+                ])
+            let new = Set(result.rows.compactMap { $0.first ?? nil })
+            var applied: Set<String> = []
+            for event in events where new.contains(event.metadata.id.rawValue) {
+                // The same id twice in one batch: the first occurrence is the one recorded.
+                guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
+                for effect in event.effects where effect.isDatabaseEffect {
+                    try Self.apply(effect, schema: schema, on: connection)
+                }
+            }
+            return new
+        }
+        if inserted.count < events.count {
+            logger.debug(
+                "events already processed; acknowledged without applying them again",
+                metadata: ["duplicates": "\(events.count - inserted.count)", "group": "\(consumerGroup)"])
+        }
+        return Set(events.lazy.map(\.metadata.id).filter { inserted.contains($0.rawValue) })
+    }
+
+    static func apply(_ effect: Effect, schema: String, on connection: PostgresConnection) throws {
+        switch effect {
+        case .upsertRecipient(let profile, let at):
+            // A newer event overwrites the fields it carries; an older one only fills fields
+            // still empty. A deleted recipient stays deleted.
+            try connection.execute(
+                """
+                INSERT INTO \(schema).recipients AS r (user_id, email, username, locale, updated_at)
+                VALUES ($1, $2, $3, $4, $5::timestamptz)
+                ON CONFLICT (user_id) DO UPDATE SET
+                    email = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.email, r.email)
+                                 ELSE COALESCE(r.email, EXCLUDED.email) END,
+                    username = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.username, r.username)
+                                    ELSE COALESCE(r.username, EXCLUDED.username) END,
+                    locale = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.locale, r.locale)
+                                  ELSE COALESCE(r.locale, EXCLUDED.locale) END,
+                    updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+                """,
+                [
+                    .text(profile.userID.rawValue), optional(profile.email?.rawValue), optional(profile.username?.rawValue),
+                    optional(profile.locale?.rawValue), .text(RFC3339.format(at)),
+                ])
+        case .changeRecipientEmail(let user, let email, let at):
+            // Only a newer change moves the address; an older one fills it only if unknown.
+            try connection.execute(
+                """
+                INSERT INTO \(schema).recipients AS r (user_id, email, updated_at) VALUES ($1, $2, $3::timestamptz)
+                ON CONFLICT (user_id) DO UPDATE SET
+                    email = CASE WHEN r.updated_at < EXCLUDED.updated_at OR r.email IS NULL THEN EXCLUDED.email ELSE r.email END,
+                    updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+                """,
+                [.text(user.rawValue), .text(email.rawValue), .text(RFC3339.format(at))])
+        case .deleteRecipient(let user, let at):
+            try connection.execute(
+                """
+                INSERT INTO \(schema).recipients AS r (user_id, deleted_at, updated_at) VALUES ($1, $2::timestamptz, $2::timestamptz)
+                ON CONFLICT (user_id) DO UPDATE SET
+                    deleted_at = LEAST(COALESCE(r.deleted_at, EXCLUDED.deleted_at), EXCLUDED.deleted_at),
+                    updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+                """,
+                [.text(user.rawValue), .text(RFC3339.format(at))])
+        case .invalidateRole, .revokeUser:
+            break
+        }
+    }
+
+    /// Deletes inbox rows older than `age`, in batches of `batchSize` so the table is never
+    /// locked for long. Returns the number of rows deleted.
+    public func prune(olderThan age: Duration, batchSize: Int = 5000) async throws -> Int {
+        let schema = self.schema
+        var total = 0
+        while true {
+            let deleted = try await client.withConnection { connection in
+                try connection.execute(
+                    """
+                    DELETE FROM \(schema).processed_events WHERE ctid = ANY(ARRAY(
+                        SELECT ctid FROM \(schema).processed_events
+                        WHERE processed_at < now() - make_interval(secs => $1::double precision)
+                        LIMIT $2))
+                    """,
+                    [.text(String(age.seconds)), .int(Int64(batchSize))]
+                ).affectedRows
+            }
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+}
+
+private func optional(_ value: String?) -> PostgresValue {
+    value.map { .text($0) } ?? .null
+}
