@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -59,6 +60,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Mail rendering: templates from Templates/ (swift-mustache), no I/O besides loading them.
+        .target(
+            name: "HeraldMail",
+            dependencies: [
+                "HeraldCore",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]),
+
         // MARK: The daemon
         .executableTarget(
             name: "Herald",
@@ -73,6 +82,9 @@ let package = Package(
         .testTarget(
             name: "HeraldCoreTests",
             dependencies: ["HeraldCore"]),
+        .testTarget(
+            name: "HeraldMailTests",
+            dependencies: ["HeraldMail"]),
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [
