@@ -1,0 +1,86 @@
+import HeraldCore
+import Logging
+
+/// Sends mail through libcurl's SMTP client. `workers` dedicated threads each keep one
+/// `CurlSMTPSession` (a libcurl easy handle, so one SMTP connection) across messages; a send
+/// goes to whichever thread is free.
+///
+/// MAIL FROM is `message.from.address`, RCPT TO `message.to.address`. Failures throw
+/// `MailError` (see there for what is transient); a message with a CR or LF in a header value
+/// fails before anything is sent.
+public final class SMTPMailer: MailTransport, Sendable {
+    private let settings: SMTPSettings
+    private let threads: WorkerThreads<CurlSMTPSession>
+    private let logger: Logger
+
+    public init(settings: SMTPSettings, workers: Int = 2, logger: Logger) {
+        self.settings = settings
+        self.threads = WorkerThreads(count: max(1, workers), name: "herald-smtp")
+        var logger = logger
+        logger[metadataKey: SMTPLogKey.server] = "\(settings)"
+        self.logger = logger
+    }
+
+    deinit {
+        threads.stop()
+    }
+
+    public func send(_ message: MailMessage) async throws -> MailReceipt {
+        let bytes: [UInt8]
+        do {
+            bytes = try MailRendering.render(message)
+        } catch {
+            logger.error(
+                "mail not sent: invalid message",
+                metadata: [SMTPLogKey.messageID: "\(message.messageID)", SMTPLogKey.error: "\(error)"])
+            throw error
+        }
+        let from = message.from.address.rawValue
+        let to = message.to.address.rawValue
+        let settings = self.settings
+        let result: Result<String?, MailError> = await threads.run(closed: .failure(.make(.mailerClosed, "the mailer is closed"))) {
+            session in
+            do throws(MailError) {
+                if session == nil { session = try CurlSMTPSession(settings: settings) }
+                return session!.send(from: from, to: to, message: bytes)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let reply):
+            logger.debug(
+                "mail sent", metadata: [SMTPLogKey.messageID: "\(message.messageID)", SMTPLogKey.reply: "\(reply ?? "")"])
+            return MailReceipt(messageID: message.messageID, reply: reply)
+        case .failure(let error):
+            var metadata: Logger.Metadata = [SMTPLogKey.messageID: "\(message.messageID)", SMTPLogKey.error: "\(error)"]
+            if let code = error.smtpCode { metadata[SMTPLogKey.smtpCode] = "\(code)" }
+            switch error.code {
+            case .certificateRejected, .tlsFailed, .authenticationFailed:
+                // Configuration: every mail waits until an operator fixes it.
+                logger.error("mail not sent: check the SMTP configuration", metadata: metadata)
+            case .rejected:
+                logger.warning("mail refused by the SMTP server", metadata: metadata)
+            default:
+                logger.warning("mail not sent, will retry", metadata: metadata)
+            }
+            throw error
+        }
+    }
+
+    /// The sender threads finish the queued sends, close their connections (QUIT) and exit;
+    /// later sends fail with `mailerClosed`. Returns at once.
+    public func close() {
+        threads.stop()
+    }
+
+    /// `close()`, then waits (at most the transfer timeout plus 5 seconds) until every sender
+    /// thread has closed its connection and exited.
+    public func shutdown() async {
+        close()
+        let deadline = ContinuousClock.now + settings.transferTimeout + .seconds(5)
+        while threads.runningThreads > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
