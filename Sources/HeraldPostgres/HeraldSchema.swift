@@ -34,6 +34,32 @@ public enum HeraldSchema {
                     updated_at timestamptz NOT NULL
                 )
                 """),
+        PostgresMigration(
+            version: 4, name: "notifications",
+            sql: """
+                CREATE TABLE {schema}.notifications (
+                    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                    event_id text NOT NULL,
+                    kind text NOT NULL,
+                    user_id text NOT NULL,
+                    recipient text NOT NULL,
+                    locale text,
+                    variables jsonb NOT NULL DEFAULT '{}'::jsonb,
+                    status text NOT NULL DEFAULT 'queued'
+                        CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'abandoned', 'suppressed')),
+                    attempts integer NOT NULL DEFAULT 0,
+                    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+                    last_error text,
+                    message_id text,
+                    requested_at timestamptz NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    claimed_at timestamptz,
+                    sent_at timestamptz,
+                    UNIQUE (event_id, kind, recipient)
+                );
+                CREATE INDEX notifications_due ON {schema}.notifications (next_attempt_at) WHERE status = 'queued';
+                CREATE INDEX notifications_recipient_kind ON {schema}.notifications (recipient, kind, created_at);
+                """),
     ]
 
     /// `"name"`: a schema name already validated as `[a-z_][a-z0-9_]*`.

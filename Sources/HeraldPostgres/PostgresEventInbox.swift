@@ -1,3 +1,4 @@
+import Foundation
 import HeraldCore
 import Logging
 
@@ -42,7 +43,7 @@ public struct PostgresEventInbox: EventInbox {
                 // The same id twice in one batch: the first occurrence is the one recorded.
                 guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
                 for effect in event.effects where effect.isDatabaseEffect {
-                    try Self.apply(effect, schema: schema, on: connection)
+                    try Self.apply(effect, event: event.metadata, schema: schema, on: connection)
                 }
             }
             return new
@@ -55,8 +56,10 @@ public struct PostgresEventInbox: EventInbox {
         return Set(events.lazy.map(\.metadata.id).filter { inserted.contains($0.rawValue) })
     }
 
-    static func apply(_ effect: Effect, schema: String, on connection: PostgresConnection) throws {
+    static func apply(_ effect: Effect, event: EventMetadata, schema: String, on connection: PostgresConnection) throws {
         switch effect {
+        case .queueMail(let request):
+            try queue(request, event: event, schema: schema, on: connection)
         case .upsertRecipient(let profile, let at):
             // A newer event overwrites the fields it carries; an older one only fills fields
             // still empty. A deleted recipient stays deleted.
@@ -101,6 +104,31 @@ public struct PostgresEventInbox: EventInbox {
         }
     }
 
+    /// Queues a notification, unique per (event, kind, recipient). Deleted recipients get
+    /// nothing; a mail with no address in the event and none stored is a permanent failure.
+    static func queue(_ request: MailRequest, event: EventMetadata, schema: String, on connection: PostgresConnection) throws {
+        let stored = try connection.execute(
+            "SELECT email, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
+            [.text(request.userID.rawValue)])
+        if stored.rows.count == 1, stored.string(0, "deleted") == "t" { return }
+        guard let to = request.to?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "email")) else {
+            throw MailQueueError(
+                "no address for user \(request.userID): the event carries none and no recipient is stored (\(request.kind.rawValue) mail)")
+        }
+        let locale = request.locale?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "locale"))
+        let variables = try JSONSerialization.data(withJSONObject: request.variables, options: [.sortedKeys])
+        try connection.execute(
+            """
+            INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, locale, variables, requested_at)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz)
+            ON CONFLICT (event_id, kind, recipient) DO NOTHING
+            """,
+            [
+                .text(event.id.rawValue), .text(request.kind.rawValue), .text(request.userID.rawValue), .text(to),
+                optional(locale), .text(String(decoding: variables, as: UTF8.self)), .text(RFC3339.format(request.requestedAt)),
+            ])
+    }
+
     /// Deletes inbox rows older than `age`, in batches of `batchSize` so the table is never
     /// locked for long. Returns the number of rows deleted.
     public func prune(olderThan age: Duration, batchSize: Int = 5000) async throws -> Int {
@@ -126,4 +154,11 @@ public struct PostgresEventInbox: EventInbox {
 
 private func optional(_ value: String?) -> PostgresValue {
     value.map { .text($0) } ?? .null
+}
+
+/// A mail that can never be queued (no address): the event goes to the dead-letter topic.
+struct MailQueueError: ClassifiedError, CustomStringConvertible {
+    let description: String
+    var isTransient: Bool { false }
+    init(_ description: String) { self.description = description }
 }

@@ -43,7 +43,7 @@ struct BatchProcessorTests {
             return BatchProcessor(
                 dispatcher: EventDispatcher(
                     decoder: EnvelopeDecoder(clock: fixedClock), handlers: [RevocationHandler()],
-                    ignoredTypes: HeraldConfiguration.typesWithoutHandlerYet),
+                    ignoredTypes: ["PasswordChanged"]),
                 applier: applier, deadLetters: deadLetters, backoff: backoff, consumerGroup: BatchProcessorTests.group,
                 observer: observer, logger: quietLogger,
                 sleep: { delay in

@@ -6,7 +6,7 @@ import Testing
 struct DispatcherTests {
     let dispatcher = EventDispatcher(
         decoder: EnvelopeDecoder(clock: fixedClock), handlers: [RevocationHandler()],
-        ignoredTypes: HeraldConfiguration.typesWithoutHandlerYet)
+        ignoredTypes: ["EmailVerificationRequested"])
 
     enum Outcome: Equatable {
         case accepted(event: String?, effects: [Effect])
@@ -86,6 +86,26 @@ struct DispatcherTests {
             outcome(inbound(changed), both)
                 == .accepted(
                     event: "EmailChanged", effects: [.changeRecipientEmail(user, to: try EmailAddress("ada@example.org"), asOf: at)]))
+    }
+
+    @Test("mail events queue the mail the issue's table names, to the right address; disabled kinds queue nothing")
+    func mailDecisions() throws {
+        let dispatcher = EventDispatcher(decoder: EnvelopeDecoder(clock: fixedClock), handlers: [MailHandler(disabled: [.passwordChanged])])
+        func kinds(_ body: String) -> [String] {
+            guard case .accept(let e) = dispatcher.decide(inbound(body)) else { return ["rejected"] }
+            return e.effects.compactMap { effect -> String? in
+                guard case .queueMail(let m) = effect else { return nil }
+                return "\(m.kind.rawValue)->\(m.to?.rawValue ?? "stored")"
+            }
+        }
+        #expect(kinds(#"{"type":"UserCreated","user_id":"u","username":"ada"}"#) == ["welcome->stored"])
+        #expect(kinds(#"{"type":"EmailVerificationRequested","user_id":"u","email":"a@x.org"}"#) == ["verify_email->a@x.org"])
+        #expect(kinds(#"{"type":"PasswordResetRequested","user_id":"u"}"#) == ["password_reset->stored"])
+        #expect(kinds(#"{"type":"PasswordChanged","user_id":"u","email":"a@x.org"}"#) == [])
+        #expect(
+            kinds(#"{"type":"EmailChangeRequested","user_id":"u","old_email":"a@x.org","new_email":"b@y.org"}"#)
+                == ["email_change_confirm->b@y.org", "email_change_requested->a@x.org"])
+        #expect(kinds(#"{"type":"EmailChanged","user_id":"u","old_email":"a@x.org","new_email":"b@y.org"}"#) == ["email_changed->a@x.org"])
     }
 
     @Test("an ignored type is accepted without effects, after validation when Herald knows it")

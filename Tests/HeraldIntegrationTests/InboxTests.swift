@@ -95,6 +95,47 @@ struct InboxTests {
         #expect(try pg.psql("SELECT deleted_at IS NOT NULL FROM herald.recipients WHERE user_id = 'u1'") == "t")
     }
 
+    @Test("mail is queued once per event, kind and recipient; deleted recipients get nothing; no address is permanent")
+    func queuesMail() async throws {
+        let pg = try await PostgresServer.start()
+        defer { pg.shutdown() }
+        let (client, inbox) = try await Self.database(pg)
+        defer { client.close() }
+        let mail = EventDispatcher(handlers: [RecipientHandler(), MailHandler()])
+        func event(_ body: String) throws -> AcceptedEvent {
+            guard
+                case .accept(let e) = mail.decide(
+                    InboundMessage(topic: "auth_service_topic", partition: 0, offset: 0, value: Array(body.utf8)))
+            else { throw CancellationError() }
+            return e
+        }
+        _ = try await inbox.record(
+            [try Self.registered("r1", user: "u1", email: "ada@example.com", name: "ada", at: "2024-01-01T00:00:00Z")], consumerGroup: "g")
+        let change = try event(
+            #"{"event_type":"EmailChangeRequested","event_id":"c1","user_id":"u1","old_email":"ada@example.com","new_email":"ada@new.example"}"#
+        )
+        _ = try await inbox.record([change], consumerGroup: "g")
+        _ = try await inbox.record([change], consumerGroup: "other")  // another group: the unique key still holds
+        #expect(
+            try pg.psql("SELECT string_agg(kind || '>' || recipient || '>' || status, ',' ORDER BY kind) FROM herald.notifications")
+                == "email_change_confirm>ada@new.example>queued,email_change_requested>ada@example.com>queued")
+        // The stored address is used when the event has none.
+        _ = try await inbox.record(
+            [try event(#"{"event_type":"PasswordResetRequested","event_id":"p1","user_id":"u1"}"#)], consumerGroup: "g")
+        #expect(try pg.psql("SELECT recipient FROM herald.notifications WHERE kind = 'password_reset'") == "ada@example.com")
+        // Deleted: nothing queued.
+        _ = try await inbox.record([try event(#"{"event_type":"UserDeleted","event_id":"d1","user_id":"u1"}"#)], consumerGroup: "g")
+        _ = try await inbox.record(
+            [try event(#"{"event_type":"PasswordResetRequested","event_id":"p2","user_id":"u1"}"#)], consumerGroup: "g")
+        #expect(try pg.psql("SELECT count(*) FROM herald.notifications WHERE event_id = 'p2'") == "0")
+        // Unknown user, no address: a permanent failure, and nothing of the batch is kept.
+        await #expect {
+            _ = try await inbox.record(
+                [try event(#"{"event_type":"PasswordResetRequested","event_id":"p3","user_id":"nobody"}"#)], consumerGroup: "g")
+        } throws: { ($0 as? ClassifiedError)?.isTransient == false }
+        #expect(try pg.psql("SELECT count(*) FROM herald.processed_events WHERE event_id = 'p3'") == "0")
+    }
+
     @Test("rows past the retention are pruned in batches; newer ones stay")
     func prune() async throws {
         let pg = try await PostgresServer.start()

@@ -13,12 +13,14 @@ public enum Effect: Sendable, Hashable {
     case changeRecipientEmail(UserID, to: EmailAddress, asOf: EventTime)
     /// The user is gone: no further mail. Deletion is final (user ids are never reused).
     case deleteRecipient(UserID, asOf: EventTime)
+    /// Queue a transactional mail (PostgreSQL `notifications`), sent later by the courier.
+    case queueMail(MailRequest)
 
     /// Whether the effect lives in PostgreSQL (committed with the event's inbox row).
     public var isDatabaseEffect: Bool {
         switch self {
         case .invalidateRole, .revokeUser: false
-        case .upsertRecipient, .changeRecipientEmail, .deleteRecipient: true
+        case .upsertRecipient, .changeRecipientEmail, .deleteRecipient, .queueMail: true
         }
     }
 }
@@ -48,5 +50,56 @@ public struct AcceptedEvent: Sendable {
         self.metadata = metadata
         self.event = event
         self.effects = effects
+    }
+}
+
+/// The kinds of transactional mail. Raw values name the templates (`Templates/<locale>/<kind>.*`).
+public enum NotificationKind: String, Sendable, Hashable, CaseIterable {
+    case welcome
+    case verifyEmail = "verify_email"
+    case passwordReset = "password_reset"
+    case passwordChanged = "password_changed"
+    case emailChangeConfirm = "email_change_confirm"
+    case emailChangeRequested = "email_change_requested"
+    case emailChanged = "email_changed"
+
+    /// The one-time link this kind carries, if any, and how long it lives.
+    public var link: (purpose: LinkPurpose, lifetime: Duration)? {
+        switch self {
+        case .verifyEmail: (.verifyEmail, .seconds(24 * 3600))
+        case .passwordReset: (.resetPassword, .seconds(15 * 60))
+        case .emailChangeConfirm: (.confirmEmailChange, .seconds(24 * 3600))
+        default: nil
+        }
+    }
+}
+
+/// What a one-time link lets its holder do (and so which Redis key its token hash goes to).
+public enum LinkPurpose: String, Sendable, Hashable {
+    case verifyEmail = "verify_email"
+    case resetPassword = "reset_password"
+    case confirmEmailChange = "confirm_email_change"
+}
+
+/// A mail to queue. With no address, the recipient's stored address is used at queue time.
+public struct MailRequest: Sendable, Hashable {
+    public var kind: NotificationKind
+    public var userID: UserID
+    public var to: EmailAddress?
+    public var locale: LanguageTag?
+    /// Extra template variables (old_email, new_email, ...): never secrets.
+    public var variables: [String: String]
+    public var requestedAt: EventTime
+
+    public init(
+        kind: NotificationKind, userID: UserID, to: EmailAddress?, locale: LanguageTag?, variables: [String: String] = [:],
+        requestedAt: EventTime
+    ) {
+        self.kind = kind
+        self.userID = userID
+        self.to = to
+        self.locale = locale
+        self.variables = variables
+        self.requestedAt = requestedAt
     }
 }

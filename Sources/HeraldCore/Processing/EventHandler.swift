@@ -55,7 +55,57 @@ public struct RecipientHandler: EventHandler {
     }
 }
 
-/// The handlers `herald run` registers.
+/// Transactional mail: which events queue which mail, to whom.
+public struct MailHandler: EventHandler {
+    /// Kinds switched off by configuration queue nothing.
+    public let disabled: Set<NotificationKind>
+
+    public init(disabled: Set<NotificationKind> = []) {
+        self.disabled = disabled
+    }
+
+    public let handledTypes: Set<EventType> = [
+        "UserCreated", "EmailVerificationRequested", "PasswordResetRequested", "PasswordChanged",
+        "EmailChangeRequested", "EmailChanged",
+    ]
+
+    public func decide(_ event: DomainEvent, metadata: EventMetadata) throws(Rejection) -> [Effect] {
+        let at = metadata.occurredAt
+        func mail(_ kind: NotificationKind, _ user: UserID, _ to: EmailAddress?, _ locale: LanguageTag?, _ vars: [String: String] = [:])
+            -> Effect?
+        {
+            disabled.contains(kind)
+                ? nil : .queueMail(MailRequest(kind: kind, userID: user, to: to, locale: locale, variables: vars, requestedAt: at))
+        }
+        let effects: [Effect?]
+        switch event {
+        case .userCreated(let e):
+            effects = [mail(.welcome, e.userID, e.email, e.locale)]
+        case .emailVerificationRequested(let e):
+            effects = [mail(.verifyEmail, e.userID, e.email, e.locale)]
+        case .passwordResetRequested(let e):
+            effects = [mail(.passwordReset, e.userID, e.email, e.locale)]
+        case .passwordChanged(let e):
+            effects = [mail(.passwordChanged, e.userID, e.email, nil)]
+        case .emailChangeRequested(let e):
+            let vars = ["old_email": e.oldEmail.rawValue, "new_email": e.newEmail.rawValue]
+            effects = [
+                mail(.emailChangeConfirm, e.userID, e.newEmail, nil, vars),
+                mail(.emailChangeRequested, e.userID, e.oldEmail, nil, vars),
+            ]
+        case .emailChanged(let e):
+            effects = [
+                mail(.emailChanged, e.userID, e.oldEmail, nil, ["old_email": e.oldEmail.rawValue, "new_email": e.newEmail.rawValue])
+            ]
+        default:
+            throw Rejection(.handlerRejected, "mail handler cannot handle \(metadata.type)")
+        }
+        return effects.compactMap { $0 }
+    }
+}
+
+/// The handlers `herald run` registers. `MailHandler` joins them once the courier that sends
+/// the queued mail exists (issue 4, in progress); until then the mail-only events are ignored.
 public enum StandardHandlers {
     public static let all: [any EventHandler] = [RevocationHandler(), RecipientHandler()]
 

@@ -23,7 +23,7 @@ public struct RevocationEffectApplier: EffectApplier {
                 switch effect {
                 case .invalidateRole(let role, let time): (subject, asOf) = (.role(role), time)
                 case .revokeUser(let user, let time): (subject, asOf) = (.user(user), time)
-                case .upsertRecipient, .changeRecipientEmail, .deleteRecipient: continue
+                case .upsertRecipient, .changeRecipientEmail, .deleteRecipient, .queueMail: continue
                 }
                 if let current = newest[subject] {
                     newest[subject] = max(current, asOf.epochSeconds)
