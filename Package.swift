@@ -52,16 +52,18 @@ let package = Package(
                 "CRdKafka", "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Dedicated threads for blocking C client calls, shared by the Redis and PostgreSQL adapters.
+        .target(name: "HeraldBlocking"),
         .target(
             name: "HeraldRedis",
             dependencies: [
-                "CHiredis", "HeraldCore",
+                "CHiredis", "HeraldCore", "HeraldBlocking",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "HeraldPostgres",
             dependencies: [
-                "CLibpq", "HeraldCore",
+                "CLibpq", "HeraldCore", "HeraldBlocking",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

@@ -1,128 +1,20 @@
-import Dispatch
-import Foundation
-import Synchronization
+import HeraldBlocking
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+/// Each pooled Redis connection lives on its own `BlockingThread`.
+typealias RedisConnectionThread = BlockingThread<RedisConnection>
+typealias RedisConnectionPool = BlockingThreadPool<RedisConnection>
 
-/// A dedicated OS thread that owns at most one `RedisConnection` and runs the blocking
-/// hiredis calls on it (`redisConnectWithTimeout`, `redisGetReply`), so they never occupy a
-/// thread of Swift's cooperative pool. Jobs run one at a time, in order.
-///
-/// The thread blocks `SIGPIPE`: hiredis writes with write(2), which raises `SIGPIPE` (and by
-/// default kills the process) when the server has reset the connection. With the signal
-/// blocked on this thread the write fails with `EPIPE` instead and the connection is
-/// discarded.
-final class RedisConnectionThread: Sendable {
-    /// A unit of work; it may open, use, replace or drop the thread's connection.
-    typealias Job = @Sendable (inout RedisConnection?) -> Void
-
-    private let mailbox = Mailbox()
-
-    /// Starts the thread.
-    init(name: String) {
-        let mailbox = self.mailbox
-        let thread = Thread {
-            Self.blockSIGPIPE()
-            Self.serve(mailbox)
-        }
-        thread.name = name
-        thread.start()
-    }
-
-    deinit {
-        mailbox.post(.stop)
-    }
-
-    /// Runs `body` on the thread with its connection and returns the result.
-    func run<T: Sendable>(
-        _ body: @escaping @Sendable (inout RedisConnection?) throws(RedisError) -> T
-    ) async throws(RedisError) -> T {
-        let result: Result<T, RedisError> = await withCheckedContinuation { continuation in
-            let posted = mailbox.post(
-                .job { connection in
-                    continuation.resume(returning: Result { () throws(RedisError) -> T in try body(&connection) })
-                })
-            if !posted {
-                continuation.resume(returning: .failure(.make(.clientClosed, "the Redis client is closed")))
-            }
-        }
-        return try result.get()
-    }
-
-    /// Lets the thread finish its queued jobs, close its connection and exit.
-    func stop() {
-        mailbox.post(.stop)
-    }
-
-    // MARK: - The thread
-
-    private static func serve(_ mailbox: Mailbox) {
-        var connection: RedisConnection?
-        while true {
-            switch mailbox.next() {
-            case .job(let job):
-                job(&connection)
-            case .stop:
-                connection = nil
-                return
-            }
-        }
-    }
-
-    private static func blockSIGPIPE() {
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+extension BlockingThreadPool where Connection == RedisConnection {
+    convenience init(size: Int, name: String) {
+        self.init(size: size, name: name) { RedisError.make(.clientClosed, "the Redis client is closed") }
     }
 }
 
-extension RedisConnectionThread {
-    fileprivate enum Message: Sendable {
-        case job(Job)
-        case stop
-    }
-
-    /// The queue between async callers and the thread.
-    fileprivate final class Mailbox: Sendable {
-        private struct State {
-            var messages: [Message] = []
-            var head = 0
-            var stopped = false
-        }
-
-        private let state = Mutex(State())
-        private let wakeup = DispatchSemaphore(value: 0)
-
-        /// Queues `message`; false when the thread was already told to stop.
-        @discardableResult
-        func post(_ message: Message) -> Bool {
-            let accepted = state.withLock { state in
-                if state.stopped { return false }
-                if case .stop = message { state.stopped = true }
-                state.messages.append(message)
-                return true
-            }
-            if accepted { wakeup.signal() }
-            return accepted
-        }
-
-        /// Blocks the thread until a message arrives.
-        func next() -> Message {
-            wakeup.wait()
-            return state.withLock { state in
-                let message = state.messages[state.head]
-                state.head += 1
-                if state.head == state.messages.count {
-                    state.messages.removeAll(keepingCapacity: true)
-                    state.head = 0
-                }
-                return message
-            }
-        }
+extension BlockingThread where Connection == RedisConnection {
+    /// Runs `body` on the thread with its connection.
+    func run<T: Sendable>(
+        _ body: @escaping @Sendable (inout RedisConnection?) throws(RedisError) -> T
+    ) async throws(RedisError) -> T {
+        try await run(body) { RedisError.make(.clientClosed, "the Redis client is closed") }
     }
 }

@@ -1,15 +1,15 @@
 import Synchronization
 
-/// A fixed number of slots, each a `RedisConnectionThread` created on first use. A caller
-/// borrows one slot at a time; when all are busy it waits in line (cancellable).
-final class RedisConnectionPool: Sendable {
+/// A fixed number of slots, each a `BlockingThread` created on first use. A caller borrows one
+/// slot at a time; when all are busy it waits in line (cancellable).
+public final class BlockingThreadPool<Connection>: Sendable {
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<Int, any Error>
     }
 
     private struct State {
-        var threads: [RedisConnectionThread?]
+        var threads: [BlockingThread<Connection>?]
         /// Free slots; the last one is handed out first so that warm connections are reused.
         var idle: [Int]
         var waiters: [Waiter] = []
@@ -17,12 +17,27 @@ final class RedisConnectionPool: Sendable {
         var closed = false
     }
 
+    private enum EnqueueOutcome {
+        case granted(Int)
+        case failed(any Error)
+        case queued
+    }
+
+    private enum ReleaseOutcome {
+        case handOver(Waiter)
+        case stop(BlockingThread<Connection>?)
+        case idle
+    }
+
     private let state: Mutex<State>
     private let name: String
+    private let closedError: @Sendable () -> any Error
 
-    init(size: Int, name: String) {
+    /// - Parameter closedError: the error for callers after `close()`.
+    public init(size: Int, name: String, closedError: @escaping @Sendable () -> any Error) {
         let size = max(1, size)
         self.name = name
+        self.closedError = closedError
         self.state = Mutex(State(threads: Array(repeating: nil, count: size), idle: Array((0..<size).reversed())))
     }
 
@@ -31,15 +46,15 @@ final class RedisConnectionPool: Sendable {
     }
 
     /// Borrows a slot for the duration of `body`.
-    func withThread<T: Sendable>(_ body: (RedisConnectionThread) async throws -> T) async throws -> T {
+    public func withThread<T: Sendable>(_ body: (BlockingThread<Connection>) async throws -> T) async throws -> T {
         let (slot, thread) = try await acquire()
         defer { release(slot) }
         return try await body(thread)
     }
 
     /// Stops idle threads now and busy ones when they are returned; fails every waiter.
-    func close() {
-        let (threads, waiters) = state.withLock { state -> ([RedisConnectionThread], [Waiter]) in
+    public func close() {
+        let (threads, waiters) = state.withLock { state -> ([BlockingThread<Connection>], [Waiter]) in
             state.closed = true
             let idle = state.idle.compactMap { slot in
                 defer { state.threads[slot] = nil }
@@ -50,12 +65,12 @@ final class RedisConnectionPool: Sendable {
             return (idle, state.waiters)
         }
         threads.forEach { $0.stop() }
-        waiters.forEach { $0.continuation.resume(throwing: Self.closedError()) }
+        waiters.forEach { $0.continuation.resume(throwing: closedError()) }
     }
 
     // MARK: - Private
 
-    private func acquire() async throws -> (Int, RedisConnectionThread) {
+    private func acquire() async throws -> (Int, BlockingThread<Connection>) {
         let id = state.withLock { state in
             state.nextWaiterID &+= 1
             return state.nextWaiterID
@@ -76,13 +91,8 @@ final class RedisConnectionPool: Sendable {
 
     /// Grants a free slot at once, or queues the waiter.
     private func enqueue(_ waiter: Waiter) {
-        enum Outcome {
-            case granted(Int)
-            case failed(any Error)
-            case queued
-        }
-        let outcome = state.withLock { state -> Outcome in
-            if state.closed { return .failed(Self.closedError()) }
+        let outcome = state.withLock { state -> EnqueueOutcome in
+            if state.closed { return .failed(closedError()) }
             if Task.isCancelled { return .failed(CancellationError()) }
             if let slot = state.idle.popLast() { return .granted(slot) }
             state.waiters.append(waiter)
@@ -96,10 +106,10 @@ final class RedisConnectionPool: Sendable {
     }
 
     /// The slot's thread, started on first use.
-    private func thread(for slot: Int) -> RedisConnectionThread {
+    private func thread(for slot: Int) -> BlockingThread<Connection> {
         state.withLock { state in
             if let thread = state.threads[slot] { return thread }
-            let thread = RedisConnectionThread(name: "\(name)-\(slot)")
+            let thread = BlockingThread<Connection>(name: "\(name)-\(slot)")
             state.threads[slot] = thread
             return thread
         }
@@ -108,12 +118,7 @@ final class RedisConnectionPool: Sendable {
     /// Hands the slot to the first waiter, or makes it idle; after `close()`, stops its
     /// thread.
     private func release(_ slot: Int) {
-        enum Outcome {
-            case handOver(Waiter)
-            case stop(RedisConnectionThread?)
-            case idle
-        }
-        let outcome = state.withLock { state -> Outcome in
+        let outcome = state.withLock { state -> ReleaseOutcome in
             if state.closed {
                 defer { state.threads[slot] = nil }
                 return .stop(state.threads[slot])
@@ -127,9 +132,5 @@ final class RedisConnectionPool: Sendable {
         case .stop(let thread): thread?.stop()
         case .idle: break
         }
-    }
-
-    private static func closedError() -> RedisError {
-        .make(.clientClosed, "the Redis client is closed")
     }
 }
