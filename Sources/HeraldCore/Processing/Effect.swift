@@ -54,7 +54,7 @@ public struct AcceptedEvent: Sendable {
 }
 
 /// The kinds of transactional mail. Raw values name the templates (`Templates/<locale>/<kind>.*`).
-public enum NotificationKind: String, Sendable, Hashable, CaseIterable {
+public enum NotificationKind: String, Sendable, Hashable, CaseIterable, Codable {
     case welcome
     case verifyEmail = "verify_email"
     case passwordReset = "password_reset"

@@ -66,7 +66,7 @@ final class PostgresServer: Sendable {
         // another port, with the same cluster.
         for _ in 0..<5 {
             let server = PostgresServer(
-                port: try freePort(), directory: directory, binaries: binaries, runAsPostgres: runAsPostgres)
+                port: try TestPorts.free(), directory: directory, binaries: binaries, runAsPostgres: runAsPostgres)
             do {
                 try await server.start()
                 return server
@@ -153,7 +153,7 @@ final class PostgresServer: Sendable {
             "-At", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d",
             "postgres", "-c", sql,
         ]
-        let environment = ["PGCONNECT_TIMEOUT=10", "PGOPTIONS=-c statement_timeout=30000", "PGCLIENTENCODING=UTF8"]
+        let environment = ["PGCONNECT_TIMEOUT": "10", "PGOPTIONS": "-c statement_timeout=30000", "PGCLIENTENCODING": "UTF8"]
         let pid = try Self.spawn(
             binaries + "/psql", arguments, output: output, errors: errors, asPostgres: false, environment: environment)
         let status = try Self.waitSynchronously(pid, timeout: .seconds(30))
@@ -236,54 +236,13 @@ final class PostgresServer: Sendable {
         if removingDirectory && ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    /// posix_spawn with stdin from /dev/null and stdout/stderr appended to files; through
-    /// `setpriv` as the postgres user when `asPostgres`.
+    /// A PostgreSQL program, through `setpriv` as the postgres user when `asPostgres`.
     private static func spawn(
         _ executable: String, _ arguments: [String], output: String, errors: String? = nil, asPostgres: Bool,
-        environment: [String] = []
+        environment: [String: String] = [:]
     ) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if let errors {
-            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        }
-        // The child inherits the spawning thread's signal mask and ignored signals (the test
-        // runner blocks and ignores some for its own handling): reset both, or postgres would
-        // not react to `stop()`'s SIGINT, nor its children to the postmaster's signals.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        posix_spawnattr_setsigmask(&attributes, &signals)
-        for signal in [SIGTERM, SIGINT, SIGQUIT, SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&signals, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &signals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        var command = [executable] + arguments
-        if asPostgres {
-            command = ["/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + command
-        }
-        let argv = command.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var variables = ProcessInfo.processInfo.environment
-        for assignment in environment {
-            let parts = assignment.split(separator: "=", maxSplits: 1)
-            variables[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
-        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
-        guard status == 0 else {
-            throw Failure(description: "cannot run \(command[0]): \(String(cString: strerror(status)))")
-        }
-        return pid
+        let user = asPostgres ? ["/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] : []
+        return try TestProcess.spawn(user + [executable] + arguments, stdout: output, stderr: errors, environment: environment)
     }
 
     /// Waits for `pid` to exit, blocking the calling thread for at most `timeout`; returns
@@ -330,11 +289,7 @@ final class PostgresServer: Sendable {
 
     /// A fresh directory, given to the postgres user when the server will run as it.
     private static func makeTemporaryDirectory(ownedByPostgres: Bool) throws -> String {
-        var template = Array("/tmp/herald-pg-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw Failure(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
-        }
-        let directory = String(cString: made)
+        let directory = try TestPorts.temporaryDirectory("pg")
         if ownedByPostgres {
             guard let user = getpwnam("postgres") else {
                 try? FileManager.default.removeItem(atPath: directory)
@@ -348,22 +303,4 @@ final class PostgresServer: Sendable {
         return directory
     }
 
-    /// A port the kernel considers free right now (bind to port 0 and read it back).
-    private static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
-            }
-        }
-        guard bound else { throw Failure(description: "cannot bind a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

@@ -70,8 +70,8 @@ final class RedisServer: Sendable {
         var lastError: (any Error)?
         // Another process may take the port between choosing and binding it: try again.
         for _ in 0..<5 {
-            let directory = try makeTemporaryDirectory()
-            let server = RedisServer(port: try freePort(), options: options, directory: directory, executable: executable)
+            let directory = try TestPorts.temporaryDirectory("redis")
+            let server = RedisServer(port: try TestPorts.free(), options: options, directory: directory, executable: executable)
             do {
                 try await server.start()
                 return server
@@ -173,34 +173,9 @@ final class RedisServer: Sendable {
         return arguments + options.arguments
     }
 
-    /// posix_spawn with stdout and stderr appended to `redis.log`.
+    /// The server, with stdout and stderr appended to `redis.log`.
     private func spawn() throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, directory + "/redis.log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // The child inherits the spawning thread's signal mask and ignored signals (a test
-        // process may block or ignore SIGTERM for its own handling): reset both, or `stop()`
-        // could not stop the server.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        posix_spawnattr_setsigmask(&attributes, &signals)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&signals, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &signals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = arguments().map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard status == 0 else {
-            throw Failure(description: "cannot run \(executable): \(String(cString: strerror(status)))")
-        }
-        return pid
+        try TestProcess.spawn(arguments(), stdout: directory + "/redis.log")
     }
 
     private func waitUntilReady(pid: pid_t) async throws {
@@ -233,33 +208,6 @@ final class RedisServer: Sendable {
             throw Failure(description: "redis-server not found in PATH or /usr/bin: install redis-server to run these tests")
         }
         return found
-    }
-
-    private static func makeTemporaryDirectory() throws -> String {
-        var template = Array("/tmp/herald-redis-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw Failure(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
-        }
-        return String(cString: made)
-    }
-
-    /// A port the kernel considers free right now (bind to port 0 and read it back).
-    private static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
-            }
-        }
-        guard bound else { throw Failure(description: "cannot bind a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private func percentEncoded(_ text: String) -> String {

@@ -186,7 +186,7 @@ final class SMTPServer: Sendable {
     /// posix_spawn with output appended to `server.log`, a clean signal mask and default
     /// dispositions (the test process may block or ignore signals that `stop()` relies on).
     private func spawn() throws -> pid_t {
-        try TestProcess.spawn(arguments(), log: directory + "/server.log")
+        try TestProcess.spawn(arguments(), stdout: directory + "/server.log", stderr: directory + "/server.log.err")
     }
 
     private func reap(_ pid: pid_t) -> Bool {
@@ -261,80 +261,5 @@ struct ParsedMail: Sendable {
                     transferEncoding: $0["transfer_encoding"] as? String, text: $0["text"] as? String ?? "")
             },
             defects: object["defects"] as? [String] ?? [])
-    }
-}
-
-enum TestPorts {
-    /// A port the kernel considers free right now (bind to port 0 and read it back).
-    static func free() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw SMTPServer.Failure(description: "socket failed") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
-            }
-        }
-        guard bound else { throw SMTPServer.Failure(description: "cannot bind a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func temporaryDirectory(_ kind: String) throws -> String {
-        var template = Array("/tmp/herald-\(kind)-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw SMTPServer.Failure(description: "mkdtemp failed: \(String(cString: strerror(errno)))")
-        }
-        return String(cString: made)
-    }
-}
-
-enum TestProcess {
-    /// posix_spawn with stdin from /dev/null, stdout appended to `log`, stderr to `log.err`, an
-    /// empty signal mask and default dispositions for the signals used to stop children.
-    static func spawn(_ arguments: [String], log: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, log + ".err", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        posix_spawnattr_setsigmask(&attributes, &signals)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&signals, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &signals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-        guard status == 0 else {
-            throw SMTPServer.Failure(description: "cannot run \(arguments[0]): \(String(cString: strerror(status)))")
-        }
-        return pid
-    }
-
-    /// Runs a program to completion (killed after `timeout`) and returns its exit status.
-    static func run(_ arguments: [String], log: String, timeout: Duration = .seconds(30)) async throws -> Int32 {
-        let pid = try spawn(arguments, log: log)
-        let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            guard ContinuousClock.now < deadline else {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, nil, 0)
-                throw SMTPServer.Failure(description: "\(arguments[0]) did not finish within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 }
