@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -81,11 +82,21 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]),
 
+        // The courier: claims queued notifications, mints one-time link tokens, renders and
+        // sends. Talks to the queue and the token store through HeraldCore's ports.
+        .target(
+            name: "HeraldCourier",
+            dependencies: [
+                "HeraldCore", "HeraldMail", "HeraldSMTP",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // MARK: The daemon
         .executableTarget(
             name: "Herald",
             dependencies: [
-                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres",
+                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldMail", "HeraldSMTP", "HeraldCourier",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -101,7 +112,8 @@ let package = Package(
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [
-                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldSMTP",
+                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldSMTP", "HeraldMail", "HeraldCourier",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The SMTP test server, run by Support/SMTPServer.swift from the source tree.

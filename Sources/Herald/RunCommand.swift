@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HeraldCore
+import HeraldCourier
 import HeraldKafka
 import HeraldPostgres
 import HeraldRedis
@@ -13,8 +14,9 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the daemon: consume events and apply their effects until SIGTERM or SIGINT.",
         discussion: """
             Joins consumer group HERALD_KAFKA_GROUP on the user and auth topics, applies role \
-            invalidations and user revocations to Redis (HERALD_REDIS_URL), and sends records \
-            that can never be processed to <topic>.dlq. With no HERALD_KAFKA_BROKERS it first \
+            invalidations and user revocations to Redis (HERALD_REDIS_URL), keeps recipients and \
+            queues transactional mail in PostgreSQL (HERALD_DATABASE_URL), sends that mail \
+            (HERALD_SMTP_URL), and sends records that can never be processed to <topic>.dlq. With no HERALD_KAFKA_BROKERS it first \
             starts an embedded broker (librdkafka's mock cluster) and writes its address to \
             HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap). \
             On SIGTERM/SIGINT it stops fetching, lets in-flight work finish (up to \
@@ -34,6 +36,13 @@ struct RunCommand: AsyncParsableCommand {
         let config = Environment.configuration()
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
         let logger = Logger(label: "herald")
+        // Required settings, mail settings and templates are checked before anything starts.
+        do {
+            _ = try config.database.requireURL()
+        } catch {
+            Environment.fail(error)
+        }
+        let mail = config.mail.enabled ? MailSetup.load(config) : nil
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
 
         // Embedded broker when none is configured.
@@ -55,7 +64,9 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate)
-        let inbox = PostgresEventInbox(client: database, schema: config.database.schema, logger: Logger(label: "herald.inbox"))
+        let inbox = PostgresEventInbox(
+            client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, logger: Logger(label: "herald.inbox"))
+        let mailQueued = Doorbell()
 
         let redis = RedisClient(
             endpoint: config.redis.endpoint, connectTimeout: config.redis.connectTimeout,
@@ -73,7 +84,8 @@ struct RunCommand: AsyncParsableCommand {
 
         let dispatcher = EventDispatcher(
             decoder: EnvelopeDecoder(defaultTypeByTopic: config.defaultTypeByTopic),
-            handlers: StandardHandlers.all, ignoredTypes: config.ignoredTypes)
+            handlers: StandardHandlers.handlers(mail: mail == nil ? nil : MailHandler(disabled: config.mail.disabledKinds)),
+            ignoredTypes: config.acknowledgedWithoutEffect)
         let benchmark = benchStopAfter.map { BenchmarkObserver(target: $0) }
         let applier: any EffectApplier =
             if benchDiscardEffects {
@@ -81,7 +93,9 @@ struct RunCommand: AsyncParsableCommand {
             } else if benchWithoutInbox {
                 RevocationEffectApplier(store: store)
             } else {
-                InboxEffectApplier(inbox: inbox, revocations: RevocationEffectApplier(store: store), consumerGroup: config.kafka.groupID)
+                InboxEffectApplier(
+                    inbox: inbox, revocations: RevocationEffectApplier(store: store), consumerGroup: config.kafka.groupID,
+                    mailQueued: mailQueued)
             }
         let processor = BatchProcessor(
             dispatcher: dispatcher, applier: applier,
@@ -100,12 +114,21 @@ struct RunCommand: AsyncParsableCommand {
             processor: processor, logger: Logger(label: "herald.kafka.consumer"))
         benchmark?.onDone { consumer.triggerShutdown() }
 
-        // Shutdown runs in reverse: the consumer stops first, then the producer flushes,
-        // then Redis and the embedded broker go.
+        // Shutdown runs in reverse: the consumer stops first, then the courier finishes its
+        // batch, then the producer flushes, then PostgreSQL, Redis and the embedded broker go.
         services.append(.init(service: CloseOnShutdownService(name: "postgres") { database.close() }))
         services.append(.init(service: InboxPruner(inbox: inbox, retention: config.database.inboxRetention, logger: logger)))
         services.append(.init(service: CloseOnShutdownService(name: "redis") { redis.close() }))
         services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
+        if let mail {
+            let (courier, transport) = mail.makeCourier(
+                database: database, schema: config.database.schema, redis: redis, doorbell: mailQueued,
+                logger: Logger(label: "herald.courier"))
+            logger.info("mail", metadata: ["smtp": "\(mail.smtp)", "from": "\(mail.sender.from)"])
+            services.append(.init(service: CourierService(courier: courier, transport: transport)))
+        } else {
+            logger.notice("mail is off (HERALD_MAIL_ENABLED=false): no mail is queued or sent")
+        }
         services.append(
             .init(
                 service: ConsumerService(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,

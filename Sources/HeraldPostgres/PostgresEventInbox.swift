@@ -10,16 +10,20 @@ public struct PostgresEventInbox: EventInbox {
     let client: PostgresClient
     let schema: String
     let logger: Logger
+    /// Per kind: mails beyond the limit to one address are queued as `suppressed`.
+    let rateLimits: [NotificationKind: MailRateLimit]
 
-    public init(client: PostgresClient, schema: String, logger: Logger) {
+    public init(client: PostgresClient, schema: String, rateLimits: [NotificationKind: MailRateLimit] = [:], logger: Logger) {
         self.client = client
         self.schema = HeraldSchema.quoted(schema)
+        self.rateLimits = rateLimits
         self.logger = logger
     }
 
     public func record(_ events: [AcceptedEvent], consumerGroup: String) async throws -> Set<EventID> {
         if events.isEmpty { return [] }
         let schema = self.schema
+        let rateLimits = self.rateLimits
         let inserted = try await client.transaction { connection -> Set<String> in
             let result = try connection.execute(
                 """
@@ -43,7 +47,7 @@ public struct PostgresEventInbox: EventInbox {
                 // The same id twice in one batch: the first occurrence is the one recorded.
                 guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
                 for effect in event.effects where effect.isDatabaseEffect {
-                    try Self.apply(effect, event: event.metadata, schema: schema, on: connection)
+                    try Self.apply(effect, event: event.metadata, schema: schema, rateLimits: rateLimits, on: connection)
                 }
             }
             return new
@@ -56,10 +60,13 @@ public struct PostgresEventInbox: EventInbox {
         return Set(events.lazy.map(\.metadata.id).filter { inserted.contains($0.rawValue) })
     }
 
-    static func apply(_ effect: Effect, event: EventMetadata, schema: String, on connection: PostgresConnection) throws {
+    static func apply(
+        _ effect: Effect, event: EventMetadata, schema: String, rateLimits: [NotificationKind: MailRateLimit],
+        on connection: PostgresConnection
+    ) throws {
         switch effect {
         case .queueMail(let request):
-            try queue(request, event: event, schema: schema, on: connection)
+            try queue(request, event: event, schema: schema, rateLimit: rateLimits[request.kind], on: connection)
         case .upsertRecipient(let profile, let at):
             // A newer event overwrites the fields it carries; an older one only fills fields
             // still empty. A deleted recipient stays deleted.
@@ -106,7 +113,11 @@ public struct PostgresEventInbox: EventInbox {
 
     /// Queues a notification, unique per (event, kind, recipient). Deleted recipients get
     /// nothing; a mail with no address in the event and none stored is a permanent failure.
-    static func queue(_ request: MailRequest, event: EventMetadata, schema: String, on connection: PostgresConnection) throws {
+    /// Over `rateLimit` (mails of this kind to this address in the window, suppressed ones not
+    /// counted) the notification is recorded as `suppressed` instead of `queued`.
+    static func queue(
+        _ request: MailRequest, event: EventMetadata, schema: String, rateLimit: MailRateLimit?, on connection: PostgresConnection
+    ) throws {
         let stored = try connection.execute(
             "SELECT email, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
             [.text(request.userID.rawValue)])
@@ -117,15 +128,32 @@ public struct PostgresEventInbox: EventInbox {
         }
         let locale = request.locale?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "locale"))
         let variables = try JSONSerialization.data(withJSONObject: request.variables, options: [.sortedKeys])
+        var status = NotificationStatus.queued
+        var reason: String?
+        if let rateLimit {
+            let recent = try connection.execute(
+                """
+                SELECT count(*) FROM \(schema).notifications
+                WHERE recipient = $1 AND kind = $2 AND status <> 'suppressed' AND event_id <> $3
+                  AND created_at > now() - make_interval(secs => $4::double precision)
+                """,
+                [.text(to), .text(request.kind.rawValue), .text(event.id.rawValue), .text(String(rateLimit.window.seconds))])
+            if let count = recent.string(0, "count").flatMap({ Int($0) }), count >= rateLimit.count {
+                status = .suppressed
+                reason =
+                    "rate limit: at most \(rateLimit.count) \(request.kind.rawValue) mails per \(Int(rateLimit.window.seconds))s to one address"
+            }
+        }
         try connection.execute(
             """
-            INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, locale, variables, requested_at)
-            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz)
+            INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, locale, variables, requested_at, status, last_error)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz, $8, $9)
             ON CONFLICT (event_id, kind, recipient) DO NOTHING
             """,
             [
                 .text(event.id.rawValue), .text(request.kind.rawValue), .text(request.userID.rawValue), .text(to),
                 optional(locale), .text(String(decoding: variables, as: UTF8.self)), .text(RFC3339.format(request.requestedAt)),
+                .text(status.rawValue), optional(reason),
             ])
     }
 

@@ -111,7 +111,7 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
         self.line = line
     }
 
-    static func make(
+    public static func make(
         _ code: Code, _ summary: String, smtpCode: Int? = nil, serverReply: String? = nil,
         file: String = #fileID, line: UInt = #line
     ) -> MailError {

@@ -41,11 +41,15 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
     public let connectTimeout: Duration
     /// Limit for one whole send, connection included.
     public let transferTimeout: Duration
+    /// Keep each worker's connection open between messages (the default). Off, every
+    /// message opens and closes its own connection (`HERALD_SMTP_REUSE_CONNECTIONS=false`,
+    /// for servers that dislike long sessions, and the benchmark's baseline).
+    public let reuseConnections: Bool
 
     public init(
         url: String, username: String? = nil, password: String? = nil, allowPlaintext: Bool = false,
         verifyCertificate: Bool = true, caFile: String? = nil, heloName: String? = nil,
-        connectTimeout: Duration = .seconds(10), transferTimeout: Duration = .seconds(60)
+        connectTimeout: Duration = .seconds(10), transferTimeout: Duration = .seconds(60), reuseConnections: Bool = true
     ) throws(ValidationError) {
         let field = "HERALD_SMTP_URL"
         guard !HeaderText.containsControl(url), !url.contains(" ") else {
@@ -60,6 +64,7 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
         self.caFile = caFile
         self.connectTimeout = connectTimeout
         self.transferTimeout = transferTimeout
+        self.reuseConnections = reuseConnections
         guard connectTimeout > .zero, transferTimeout > .zero else {
             throw ValidationError(field: "SMTP timeouts", reason: "must be positive")
         }

@@ -33,7 +33,13 @@ struct ConfigurationTests {
         #expect(c.logFormat == .text)
         #expect(c.logLevel == "info")
         #expect(c.defaultTypeByTopic.isEmpty)
-        #expect(c.ignoredTypes == HeraldConfiguration.typesWithoutHandlerYet)
+        #expect(c.ignoredTypes.isEmpty)
+        #expect(c.acknowledgedWithoutEffect.isEmpty)
+        #expect(c.mail.enabled)
+        #expect(c.mail.smtpURL == nil)
+        #expect(c.mail.maxAttempts == 8)
+        #expect(c.mail.rateLimits[.passwordReset] == MailRateLimit(count: 5, window: .seconds(3600)))
+        #expect(c.mail.rateLimits[.passwordChanged] == nil)
     }
 
     @Test("good values are read")

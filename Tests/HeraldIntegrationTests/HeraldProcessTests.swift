@@ -51,7 +51,7 @@ struct HeraldProcessTests {
                     "HERALD_KAFKA_PROPERTY_SESSION_TIMEOUT_MS": "6000",
                     "HERALD_KAFKA_PROPERTY_HEARTBEAT_INTERVAL_MS": "500",
                     "HERALD_LOG_FORMAT": "json",
-                ], logPath: "\(dir)/\(name).log")
+                ].merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }, logPath: "\(dir)/\(name).log")
         }
 
         func inspector(_ group: String) throws -> KafkaInspector {
@@ -150,6 +150,7 @@ struct HeraldProcessTests {
         defer { pg.shutdown() }
         let dir = try HeraldBinary.temporaryDirectory()
         let env = ["PATH": "/usr/bin:/bin", "HERALD_DATABASE_URL": pg.url, "HERALD_KAFKA_BROKERS": "127.0.0.1:1"]
+            .merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }
         let refused = try ChildProcess(HeraldBinary.path, ["run"], environment: env, logPath: "\(dir)/refused.log")
         #expect(try await refused.waitForExit() == 1)
         #expect(refused.output.contains("herald migrate"))
@@ -169,6 +170,8 @@ struct HeraldProcessTests {
             ("HERALD_KAFKA_BROKERS", "no-port"),
             ("HERALD_LOG_LEVEL", "loud"),
             ("HERALD_RETRY_INITIAL", "fast"),
+            ("HERALD_MAIL_RATE_LIMITS", "password_reset=lots"),
+            ("HERALD_LINK_BASE_URL", "ftp://example.com"),
         ]
         for (name, value) in cases {
             let herald = try ChildProcess(
@@ -183,6 +186,27 @@ struct HeraldProcessTests {
             logPath: "\(dir)/no-database.log")
         #expect(try await noDatabase.waitForExit() == 78)
         #expect(noDatabase.output.contains("HERALD_DATABASE_URL"))
+
+        // Mail on (the default) needs an SMTP URL, a sender and a link base.
+        let database = [
+            "PATH": "/usr/bin:/bin", "HERALD_KAFKA_BROKERS": "127.0.0.1:1", "HERALD_DATABASE_URL": "postgresql://127.0.0.1:1/x",
+        ]
+        let noSMTP = try ChildProcess(HeraldBinary.path, ["run"], environment: database, logPath: "\(dir)/no-smtp.log")
+        #expect(try await noSMTP.waitForExit() == 78)
+        #expect(noSMTP.output.contains("HERALD_SMTP_URL"))
+
+        // A broken template stops herald with a message naming the file.
+        let templates = dir + "/templates"
+        try FileManager.default.copyItem(atPath: HeraldBinary.templates, toPath: templates)
+        try "{{#recipientName}} never closed".write(
+            toFile: templates + "/pt/welcome.subject.mustache", atomically: true, encoding: .utf8)
+        let brokenTemplate = try ChildProcess(
+            HeraldBinary.path, ["run"],
+            environment: database.merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }
+                .merging(["HERALD_TEMPLATES_DIR": templates]) { _, b in b },
+            logPath: "\(dir)/broken-template.log")
+        #expect(try await brokenTemplate.waitForExit() == 78)
+        #expect(brokenTemplate.output.contains("pt/welcome.subject.mustache"), "\(brokenTemplate.output)")
 
         let secret = try ChildProcess(
             HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", "HERALD_REDIS_URL": "redis://:hunter2@host:notaport"],

@@ -66,19 +66,21 @@ public struct HeraldConfiguration: Sendable {
     public var kafka = Kafka()
     public var redis = Redis()
     public var database = Database()
+    public var mail = Mail()
     public var retry = Backoff()
     /// Per-topic default event type for producers that send no type.
     public var defaultTypeByTopic: [String: EventType] = [:]
-    /// Types acknowledged without effect (after validation when Herald knows them).
-    public var ignoredTypes: Set<EventType> = HeraldConfiguration.typesWithoutHandlerYet
+    /// Types acknowledged without effect (after validation when Herald knows them)
+    /// (`HERALD_IGNORED_EVENT_TYPES`). With mail off, the mail-only events are added.
+    public var ignoredTypes: Set<EventType> = []
     public var logFormat = LogFormat.text
     public var logLevel = "info"
 
-    /// Contract events whose handlers (recipients, mail) arrive with the PostgreSQL and mail
-    /// work: until then they are validated and acknowledged.
-    public static let typesWithoutHandlerYet: Set<EventType> = [
-        "EmailVerificationRequested", "PasswordResetRequested", "PasswordChanged", "EmailChangeRequested",
-    ]
+    /// The types acknowledged without effect: `ignoredTypes`, plus the mail-only events when
+    /// mail is off.
+    public var acknowledgedWithoutEffect: Set<EventType> {
+        mail.enabled ? ignoredTypes : ignoredTypes.union(Mail.mailOnlyEventTypes)
+    }
 
     public init() {}
 
@@ -197,6 +199,8 @@ public struct HeraldConfiguration: Sendable {
             default: throw ConfigurationError(setting: "HERALD_DATABASE_AUTO_MIGRATE", problem: "expected true or false")
             }
         }
+
+        c.mail = try Mail.load(reader)
 
         // Retries
         c.retry.initial = try reader.duration("HERALD_RETRY_INITIAL") ?? c.retry.initial

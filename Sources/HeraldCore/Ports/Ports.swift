@@ -68,20 +68,30 @@ public protocol EventInbox: Sendable {
 
 /// Applies a batch's effects exactly once where they live in PostgreSQL, and idempotently
 /// elsewhere: Redis effects first (safe to repeat), then the inbox transaction, so an event is
-/// recorded only after every one of its effects succeeded.
+/// recorded only after every one of its effects succeeded. When the transaction queued mail,
+/// `mailQueued` is rung so the courier sends it at once instead of at its next poll.
 public struct InboxEffectApplier: EffectApplier {
     public let inbox: any EventInbox
     public let revocations: RevocationEffectApplier
     public let consumerGroup: String
+    public let mailQueued: Doorbell?
 
-    public init(inbox: any EventInbox, revocations: RevocationEffectApplier, consumerGroup: String) {
+    public init(inbox: any EventInbox, revocations: RevocationEffectApplier, consumerGroup: String, mailQueued: Doorbell? = nil) {
         self.inbox = inbox
         self.revocations = revocations
         self.consumerGroup = consumerGroup
+        self.mailQueued = mailQueued
     }
 
     public func apply(_ events: [AcceptedEvent]) async throws {
         try await revocations.apply(events)
-        _ = try await inbox.record(events, consumerGroup: consumerGroup)
+        let recorded = try await inbox.record(events, consumerGroup: consumerGroup)
+        if let mailQueued, !recorded.isEmpty,
+            events.contains(where: { event in
+                recorded.contains(event.metadata.id) && event.effects.contains { if case .queueMail = $0 { true } else { false } }
+            })
+        {
+            mailQueued.ring()
+        }
     }
 }

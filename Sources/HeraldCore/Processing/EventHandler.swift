@@ -104,10 +104,14 @@ public struct MailHandler: EventHandler {
     }
 }
 
-/// The handlers `herald run` registers. `MailHandler` joins them once the courier that sends
-/// the queued mail exists (issue 4, in progress); until then the mail-only events are ignored.
+/// The handlers `herald run` registers: revocations, recipients and, when mail is on, mail.
 public enum StandardHandlers {
-    public static let all: [any EventHandler] = [RevocationHandler(), RecipientHandler()]
+    public static let all: [any EventHandler] = handlers(mail: MailHandler())
+
+    /// The standard handlers with `mail` (nil: mail is off).
+    public static func handlers(mail: MailHandler?) -> [any EventHandler] {
+        [RevocationHandler(), RecipientHandler()] + (mail.map { [$0] } ?? [])
+    }
 
     public static var handledTypes: Set<EventType> { all.reduce(into: []) { $0.formUnion($1.handledTypes) } }
 }

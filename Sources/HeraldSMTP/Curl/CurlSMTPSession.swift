@@ -44,6 +44,7 @@ final class CurlSMTPSession {
         options.set(CURLOPT_TIMEOUT_MS, settings.transferTimeout.milliseconds)
         // No SIGALRM for DNS timeouts: signals and several threads do not mix.
         options.set(CURLOPT_NOSIGNAL, 1)
+        if !settings.reuseConnections { options.set(CURLOPT_FORBID_REUSE, 1) }
         options.set(CURLOPT_UPLOAD, 1)
         options.set(CURLOPT_ERRORBUFFER, pointer: UnsafeMutableRawPointer(errorBuffer))
         let context = Unmanaged.passUnretained(transfer).toOpaque()

@@ -53,9 +53,24 @@ enum HeraldBinary {
     /// The built `herald`: $HERALD_BINARY (set by `make test`), else .build/debug/herald.
     static var path: String {
         if let path = ProcessInfo.processInfo.environment["HERALD_BINARY"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/herald").path
+        return repository + "/.build/debug/herald"
+    }
+
+    /// The repository's root directory (the tests run from the source tree).
+    static var repository: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    /// The repository's `Templates/`.
+    static var templates: String { repository + "/Templates" }
+
+    /// The mail settings `herald run` needs, writing mail as .eml files into `directory`.
+    static func fileMail(_ directory: String) -> [String: String] {
+        [
+            "HERALD_SMTP_URL": "file://" + directory, "HERALD_MAIL_FROM": "Herald Tests <no-reply@herald.test>",
+            "HERALD_LINK_BASE_URL": "https://auth.herald.test", "HERALD_TEMPLATES_DIR": templates,
+        ]
     }
 
     static func temporaryDirectory() throws -> String {

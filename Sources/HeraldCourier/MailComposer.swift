@@ -1,0 +1,127 @@
+import HeraldCore
+import HeraldMail
+import HeraldSMTP
+
+/// Where one-time links point: `{baseURL}{path}?token=…` (PRODUCT.md's link formats).
+public struct LinkSettings: Sendable, Hashable {
+    /// `HERALD_LINK_BASE_URL`, without a trailing slash.
+    public var baseURL: String
+    public var paths: [LinkPurpose: String]
+
+    public static let defaultPaths: [LinkPurpose: String] = [
+        .resetPassword: "/auth/reset-password/confirm",
+        .confirmEmailChange: "/auth/email-change/confirm",
+        .verifyEmail: "/auth/verify-email/confirm",
+    ]
+
+    public init(baseURL: String, paths: [LinkPurpose: String] = LinkSettings.defaultPaths) {
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.paths = LinkSettings.defaultPaths.merging(paths) { _, configured in configured }
+    }
+
+    /// The link carrying `token` for `purpose`. The token is base64url, so it needs no
+    /// percent-encoding.
+    public func link(_ purpose: LinkPurpose, token: LinkToken) -> String {
+        var path = paths[purpose] ?? ""
+        if !path.hasPrefix("/") { path = "/" + path }
+        let separator = path.contains("?") ? "&" : "?"
+        return baseURL + path + separator + "token=" + token.secret
+    }
+}
+
+/// Who the mail is from and what it says about the product.
+public struct SenderSettings: Sendable, Hashable {
+    /// `HERALD_MAIL_FROM`.
+    public var from: MailAddress
+    /// `HERALD_MAIL_REPLY_TO`.
+    public var replyTo: MailAddress?
+    /// `HERALD_PRODUCT_NAME`.
+    public var productName: String
+    /// `HERALD_SUPPORT_EMAIL` (default: the From address).
+    public var supportEmail: String
+
+    public init(from: MailAddress, replyTo: MailAddress? = nil, productName: String, supportEmail: String? = nil) {
+        self.from = from
+        self.replyTo = replyTo
+        self.productName = productName
+        self.supportEmail = supportEmail ?? from.address.rawValue
+    }
+
+    /// The domain of the From address: the right-hand side of every Message-ID.
+    public var messageIDDomain: String {
+        let address = from.address.rawValue
+        guard let at = address.lastIndex(of: "@") else { return "herald.local" }
+        return String(address[address.index(after: at)...])
+    }
+}
+
+/// Turns a claimed notification (plus, for link kinds, a fresh token) into the message to
+/// send. Pure: the courier does the I/O.
+public struct MailComposer: Sendable {
+    public let templates: MailTemplates
+    public let sender: SenderSettings
+    public let links: LinkSettings
+
+    public init(templates: MailTemplates, sender: SenderSettings, links: LinkSettings) {
+        self.templates = templates
+        self.sender = sender
+        self.links = links
+    }
+
+    /// `<{notification id}@{From domain}>`: the same for every attempt of one notification, so
+    /// a receiver recognises a resend after a crash between the server's accept and the
+    /// queue's update.
+    public func messageID(for notification: ClaimedNotification) -> String {
+        "<\(notification.id)@\(sender.messageIDDomain)>"
+    }
+
+    /// What the link of `notification` grants, nil for kinds without one.
+    public func grant(for notification: ClaimedNotification) throws(TemplateError) -> LinkGrant? {
+        guard let link = notification.kind.link else { return nil }
+        switch link.purpose {
+        case .verifyEmail:
+            return .verifyEmail(notification.userID)
+        case .resetPassword:
+            return .resetPassword(notification.userID)
+        case .confirmEmailChange:
+            // The new address is where the confirmation goes; `new_email` was queued with it.
+            let newEmail = (notification.variables["new_email"]).flatMap { try? EmailAddress($0) } ?? notification.recipient
+            return .confirmEmailChange(notification.userID, newEmail: newEmail)
+        }
+    }
+
+    /// The message for `notification`, with `token`'s link when the kind has one.
+    public func compose(_ notification: ClaimedNotification, token: LinkToken?, now: EventTime) throws(TemplateError)
+        -> MailMessage
+    {
+        var variables = MailVariables(
+            recipientName: MailVariables.recipientName(username: notification.username, email: notification.recipient),
+            recipientEmail: notification.recipient.rawValue,
+            productName: sender.productName,
+            supportEmail: sender.supportEmail,
+            requestedAt: notification.requestedAt,
+            oldEmail: notification.variables["old_email"],
+            newEmail: notification.variables["new_email"])
+        if let link = notification.kind.link, let token {
+            variables = variables.withLink(links.link(link.purpose, token: token), lifetime: link.lifetime, mintedAt: now)
+        }
+        let rendered = try templates.render(notification.kind, locale: notification.locale, variables: variables)
+        return MailMessage(
+            from: sender.from,
+            to: MailAddress(notification.recipient, displayName: notification.username?.rawValue),
+            replyTo: sender.replyTo,
+            subject: rendered.subject,
+            textBody: rendered.text,
+            htmlBody: rendered.html,
+            messageID: messageID(for: notification),
+            date: now,
+            headers: [
+                // RFC 3834: an automatic message; well-behaved autoresponders stay quiet.
+                MailHeader("Auto-Submitted", "auto-generated"),
+                MailHeader("Content-Language", rendered.locale.rawValue),
+                MailHeader("X-Herald-Kind", notification.kind.rawValue),
+            ])
+    }
+}
