@@ -1,0 +1,434 @@
+import Foundation
+import HeraldCore
+import HeraldCourier
+import HeraldMail
+import HeraldPostgres
+import HeraldRedis
+import HeraldSMTP
+import Logging
+import Testing
+
+/// The courier against a real PostgreSQL queue, a real redis-server for the link tokens and
+/// a real SMTP server (aiosmtpd): events go through the inbox, mail comes out of the server.
+@Suite("Courier: queued mail to a real SMTP server", .timeLimit(.minutes(5)))
+struct CourierTests {
+    /// PostgreSQL, Redis and an SMTP server, with the inbox and the courier's parts.
+    final class Rig: Sendable {
+        let pg: PostgresServer
+        let redisServer: RedisServer
+        let smtp: SMTPServer
+        let database: PostgresClient
+        let redis: RedisClient
+        let inbox: PostgresEventInbox
+        let queue: PostgresMailQueue
+        let composer: MailComposer
+
+        init(smtp options: SMTPServer.Options = .init(), rateLimits: [NotificationKind: MailRateLimit] = [:]) async throws {
+            pg = try await PostgresServer.start()
+            redisServer = try await RedisServer.start()
+            smtp = try await SMTPServer.start(options)
+            let (client, _) = try await InboxTests.database(pg)
+            database = client
+            inbox = PostgresEventInbox(client: client, schema: "herald", rateLimits: rateLimits, logger: TestLogging.logger("test.inbox"))
+            queue = PostgresMailQueue(client: client, schema: "herald")
+            redis = RedisClient(
+                endpoint: try RedisEndpoint(url: redisServer.url), connectTimeout: .seconds(2), commandTimeout: .seconds(2),
+                poolSize: 2, logger: TestLogging.logger("test.redis"))
+            composer = MailComposer(
+                templates: try MailTemplates(directory: HeraldBinary.templates),
+                sender: SenderSettings(
+                    from: try MailAddress(parsing: "Herald Tests <no-reply@herald.test>"), productName: "Acme Cloud",
+                    supportEmail: "help@herald.test"),
+                links: LinkSettings(baseURL: "https://auth.herald.test/"))
+        }
+
+        func mailer(workers: Int = 2) throws -> SMTPMailer {
+            SMTPMailer(
+                settings: try SMTPSettings(url: "smtp://127.0.0.1:\(smtp.port)", allowPlaintext: true, transferTimeout: .seconds(10)),
+                workers: workers, logger: TestLogging.logger("test.smtp"))
+        }
+
+        func courier(_ transport: any MailTransport, maxAttempts: Int = 8, doorbell: Doorbell = Doorbell()) -> Courier {
+            var settings = CourierSettings()
+            settings.maxAttempts = maxAttempts
+            settings.retry = Backoff(initial: .milliseconds(50), cap: .milliseconds(100))
+            settings.outage = Backoff(initial: .milliseconds(50), cap: .milliseconds(200))
+            settings.pollInterval = .milliseconds(200)
+            settings.concurrency = 2
+            return Courier(
+                queue: queue, tokens: RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
+                settings: settings, doorbell: doorbell, logger: TestLogging.logger("test.courier"))
+        }
+
+        /// Records events (JSON bodies) through the inbox, as the consumer would.
+        func record(_ bodies: [String], group: String = "g") async throws {
+            let events = try bodies.enumerated().map { try InboxTests.accepted($1, offset: Int64($0)) }
+            _ = try await inbox.record(events, consumerGroup: group)
+        }
+
+        func status(_ kind: NotificationKind) throws -> String {
+            try pg.psql("SELECT string_agg(status, ',' ORDER BY recipient) FROM herald.notifications WHERE kind = '\(kind.rawValue)'")
+        }
+
+        func shutdown() {
+            redis.close()
+            database.close()
+            smtp.shutdown()
+            redisServer.shutdown()
+            pg.shutdown()
+        }
+    }
+
+    static func registered(_ user: String, _ email: String, name: String, id: String? = nil) -> String {
+        #"{"event_type":"UserRegistered","event_id":"\#(id ?? "reg-" + user)","user_id":"\#(user)","username":"\#(name)","email":"\#(email)","occurred_at":"2025-01-01T00:00:00Z"}"#
+    }
+
+    static func reset(_ user: String, id: String) -> String {
+        #"{"event_type":"PasswordResetRequested","event_id":"\#(id)","user_id":"\#(user)","occurred_at":"2025-01-01T00:00:01Z"}"#
+    }
+
+    /// The link in a mail's plain-text part, and its token.
+    static func link(in text: String, path: String) throws -> (link: String, token: String) {
+        let pattern = try Regex("https://auth\\.herald\\.test\(path)\\?token=([A-Za-z0-9_-]+)")
+        let match = try #require(text.firstMatch(of: pattern), "no link to \(path) in:\n\(text)")
+        return (String(match.output[0].substring!), String(match.output[1].substring!))
+    }
+
+    @Test("a password reset: sent once, both parts, a link whose token hashes to the Redis key; the token is stored nowhere")
+    func passwordReset() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        try await rig.record([Self.registered("u1", "ana@example.com", name: "ana"), Self.reset("u1", id: "reset-1")])
+        let courier = rig.courier(mailer)
+        let pass = try await courier.sendDue()
+        #expect(pass.outcomes[.sent] == 1)
+
+        let received = try await rig.smtp.waitForMessages(1)
+        try #require(received.count == 1)
+        #expect(received[0].to == ["ana@example.com"])
+        #expect(received[0].from == "no-reply@herald.test")
+        let mail = try await ParsedMail.parse(received[0].data)
+        #expect(mail.defects.isEmpty)
+        #expect(mail.contentType == "multipart/alternative")
+        #expect(mail.parts.map(\.contentType) == ["text/plain", "text/html"])
+        #expect(mail.parts.allSatisfy { $0.charset?.lowercased() == "utf-8" })
+        #expect(mail.header("To") == "ana <ana@example.com>")
+        #expect(mail.header("From") == "Herald Tests <no-reply@herald.test>")
+        #expect(mail.header("Subject")?.contains("Acme Cloud") == true)
+        #expect(mail.header("Auto-Submitted") == "auto-generated")
+        let id = try rig.pg.psql("SELECT id FROM herald.notifications WHERE kind = 'password_reset'")
+        #expect(mail.header("Message-ID") == "<\(id)@herald.test>")
+        #expect(
+            try rig.pg.psql("SELECT status || ' ' || attempts || ' ' || message_id FROM herald.notifications WHERE id = '\(id)'")
+                == "sent 1 <\(id)@herald.test>")
+
+        let (link, token) = try Self.link(in: mail.parts[0].text, path: "/auth/reset-password/confirm")
+        #expect(token.count == 43, "32 bytes in base64url without padding")
+        #expect(mail.parts[1].text.contains(link), "the HTML part carries the same link")
+        let hash = LinkToken(secret: token).hash
+        #expect(hash.count == 64)
+        #expect(try rig.redisServer.probe(["GET", "reset_password_token:" + hash]).text == "u1")
+        let ttl = try #require(try rig.redisServer.probe(["PTTL", "reset_password_token:" + hash]).integerValue)
+        #expect(ttl > 880_000 && ttl <= 900_000, "15 minutes, got \(ttl) ms")
+        // Only the hash is stored: not the token, in any key or in the queue.
+        let keys = try rig.redisServer.probe(["KEYS", "*"])
+        #expect(!"\(keys)".contains(token))
+        let everything = try rig.pg.psql("SELECT string_agg(n::text, ' ') FROM herald.notifications n")
+        #expect(!everything.contains(token))
+        #expect(!everything.contains(hash))
+    }
+
+    @Test("an address change: a confirmation link to the new address, a notice to the old one")
+    func emailChange() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        try await rig.record([
+            Self.registered("u2", "old@example.com", name: "bea"),
+            #"{"event_type":"EmailChangeRequested","event_id":"chg-1","user_id":"u2","old_email":"old@example.com","new_email":"new@example.org","occurred_at":"2025-01-02T00:00:00Z"}"#,
+        ])
+        try await rig.courier(mailer).sendDue()
+        let received = try await rig.smtp.waitForMessages(2)
+        try #require(received.count == 2)
+        let byRecipient = Dictionary(uniqueKeysWithValues: received.map { ($0.to[0], $0) })
+        let confirm = try await ParsedMail.parse(try #require(byRecipient["new@example.org"]).data)
+        let notice = try await ParsedMail.parse(try #require(byRecipient["old@example.com"]).data)
+        let (_, token) = try Self.link(in: confirm.parts[0].text, path: "/auth/email-change/confirm")
+        let stored = try #require(
+            try rig.redisServer.probe(["GET", "email_change_token:" + LinkToken(secret: token).hash]).text)
+        let grant = try #require(try JSONSerialization.jsonObject(with: Data(stored.utf8)) as? [String: String])
+        #expect(grant == ["user_id": "u2", "new_email": "new@example.org"])
+        let ttl = try #require(
+            try rig.redisServer.probe(["PTTL", "email_change_token:" + LinkToken(secret: token).hash]).integerValue)
+        #expect(ttl > 86_000_000 && ttl <= 86_400_000)
+        #expect(!notice.parts[0].text.contains("token="), "the notice to the old address carries no link")
+        #expect(notice.parts[0].text.contains("new@example.org"))
+    }
+
+    @Test("the same event delivered three times queues and sends one mail")
+    func idempotent() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        let welcome = #"{"event_type":"UserCreated","event_id":"created-1","user_id":"u3","username":"cy","email":"cy@example.com"}"#
+        for _ in 0..<3 { try await rig.record([welcome]) }
+        // Also a redelivery to another consumer group's inbox: still one notification.
+        try await rig.record([welcome], group: "other")
+        let courier = rig.courier(mailer)
+        try await courier.sendDue()
+        try await courier.sendDue()
+        let received = try await rig.smtp.waitForMessages(1)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try rig.smtp.received().count == 1)
+        #expect(received.first?.to == ["cy@example.com"])
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications") == "1")
+    }
+
+    @Test("two couriers on one queue send each of 200 mails exactly once")
+    func twoCouriers() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let bodies = (0..<200).map { i in
+            #"{"event_type":"UserCreated","event_id":"c-\#(i)","user_id":"u\#(i)","username":"user\#(i)","email":"user\#(i)@example.com"}"#
+        }
+        try await rig.record(bodies)
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued'") == "200")
+        let mailerA = try rig.mailer()
+        let mailerB = try rig.mailer()
+        defer {
+            mailerA.close()
+            mailerB.close()
+        }
+        let a = rig.courier(mailerA)
+        let b = rig.courier(mailerB)
+        let runA = Task { await a.run() }
+        let runB = Task { await b.run() }
+        try await TestCluster.eventually("200 mails sent", timeout: .seconds(60)) {
+            try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'") == "200"
+        }
+        a.triggerShutdown()
+        b.triggerShutdown()
+        await runA.value
+        await runB.value
+        let received = try rig.smtp.received()
+        #expect(received.count == 200)
+        var ids: [String: Int] = [:]
+        for mail in received {
+            let parsed = try await ParsedMail.parse(mail.data)
+            ids[parsed.header("Message-ID") ?? "", default: 0] += 1
+        }
+        #expect(ids.count == 200, "each Message-ID once")
+        #expect(ids.values.allSatisfy { $0 == 1 })
+        #expect(Set(received.map(\.to[0])).count == 200)
+    }
+
+    @Test("451 then 250: retried with backoff and sent once")
+    func deferredThenSent() async throws {
+        let rig = try await Rig(smtp: .init(script: ["451", "250"]))
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        try await rig.record([Self.registered("u4", "di@example.com", name: "di"), Self.reset("u4", id: "reset-4")])
+        let courier = rig.courier(mailer)
+        let first = try await courier.sendDue()
+        #expect(first.outcomes[.queued] == 1)
+        #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications") == "queued 1")
+        #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications").contains("451"))
+        // The failed attempt's token was removed again.
+        #expect(try rig.redisServer.probe(["KEYS", "reset_password_token:*"]).arrayCount == 0)
+        try await TestCluster.eventually("the retry", timeout: .seconds(10)) {
+            try await courier.sendDue()
+            return try rig.status(.passwordReset) == "sent"
+        }
+        #expect(try rig.pg.psql("SELECT attempts FROM herald.notifications") == "2")
+        #expect(try rig.smtp.received().count == 1)
+        #expect(try rig.redisServer.probe(["KEYS", "reset_password_token:*"]).arrayCount == 1)
+    }
+
+    @Test("550: failed with the server's reply, not retried")
+    func rejected() async throws {
+        let rig = try await Rig(smtp: .init(script: ["550"]))
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-5","user_id":"u5","username":"ed","email":"ed@example.com"}"#])
+        let courier = rig.courier(mailer)
+        try await courier.sendDue()
+        #expect(try rig.status(.welcome) == "failed")
+        let error = try rig.pg.psql("SELECT last_error FROM herald.notifications")
+        #expect(error.contains("550"), "\(error)")
+        try await courier.sendDue()
+        #expect(try rig.smtp.received().isEmpty)
+        #expect(try rig.pg.psql("SELECT attempts FROM herald.notifications") == "1")
+    }
+
+    @Test("always 451: abandoned after the maximum number of attempts")
+    func abandoned() async throws {
+        let rig = try await Rig(smtp: .init(script: ["451", "451", "451", "451"]))
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-6","user_id":"u6","username":"flo","email":"flo@example.com"}"#])
+        let courier = rig.courier(mailer, maxAttempts: 3)
+        try await TestCluster.eventually("abandoned", timeout: .seconds(10)) {
+            try await courier.sendDue()
+            return try rig.status(.welcome) == "abandoned"
+        }
+        #expect(try rig.pg.psql("SELECT attempts FROM herald.notifications") == "3")
+        #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications").contains("after 3 attempts"))
+    }
+
+    @Test("SMTP server down for a while: the mail waits without using attempts and is sent when it is back")
+    func serverDown() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        try await rig.smtp.stop()
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        let doorbell = Doorbell()
+        let courier = rig.courier(mailer, maxAttempts: 2, doorbell: doorbell)
+        let running = Task { await courier.run() }
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-7","user_id":"u7","username":"gus","email":"gus@example.com"}"#])
+        doorbell.ring()
+        // Several passes fail to connect meanwhile (the pause is 50–200 ms).
+        try await Task.sleep(for: .seconds(1))
+        #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications") == "queued 0")
+        #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications").contains("connection failed"))
+        try await rig.smtp.start()
+        try await TestCluster.eventually("sent after the server came back", timeout: .seconds(15)) {
+            try rig.status(.welcome) == "sent"
+        }
+        courier.triggerShutdown()
+        await running.value
+        #expect(try rig.smtp.received().count == 1)
+    }
+
+    @Test("Redis down: a link mail waits without using attempts, then is sent with a working token")
+    func redisDown() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        try await rig.record([Self.registered("u8", "hal@example.com", name: "hal"), Self.reset("u8", id: "reset-8")])
+        try await rig.redisServer.stop()
+        let courier = rig.courier(mailer)
+        let pass = try await courier.sendDue()
+        #expect(pass.outage != nil)
+        #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications") == "queued 0")
+        #expect(try rig.smtp.received().isEmpty, "no mail with a link that would not work")
+        try await rig.redisServer.start()
+        try await TestCluster.eventually("sent once Redis is back", timeout: .seconds(15)) {
+            try await courier.sendDue()
+            return try rig.status(.passwordReset) == "sent"
+        }
+        let mail = try await ParsedMail.parse(try #require(try rig.smtp.received().first).data)
+        let (_, token) = try Self.link(in: mail.parts[0].text, path: "/auth/reset-password/confirm")
+        #expect(try rig.redisServer.probe(["GET", "reset_password_token:" + LinkToken(secret: token).hash]).text == "u8")
+    }
+
+    @Test("over the rate limit, the excess is recorded as suppressed and not sent")
+    func rateLimited() async throws {
+        let rig = try await Rig(rateLimits: [.passwordReset: MailRateLimit(count: 3, window: .seconds(3600))])
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        try await rig.record([Self.registered("u9", "ivy@example.com", name: "ivy")])
+        for i in 0..<5 { try await rig.record([Self.reset("u9", id: "reset-9-\(i)")]) }
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued'") == "3")
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'suppressed'") == "2")
+        #expect(try rig.pg.psql("SELECT DISTINCT last_error FROM herald.notifications WHERE status = 'suppressed'").contains("rate limit"))
+        // Other kinds to the same address are not limited by it.
+        try await rig.record([#"{"event_type":"PasswordChanged","event_id":"pc-9","user_id":"u9","occurred_at":"2025-01-01T00:00:02Z"}"#])
+        try await rig.courier(mailer).sendDue()
+        #expect(try await rig.smtp.waitForMessages(4).count == 4)
+    }
+
+    @Test("a recipient deleted after the mail was queued gets nothing")
+    func deletedRecipient() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-10","user_id":"u10","username":"jo","email":"jo@example.com"}"#])
+        try await rig.record([#"{"event_type":"UserDeleted","event_id":"d-10","user_id":"u10","occurred_at":"2030-01-01T00:00:00Z"}"#])
+        try await rig.courier(mailer).sendDue()
+        #expect(try rig.status(.welcome) == "suppressed")
+        #expect(try rig.smtp.received().isEmpty)
+    }
+
+    @Test("mail left sending by a courier that died is requeued and sent, with the same Message-ID")
+    func staleClaim() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-11","user_id":"u11","username":"kai","email":"kai@example.com"}"#]
+        )
+        // A courier claimed it an hour ago and was never heard of again.
+        let claimed = try await rig.queue.claim(limit: 10)
+        #expect(claimed.count == 1)
+        _ = try rig.pg.psql("UPDATE herald.notifications SET claimed_at = now() - interval '1 hour'")
+        #expect(try await rig.queue.claim(limit: 10).isEmpty, "a sending row is not claimed again")
+        #expect(try await rig.queue.requeueStale(claimedLongerThan: .seconds(600)) == 1)
+        try await rig.courier(mailer).sendDue()
+        #expect(try rig.status(.welcome) == "sent")
+        let mail = try await ParsedMail.parse(try #require(try await rig.smtp.waitForMessages(1).first).data)
+        #expect(mail.header("Message-ID") == "<\(claimed[0].id)@herald.test>")
+    }
+
+    @Test("markup in a username is escaped in the HTML part and verbatim in the text part")
+    func markupEscaped() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        try await rig.record([
+            #"{"event_type":"UserCreated","event_id":"c-12","user_id":"u12","username":"<script>alert(1)</script>","email":"lu@example.com"}"#
+        ])
+        try await rig.courier(mailer).sendDue()
+        let mail = try await ParsedMail.parse(try #require(try await rig.smtp.waitForMessages(1).first).data)
+        #expect(mail.parts[0].text.contains("<script>alert(1)</script>"))
+        #expect(!mail.parts[1].text.contains("<script>"))
+        #expect(mail.parts[1].text.contains("&lt;script&gt;"))
+        #expect(mail.header("To")?.hasSuffix("<lu@example.com>") == true)
+        #expect(mail.headers.filter { $0.name.lowercased() == "to" }.count == 1)
+    }
+
+    @Test("operators list, show and requeue failed mail")
+    func operatorRetry() async throws {
+        let rig = try await Rig(smtp: .init(script: ["550"]))
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-13","user_id":"u13","username":"max","email":"max@example.com"}"#]
+        )
+        let courier = rig.courier(mailer)
+        try await courier.sendDue()
+        let failed = try await rig.queue.list(status: .failed)
+        try #require(failed.count == 1)
+        #expect(failed[0].recipient == "max@example.com")
+        #expect(try await rig.queue.find(id: failed[0].id)?.lastError?.contains("550") == true)
+        #expect(try await rig.queue.retry(ids: ["00000000-0000-0000-0000-000000000000"]).isEmpty)
+        #expect(try await rig.queue.retry(status: .failed) == [failed[0].id])
+        #expect(try await rig.queue.countByStatus()[.queued] == 1)
+        try await courier.sendDue()
+        #expect(try rig.status(.welcome) == "sent")
+        #expect(try rig.smtp.received().count == 1)
+    }
+}
+
+extension RESPValue {
+    var integerValue: Int? {
+        if case .integer(let n) = self { return n }
+        return nil
+    }
+
+    var arrayCount: Int? {
+        if case .array(let items?) = self { return items.count }
+        return nil
+    }
+}
