@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: a local Redis and PostgreSQL (unless HERALD_REDIS_URL / HERALD_DATABASE_URL are
 # set), `herald migrate`, then Herald with the embedded broker (unless HERALD_KAFKA_BROKERS is
-# set). Ctrl-C stops Herald, then the local services.
+# set), writing mail as .eml files into var/mail (unless HERALD_SMTP_URL is set). Ctrl-C stops
+# Herald, then the local services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 herald="$1"
@@ -19,6 +20,11 @@ if [ -z "${HERALD_DATABASE_URL:-}" ]; then
   started_postgres=1
   echo "local PostgreSQL: $HERALD_DATABASE_URL   (psql $HERALD_DATABASE_URL)"
 fi
+# Mail: written to var/mail as .eml files, links pointing at a local API.
+export HERALD_SMTP_URL="${HERALD_SMTP_URL:-file://var/mail}"
+export HERALD_MAIL_FROM="${HERALD_MAIL_FROM:-Herald (development) <no-reply@herald.localhost>}"
+export HERALD_LINK_BASE_URL="${HERALD_LINK_BASE_URL:-http://localhost:8000}"
+echo "mail: $HERALD_SMTP_URL   (herald mail list; herald publish --example PasswordResetRequested)"
 cleanup() {
   [ -n "$started_redis" ] && scripts/redis.sh stop
   [ -n "$started_postgres" ] && scripts/postgres.sh stop

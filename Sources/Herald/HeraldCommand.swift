@@ -13,13 +13,14 @@ struct HeraldCommand: AsyncParsableCommand {
         abstract: "The event worker of the authentication platform.",
         discussion: """
             Herald consumes the auth and user services' events from Kafka and does the slow, failure-prone work: \
-            it keeps role invalidations and user revocations in Redis (transactional email and the outbox relay \
-            come in later versions). Configuration comes from HERALD_* environment variables (see the README); \
+            it keeps role invalidations and user revocations in Redis, and queues and sends the platform's \
+            transactional email (welcome, address verification, password reset, security notices). Configuration comes from HERALD_* environment variables (see the README); \
             with no HERALD_KAFKA_BROKERS, `herald run` starts an embedded broker.
             """,
         version: version,
         subcommands: [
-            RunCommand.self, MigrateCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self, BenchInboxCommand.self,
+            RunCommand.self, MigrateCommand.self, MailCommand.self, TemplatesCommand.self, PublishCommand.self, BrokerCommand.self,
+            LagCommand.self, BenchInboxCommand.self,
         ],
         defaultSubcommand: nil
     )

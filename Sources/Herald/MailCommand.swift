@@ -1,0 +1,236 @@
+import ArgumentParser
+import Foundation
+import HeraldCore
+import HeraldCourier
+import HeraldMail
+import HeraldPostgres
+import HeraldSMTP
+import Logging
+
+extension NotificationStatus: ExpressibleByArgument {}
+extension NotificationKind: ExpressibleByArgument {}
+extension MailPreviewFormat: ExpressibleByArgument {}
+
+struct MailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mail",
+        abstract: "Look at the mail queue and requeue failed mail (HERALD_DATABASE_URL).",
+        subcommands: [List.self, Show.self, Retry.self])
+
+    /// The queue in HERALD_DATABASE_URL; the schema must be current.
+    static func queue() async throws -> (PostgresMailQueue, PostgresClient) {
+        let config = Environment.configuration()
+        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel == "info" ? "warning" : config.logLevel)
+        var quiet = config
+        quiet.database.poolSize = 1
+        let client = try await Database.open(quiet, logger: Logger(label: "herald.mail"), migrateIfBehind: false)
+        return (PostgresMailQueue(client: client, schema: config.database.schema), client)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List notifications, newest first.")
+
+        @Option(help: "Only this status: \(NotificationStatus.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var status: NotificationStatus?
+
+        @Option(help: "Only this kind: \(NotificationKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var kind: NotificationKind?
+
+        @Option(help: "Only mail to this address.")
+        var recipient: String?
+
+        @Option(help: "At most this many.")
+        var limit = 50
+
+        @Flag(help: "JSON instead of a table.")
+        var json = false
+
+        func run() async throws {
+            let (queue, client) = try await MailCommand.queue()
+            defer { client.close() }
+            let records = try await queue.list(status: status, kind: kind, recipient: recipient, limit: max(1, limit))
+            if json {
+                print(try MailCommand.json(records))
+                return
+            }
+            let counts = try await queue.countByStatus()
+            print(
+                "queue: "
+                    + NotificationStatus.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: ", "))
+            if records.isEmpty { return }
+            let rows =
+                [["ID", "KIND", "RECIPIENT", "STATUS", "ATTEMPTS", "CREATED", "LAST ERROR"]]
+                + records.map { r in
+                    [
+                        r.id, r.kind, r.recipient, r.status, String(r.attempts), r.createdAt ?? "",
+                        String((r.lastError ?? "").prefix(60)),
+                    ]
+                }
+            print(Table.render(rows))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one notification.")
+
+        @Argument(help: "The notification's id (a UUID, as `herald mail list` prints it).")
+        var id: String
+
+        func run() async throws {
+            let (queue, client) = try await MailCommand.queue()
+            defer { client.close() }
+            guard let record = try await queue.find(id: id) else {
+                throw HeraldCLIError("no notification \(id)")
+            }
+            print(try MailCommand.json(record))
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Requeue failed, abandoned or suppressed mail for an immediate send, with its attempts reset.",
+            discussion: "Give ids, or --status to requeue every notification with that status.")
+
+        @Argument(help: "Notification ids.")
+        var ids: [String] = []
+
+        @Option(help: "Requeue every notification with this status (failed, abandoned or suppressed).")
+        var status: NotificationStatus?
+
+        func validate() throws {
+            if ids.isEmpty && status == nil { throw ValidationError("give notification ids or --status") }
+            if let status, !status.isRetryable {
+                throw ValidationError("only failed, abandoned or suppressed mail can be requeued")
+            }
+        }
+
+        func run() async throws {
+            let (queue, client) = try await MailCommand.queue()
+            defer { client.close() }
+            let requeued = try await queue.retry(ids: ids, status: status)
+            print("requeued \(requeued.count)")
+            for id in requeued { print(id) }
+            let missed = Set(ids.map { $0.lowercased() }).subtracting(requeued)
+            if !missed.isEmpty {
+                throw HeraldCLIError("not requeued (unknown, or not failed, abandoned or suppressed): \(missed.sorted().joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+struct TemplatesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Check and preview the mail templates (HERALD_TEMPLATES_DIR, default Templates).",
+        subcommands: [Check.self, Preview.self])
+
+    struct Options: ParsableArguments {
+        @Option(help: "The templates directory (default: HERALD_TEMPLATES_DIR, else Templates).")
+        var templates: String?
+
+        func load() throws -> (MailTemplates, HeraldConfiguration.Mail) {
+            let config = Environment.configuration()
+            do {
+                return (
+                    try MailTemplates(
+                        directory: templates ?? config.mail.templatesDirectory, defaultLocale: config.mail.defaultLocale),
+                    config.mail
+                )
+            } catch {
+                throw HeraldCLIError("\(error)")
+            }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Parse every template and render it with sample data, as `herald run` does at start-up.")
+
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let (templates, _) = try options.load()
+            print(
+                "templates in \(templates.directory): \(NotificationKind.allCases.count) kinds in "
+                    + templates.locales.map(\.rawValue).joined(separator: ", ") + " (default \(templates.defaultLocale))")
+        }
+    }
+
+    struct Preview: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Render one kind of mail with example data.",
+            discussion: """
+                KIND is one of \(NotificationKind.allCases.map(\.rawValue).joined(separator: ", ")). \
+                --format eml prints the whole message as Herald would send it (headers, text and HTML parts).
+                """)
+
+        @Argument(help: "The kind of mail.")
+        var kind: NotificationKind
+
+        @Option(help: "The locale (falls back as at send time: pt-BR → pt → the default).")
+        var locale: String?
+
+        @Option(help: "subject, text, html or eml.")
+        var format: PreviewFormat = .text
+
+        @OptionGroup var options: Options
+
+        enum PreviewFormat: String, ExpressibleByArgument, CaseIterable {
+            case subject, text, html, eml
+        }
+
+        func run() async throws {
+            let (templates, mail) = try options.load()
+            let tag: LanguageTag?
+            do {
+                tag = try locale.map { try LanguageTag($0) }
+            } catch {
+                throw HeraldCLIError("--locale: \(error)")
+            }
+            let supportEmail = mail.supportEmail ?? "support@example.com"
+            switch format {
+            case .subject, .text, .html:
+                let part = MailPreviewFormat(rawValue: format.rawValue)!
+                do {
+                    print(
+                        try templates.preview(kind, locale: tag, format: part, productName: mail.productName, supportEmail: supportEmail),
+                        terminator: "")
+                } catch {
+                    throw HeraldCLIError("\(error)")
+                }
+            case .eml:
+                let variables = MailTemplates.sample(kind, productName: mail.productName, supportEmail: supportEmail)
+                do {
+                    let rendered = try templates.render(kind, locale: tag, variables: variables)
+                    let from = try MailAddress(parsing: mail.from ?? "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM")
+                    let message = MailMessage(
+                        from: from, to: MailAddress(try EmailAddress(variables.recipientEmail), displayName: variables.recipientName),
+                        subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,
+                        messageID: "<preview@\(SenderSettings(from: from, productName: mail.productName).messageIDDomain)>",
+                        date: variables.requestedAt,
+                        headers: [MailHeader("Content-Language", rendered.locale.rawValue), MailHeader("X-Herald-Kind", kind.rawValue)])
+                    print(String(decoding: try MailRendering.render(message), as: UTF8.self), terminator: "")
+                } catch {
+                    throw HeraldCLIError("\(error)")
+                }
+            }
+        }
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
