@@ -37,7 +37,7 @@ struct HeraldProcessTests {
             producer = try KafkaProducer(bootstrapServers: bootstrap, logger: TestLogging.logger("e2e.producer"))
         }
 
-        func herald(_ name: String, group: String) throws -> ChildProcess {
+        func herald(_ name: String, group: String, environment extra: [String: String] = [:]) throws -> ChildProcess {
             try ChildProcess(
                 HeraldBinary.path, ["run"],
                 environment: [
@@ -51,7 +51,8 @@ struct HeraldProcessTests {
                     "HERALD_KAFKA_PROPERTY_SESSION_TIMEOUT_MS": "6000",
                     "HERALD_KAFKA_PROPERTY_HEARTBEAT_INTERVAL_MS": "500",
                     "HERALD_LOG_FORMAT": "json",
-                ].merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }, logPath: "\(dir)/\(name).log")
+                ].merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }.merging(extra) { _, b in b },
+                logPath: "\(dir)/\(name).log")
         }
 
         func inspector(_ group: String) throws -> KafkaInspector {
