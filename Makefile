@@ -26,10 +26,11 @@ test: ## Install what is missing, build, and run every test against real Redis a
 	$(SWIFT) build --build-tests
 	HERALD_BINARY=$(shell $(SWIFT) build --show-bin-path)/herald $(SWIFT) test --skip-build
 
-bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, then with real Redis (figures in BENCHMARKS.md)
+bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench
 	$(SWIFT) build -c release
 	@scripts/bench.sh $(shell $(SWIFT) build -c release --show-bin-path)/herald
+	@scripts/bench-mail.sh $(shell $(SWIFT) build -c release --show-bin-path)/herald
 
 format: ## Format the sources in place (swift format)
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests

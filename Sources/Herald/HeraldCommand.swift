@@ -20,7 +20,7 @@ struct HeraldCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, MigrateCommand.self, MailCommand.self, TemplatesCommand.self, PublishCommand.self, BrokerCommand.self,
-            LagCommand.self, BenchInboxCommand.self,
+            LagCommand.self, BenchInboxCommand.self, BenchMailCommand.self,
         ],
         defaultSubcommand: nil
     )

@@ -118,7 +118,8 @@ struct MailCommand: AsyncParsableCommand {
             for id in requeued { print(id) }
             let missed = Set(ids.map { $0.lowercased() }).subtracting(requeued)
             if !missed.isEmpty {
-                throw HeraldCLIError("not requeued (unknown, or not failed, abandoned or suppressed): \(missed.sorted().joined(separator: ", "))")
+                throw HeraldCLIError(
+                    "not requeued (unknown, or not failed, abandoned or suppressed): \(missed.sorted().joined(separator: ", "))")
             }
         }
     }

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import HeraldCore
+import HeraldCourier
+import HeraldPostgres
+import HeraldRedis
+import HeraldSMTP
+import Logging
+
+/// `make bench` only: the courier sending queued password-reset mails (token minted and
+/// stored in Redis, templates rendered, SMTP) to a local sink. `throughput` queues `count`
+/// mails at once and times sending them all; `steady` queues `rate` mails per second for
+/// `duration` seconds, ringing the courier's doorbell after each as the inbox does, and
+/// reports the queue's latency from `queued` (created_at) to `sent` (sent_at).
+struct BenchMailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-mail", abstract: "Benchmark the courier (for make bench).", shouldDisplay: false)
+
+    enum Mode: String, ExpressibleByArgument { case throughput, steady }
+
+    @Option var mode: Mode = .throughput
+    @Option var count = 10_000
+    @Option var rate = 100
+    @Option var duration = 30
+    @Option var smtpURL: String
+    @Option var workers = 4
+    @Flag(inversion: .prefixedNo) var reuse = true
+
+    func run() async throws {
+        let config = Environment.configuration()
+        HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
+        let logger = Logger(label: "herald.bench")
+        let schema = "herald_bench_mail"
+        let client = PostgresClient(
+            conninfo: try config.database.requireURL(), poolSize: 4, password: config.database.password?.value, logger: logger)
+        defer { client.close() }
+        _ = try await client.withConnection { try $0.execute("DROP SCHEMA IF EXISTS herald_bench_mail CASCADE") }
+        try await PostgresMigrator(client: client, schema: schema, migrations: HeraldSchema.migrations, logger: logger).migrate()
+        let redis = RedisClient(configuration: config.redis, logger: logger)
+        defer { redis.close() }
+
+        var mail = config.mail
+        mail.smtpURL = Secret(smtpURL)
+        mail.allowPlaintext = true
+        mail.from = mail.from ?? "Herald Bench <bench@herald.test>"
+        mail.linkBaseURL = mail.linkBaseURL ?? "https://auth.herald.test"
+        mail.workers = workers
+        mail.reuseConnections = reuse
+        mail.batchSize = max(mail.batchSize, workers * 16)
+        mail.pollInterval = .seconds(1)
+        let setup = try MailSetup.make(mail)
+        let doorbell = Doorbell()
+        let (courier, transport) = setup.makeCourier(
+            database: client, schema: schema, redis: redis, doorbell: doorbell, logger: Logger(label: "herald.courier"))
+        let queue = schema + ".notifications"
+
+        func sentCount() async throws -> Int {
+            try await client.withConnection { c in
+                Int(try c.execute("SELECT count(*) AS n FROM \(queue) WHERE status = 'sent'").int(0, "n") ?? 0)
+            }
+        }
+        func enqueue(_ range: Range<Int>) async throws {
+            _ = try await client.withConnection { c in
+                try c.execute(
+                    """
+                    INSERT INTO \(queue) (event_id, kind, user_id, recipient, requested_at)
+                    SELECT 'bench-' || g, 'password_reset', 'user-' || g, 'user' || g || '@example.com', now()
+                    FROM generate_series($1::int, $2::int) g
+                    """, [.int(Int64(range.lowerBound)), .int(Int64(range.upperBound - 1))])
+            }
+        }
+
+        let clock = ContinuousClock()
+        var result: [String: Any] = ["mode": mode.rawValue, "workers": workers, "reuse": reuse]
+        switch mode {
+        case .throughput:
+            try await enqueue(0..<count)
+            let start = clock.now
+            let running = Task { await courier.run() }
+            let deadline = clock.now + .seconds(600)
+            while try await sentCount() < count {
+                guard clock.now < deadline else { throw HeraldCLIError("not all mail was sent within 10 minutes") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let elapsed = (clock.now - start).seconds
+            courier.triggerShutdown()
+            await running.value
+            result["mails"] = count
+            result["seconds"] = elapsed
+            result["mails_per_second"] = Double(count) / elapsed
+        case .steady:
+            let running = Task { await courier.run() }
+            let total = rate * duration
+            let interval = Duration.seconds(1) / rate
+            var next = clock.now
+            for i in 0..<total {
+                try await Task.sleep(until: next, clock: clock)
+                try await enqueue(i..<(i + 1))
+                doorbell.ring()
+                next += interval
+            }
+            let deadline = clock.now + .seconds(60)
+            while try await sentCount() < total, clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            courier.triggerShutdown()
+            await running.value
+            let latency = try await client.withConnection { c in
+                try c.execute(
+                    """
+                    SELECT count(*) AS n,
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000 AS p50,
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at)) * 1000 AS p99,
+                        max(extract(epoch FROM sent_at - created_at)) * 1000 AS max
+                    FROM \(queue) WHERE status = 'sent'
+                    """)
+            }
+            result["mails"] = Int(latency.int(0, "n") ?? 0)
+            result["rate"] = rate
+            result["seconds"] = duration
+            for key in ["p50", "p99", "max"] { result["\(key)_ms"] = Double(latency.string(0, key) ?? "") ?? -1 }
+        }
+        if let mailer = transport as? SMTPMailer { await mailer.shutdown() }
+        let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
