@@ -67,6 +67,8 @@ public struct HeraldConfiguration: Sendable {
     public var redis = Redis()
     public var database = Database()
     public var retry = Backoff()
+    /// The transactional outbox relay (`HERALD_OUTBOX_*`, read by `OutboxConfiguration`).
+    public var outbox = OutboxConfiguration()
     /// Per-topic default event type for producers that send no type.
     public var defaultTypeByTopic: [String: EventType] = [:]
     /// Types acknowledged without effect (after validation when Herald knows them).
@@ -226,6 +228,9 @@ public struct HeraldConfiguration: Sendable {
             }
             c.ignoredTypes = types
         }
+
+        // Outbox relay
+        c.outbox = try OutboxConfiguration.load(reader)
 
         // Logging
         if let format = try reader.string("HERALD_LOG_FORMAT") {
