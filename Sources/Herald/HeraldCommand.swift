@@ -20,6 +20,7 @@ struct HeraldCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, MigrateCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self, BenchInboxCommand.self,
+            OutboxCommand.self,
         ],
         defaultSubcommand: nil
     )

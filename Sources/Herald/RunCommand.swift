@@ -106,6 +106,10 @@ struct RunCommand: AsyncParsableCommand {
         services.append(.init(service: InboxPruner(inbox: inbox, retention: config.database.inboxRetention, logger: logger)))
         services.append(.init(service: CloseOnShutdownService(name: "redis") { redis.close() }))
         services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
+        // The transactional outbox relay (HERALD_OUTBOX_ENABLED): stops before the producer closes.
+        if config.outbox.enabled {
+            services.append(.init(service: OutboxWiring.service(config, producer: producer)))
+        }
         services.append(
             .init(
                 service: ConsumerService(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
