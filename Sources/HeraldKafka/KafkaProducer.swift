@@ -155,6 +155,9 @@ public final class KafkaProducer: Sendable {
                 rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
                 rd_kafka_poll(handle, 0)
             }
+            // rd_kafka_destroy joins librdkafka's threads: none of them may outlive the context
+            // its log and delivery callbacks use, which goes when this object does.
+            rd_kafka_destroy(handle)
             pollThreadFinished.store(true, ordering: .releasing)
             pollThreadDone.withLock {
                 $0?.resume(); $0 = nil
