@@ -218,13 +218,13 @@ public struct OutboxRelay: Sendable {
     }
 
     /// Why a row cannot become a message.
-    enum RowProblem: Error, CustomStringConvertible {
+    public enum RowProblem: Error, CustomStringConvertible {
         case topic(OutboxTopicMapping.Failure)
         case notJSON(String)
         case tooLarge(Int, limit: Int)
         case empty(String)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .topic(let failure): failure.description
             case .notJSON(let reason): "event_data is not valid JSON (\(reason))"
@@ -237,7 +237,7 @@ public struct OutboxRelay: Sendable {
     /// The Kafka record for a row: key = aggregate id, value = event data, headers `ce_id`,
     /// `ce_type`, `ce_time` (RFC 3339, UTC), `ce_source` (`herald-outbox`) and
     /// `aggregate_type`.
-    static func message(for event: OutboxEvent, settings: OutboxRelaySettings) -> Result<OutboxMessage, RowProblem> {
+    public static func message(for event: OutboxEvent, settings: OutboxRelaySettings) -> Result<OutboxMessage, RowProblem> {
         guard !event.aggregateID.isEmpty else { return .failure(.empty("aggregate_id")) }
         guard !event.eventType.isEmpty else { return .failure(.empty("event_type")) }
         let topic: String
