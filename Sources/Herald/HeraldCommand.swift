@@ -20,7 +20,7 @@ struct HeraldCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, MigrateCommand.self, PublishCommand.self, BrokerCommand.self, LagCommand.self, BenchInboxCommand.self,
-            OutboxCommand.self,
+            OutboxCommand.self, BenchOutboxCommand.self,
         ],
         defaultSubcommand: nil
     )

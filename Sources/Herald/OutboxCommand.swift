@@ -114,7 +114,8 @@ struct OutboxCommand: AsyncParsableCommand {
             let counts = try await store.counts()
             print(counts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
             for row in rows {
-                var line = "\(row.id)  \(row.createdAt)  \(row.status)  attempts=\(row.attempts)  \(row.aggregateType)/\(row.aggregateID)  \(row.eventType)"
+                var line =
+                    "\(row.id)  \(row.createdAt)  \(row.status)  attempts=\(row.attempts)  \(row.aggregateType)/\(row.aggregateID)  \(row.eventType)"
                 if let error = row.errorMessage { line += "\n    \(error)" }
                 print(line)
             }

@@ -124,7 +124,8 @@ struct OutboxCoreTests {
         ])
         let publisher = FakeOutboxPublisher()
         let settings = OutboxRelaySettings(
-            maxAttempts: 3, maxMessageBytes: 1024, topics: OutboxTopicMapping(topics: ["User": "user.events", "Refused": "refused.events"], defaultPattern: nil))
+            maxAttempts: 3, maxMessageBytes: 1024,
+            topics: OutboxTopicMapping(topics: ["User": "user.events", "Refused": "refused.events"], defaultPattern: nil))
         let relay = OutboxRelay(store: store, publisher: publisher, settings: settings, logger: logger)
         let report = try await relay.drain()
         #expect(report.published == 2)
@@ -174,14 +175,16 @@ struct OutboxCoreTests {
         #expect(defaults.topics.defaultPattern == "{aggregate_type}.events")
         let c = try HeraldConfiguration.load(
             environment: [
-                "HERALD_OUTBOX_ENABLED": "true", "HERALD_OUTBOX_TABLE": "api.Outbox", "HERALD_OUTBOX_COLUMNS": "id=event_id, event_data=payload",
+                "HERALD_OUTBOX_ENABLED": "true", "HERALD_OUTBOX_TABLE": "api.Outbox",
+                "HERALD_OUTBOX_COLUMNS": "id=event_id, event_data=payload",
                 "HERALD_OUTBOX_TOPICS": "User=users,Order=shop.orders", "HERALD_OUTBOX_TOPIC_PATTERN": "",
                 "HERALD_OUTBOX_BATCH_SIZE": "50", "HERALD_OUTBOX_RETENTION": "2d", "HERALD_OUTBOX_DATABASE_URL_FILE": "/secret",
             ], readFile: { _ in "postgresql://api@db/api\n" }
         ).outbox
         #expect(c.enabled)
         #expect(c.layout.schema == "api" && c.layout.table == "Outbox")
-        #expect(c.layout.name(of: .id) == "event_id" && c.layout.name(of: .eventData) == "payload" && c.layout.name(of: .status) == "status")
+        #expect(
+            c.layout.name(of: .id) == "event_id" && c.layout.name(of: .eventData) == "payload" && c.layout.name(of: .status) == "status")
         #expect(c.topics == OutboxTopicMapping(topics: ["User": "users", "Order": "shop.orders"], defaultPattern: nil))
         #expect(c.batchSize == 50 && c.retention == .seconds(2 * 86_400))
         #expect(try c.requireURL(fallback: nil) == "postgresql://api@db/api")

@@ -83,7 +83,9 @@ struct OutboxProcessTests {
         (status, output) = try await herald(["outbox", "install-trigger"])
         #expect(status == 0 && output.contains("already installed"), "\(output)")
 
-        for (name, value) in [("HERALD_OUTBOX_TABLE", "outbox-events"), ("HERALD_OUTBOX_TOPIC_PATTERN", "events"), ("HERALD_OUTBOX_COLUMNS", "id=x y")] {
+        for (name, value) in [
+            ("HERALD_OUTBOX_TABLE", "outbox-events"), ("HERALD_OUTBOX_TOPIC_PATTERN", "events"), ("HERALD_OUTBOX_COLUMNS", "id=x y"),
+        ] {
             (status, output) = try await herald(["outbox", "list"], [name: value])
             #expect(status == 78, "\(name)")
             #expect(output.contains(name), "\(name): \(output)")

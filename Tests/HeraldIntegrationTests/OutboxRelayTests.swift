@@ -204,7 +204,8 @@ struct OutboxRelayTests {
         #expect(report.failedAttempts == 6)
 
         func row(_ id: String) throws -> String {
-            try fixture.pg.psql("SELECT state || '|' || attempts || '|' || coalesce(last_error, '') FROM api.events_outbox WHERE event_id = '\(id)'")
+            try fixture.pg.psql(
+                "SELECT state || '|' || attempts || '|' || coalesce(last_error, '') FROM api.events_outbox WHERE event_id = '\(id)'")
         }
         #expect(try row(ids[0]).hasPrefix("failed|2|no topic for aggregate type \"Mystery\""))
         #expect(try row(ids[2]).hasPrefix("failed|2|event_data is not valid JSON"))
@@ -240,7 +241,8 @@ struct OutboxRelayTests {
             logger: TestLogging.logger("t")
         ).migrate()
         #expect(applied.count == 2)
-        #expect(try fixture.pg.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'outbox_events' AND indexname LIKE 'herald_%'") == "3")
+        #expect(
+            try fixture.pg.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'outbox_events' AND indexname LIKE 'herald_%'") == "3")
 
         let producer = try fixture.producer()
         let observer = RecordingOutboxObserver()
@@ -279,8 +281,12 @@ struct OutboxRelayTests {
             UPDATE outbox_events SET status = 'processed', processed_at = now() - interval '10 days'
             WHERE (event_data->>'seq')::int = 0 AND aggregate_id::text < '00000000-0000-0000-0000-00000000000a'
             """)
-        _ = try fixture.pg.psql("UPDATE outbox_events SET status = 'processed', processed_at = now() WHERE status = 'pending' AND aggregate_id::text >= '00000000-0000-0000-0000-00000000000f'")
-        _ = try fixture.pg.psql("UPDATE outbox_events SET status = 'failed', created_at = now() - interval '30 days' WHERE status = 'pending' AND aggregate_id::text >= '00000000-0000-0000-0000-00000000000c'")
+        _ = try fixture.pg.psql(
+            "UPDATE outbox_events SET status = 'processed', processed_at = now() WHERE status = 'pending' AND aggregate_id::text >= '00000000-0000-0000-0000-00000000000f'"
+        )
+        _ = try fixture.pg.psql(
+            "UPDATE outbox_events SET status = 'failed', created_at = now() - interval '30 days' WHERE status = 'pending' AND aggregate_id::text >= '00000000-0000-0000-0000-00000000000c'"
+        )
         let store = PostgresOutboxStore(client: client, layout: fixture.layout, logger: TestLogging.logger("t"))
         #expect(try await store.deleteProcessed(olderThan: .seconds(7 * 86_400), batchSize: 3) == 10)
         #expect(try fixture.count() == 10)

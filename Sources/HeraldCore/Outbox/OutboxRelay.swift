@@ -133,8 +133,9 @@ public struct OutboxRelay: Sendable {
                 let transient = (error as? any ClassifiedError)?.isTransient ?? true
                 logger.log(
                     level: transient ? .warning : .error,
-                    transient ? "outbox relay cannot reach the database or the broker; nothing was marked, retrying" :
-                        "outbox relay failed; nothing was marked, retrying",
+                    transient
+                        ? "outbox relay cannot reach the database or the broker; nothing was marked, retrying"
+                        : "outbox relay failed; nothing was marked, retrying",
                     metadata: [OutboxLogKey.error: "\(error)", OutboxLogKey.attempts: "\(attempt)", OutboxLogKey.delay: "\(delay)"])
                 try await Task.sleep(for: delay)
             }
@@ -228,7 +229,8 @@ public struct OutboxRelay: Sendable {
             switch self {
             case .topic(let failure): failure.description
             case .notJSON(let reason): "event_data is not valid JSON (\(reason))"
-            case .tooLarge(let size, let limit): "the message would be \(size) bytes, above the limit of \(limit) (HERALD_OUTBOX_MAX_MESSAGE_BYTES)"
+            case .tooLarge(let size, let limit):
+                "the message would be \(size) bytes, above the limit of \(limit) (HERALD_OUTBOX_MAX_MESSAGE_BYTES)"
             case .empty(let column): "\(column) is empty"
             }
         }
