@@ -27,6 +27,10 @@ echo "inbox inserts: batched against one autocommit INSERT per row..."
 "$herald" bench-inbox --rows 100000 --single-rows 5000 >"$dir/inbox.json"
 cat "$dir/inbox.json"
 
+echo "outbox relay: ${BENCH_OUTBOX_ROWS:-100000} pending rows with one and two relays, then latency at 200 rows/s..."
+"$herald" bench-outbox --rows "${BENCH_OUTBOX_ROWS:-100000}" --aggregates 10000 --rate 200 --seconds 30 >"$dir/outbox.json"
+cat "$dir/outbox.json"
+
 "$herald" broker --partitions "$partitions" --bootstrap-file "$dir/bootstrap" >"$dir/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 1 200); do [ -s "$dir/bootstrap" ] && break; sleep 0.05; done
@@ -137,5 +141,19 @@ print(f"| ratio | {inbox['batched_rows_per_second'] / inbox['single_rows_per_sec
 print()
 print("¹ HERALD_MAX_BUFFERED_PER_PARTITION=500 and HERALD_KAFKA_PROPERTY_QUEUED_MIN_MESSAGES=1000")
 print("(the defaults are 1000 and 5000).")
+PY
+python3 - "$dir/outbox.json" >>"$dir/results.md" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[1]))
+print()
+print(f"Outbox relay ({o['rows']:,} pending rows over {o['aggregates']:,} aggregates, batches of {o['batch']}, embedded broker in-process):")
+print()
+print("| measure | value |")
+print("|---|---:|")
+print(f"| one relay | {o['one_relay_rows_per_second']:,} rows/s |")
+print(f"| two relays | {o['two_relays_rows_per_second']:,} rows/s (split {o['two_relays_split'][0]:,} / {o['two_relays_split'][1]:,}) |")
+print(f"| commit → acknowledged at {o['latency_achieved_rate']} rows/s, p50 | {o['latency_p50_ms']} ms |")
+print(f"| same, p99 | {o['latency_p99_ms']} ms |")
+print(f"| same, max ({o['latency_samples']:,} rows) | {o['latency_max_ms']} ms |")
 PY
 cat "$dir/results.md"

@@ -19,8 +19,8 @@ struct HeraldCommand: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            RunCommand.self, MigrateCommand.self, MailCommand.self, TemplatesCommand.self, PublishCommand.self, BrokerCommand.self,
-            LagCommand.self, BenchInboxCommand.self, BenchMailCommand.self,
+            RunCommand.self, MigrateCommand.self, MailCommand.self, TemplatesCommand.self, OutboxCommand.self, PublishCommand.self,
+            BrokerCommand.self, LagCommand.self, BenchInboxCommand.self, BenchMailCommand.self, BenchOutboxCommand.self,
         ],
         defaultSubcommand: nil
     )

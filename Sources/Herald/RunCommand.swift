@@ -129,6 +129,10 @@ struct RunCommand: AsyncParsableCommand {
         } else {
             logger.notice("mail is off (HERALD_MAIL_ENABLED=false): no mail is queued or sent")
         }
+        // The transactional outbox relay (HERALD_OUTBOX_ENABLED): stops before the producer closes.
+        if config.outbox.enabled {
+            services.append(.init(service: OutboxWiring.service(config, producer: producer)))
+        }
         services.append(
             .init(
                 service: ConsumerService(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,

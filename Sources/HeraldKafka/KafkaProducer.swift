@@ -50,25 +50,36 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Produces `records` and waits for the broker's acknowledgement of each.
-    /// - Throws: the first delivery error (`KafkaError`, transient or not).
+    /// - Throws: the delivery error of the first record that failed (`KafkaError`, transient
+    ///   or not).
     public func send(_ records: [OutboundRecord]) async throws {
-        if records.isEmpty { return }
+        let errors = try await deliver(records)
+        if let first = errors.lazy.compactMap({ $0 }).first { throw first }
+    }
+
+    /// Produces `records` and waits until the broker acknowledged or refused each one.
+    /// - Returns: one entry per record, in order: nil when acknowledged, else its delivery
+    ///   error (a record that could not be enqueued, and every record after it, gets the
+    ///   enqueue error).
+    /// - Throws: `KafkaError` when the producer is closed.
+    public func deliver(_ records: [OutboundRecord]) async throws -> [KafkaError?] {
+        if records.isEmpty { return [] }
         guard !closing.load(ordering: .acquiring) else { throw KafkaError.client("producer is closed") }
         let batch = DeliveryBatch(count: records.count)
         for (index, record) in records.enumerated() {
-            if let error = await enqueue(record, batch: batch) {
+            if let error = await enqueue(record, ticket: DeliveryTicket(batch: batch, index: index)) {
                 // Records not enqueued will never get a report: account for them here.
-                batch.fail(error, remaining: records.count - index)
+                batch.fail(from: index, error)
                 break
             }
         }
-        try await batch.wait()
+        return await batch.wait()
     }
 
     /// Enqueues one record, waiting (without blocking a thread) while librdkafka's local
     /// queue is full.
-    private func enqueue(_ record: OutboundRecord, batch: DeliveryBatch) async -> KafkaError? {
-        let opaque = Unmanaged.passRetained(batch).toOpaque()
+    private func enqueue(_ record: OutboundRecord, ticket: DeliveryTicket) async -> KafkaError? {
+        let opaque = Unmanaged.passRetained(ticket).toOpaque()
         var attempts = 0
         while true {
             guard let error = produce(record, opaque: opaque) else { return nil }
@@ -78,7 +89,7 @@ public final class KafkaProducer: Sendable {
                 try? await Task.sleep(for: .milliseconds(1))
                 continue
             }
-            Unmanaged<DeliveryBatch>.fromOpaque(opaque).release()
+            Unmanaged<DeliveryTicket>.fromOpaque(opaque).release()
             return error
         }
     }
@@ -125,9 +136,9 @@ public final class KafkaProducer: Sendable {
     /// Delivery report, on the poll thread.
     private static func delivered(_ message: UnsafePointer<rd_kafka_message_t>) {
         guard let opaque = message.pointee._private else { return }
-        let batch = Unmanaged<DeliveryBatch>.fromOpaque(opaque).takeRetainedValue()
+        let ticket = Unmanaged<DeliveryTicket>.fromOpaque(opaque).takeRetainedValue()
         let err = message.pointee.err
-        batch.report(err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(code: err))
+        ticket.batch.report(ticket.index, err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(code: err))
     }
 
     private func startPollThread() {
@@ -144,6 +155,9 @@ public final class KafkaProducer: Sendable {
                 rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
                 rd_kafka_poll(handle, 0)
             }
+            // rd_kafka_destroy joins librdkafka's threads: none of them may outlive the context
+            // its log and delivery callbacks use, which goes when this object does.
+            rd_kafka_destroy(handle)
             pollThreadFinished.store(true, ordering: .releasing)
             pollThreadDone.withLock {
                 $0?.resume(); $0 = nil
@@ -167,51 +181,66 @@ public final class KafkaProducer: Sendable {
     }
 }
 
-/// Counts the delivery reports of one `send` call.
+/// One record's place in its batch: what a delivery report finds through the opaque pointer.
+private final class DeliveryTicket: Sendable {
+    let batch: DeliveryBatch
+    let index: Int
+
+    init(batch: DeliveryBatch, index: Int) {
+        self.batch = batch
+        self.index = index
+    }
+}
+
+/// Collects the delivery reports of one `deliver` call.
 private final class DeliveryBatch: Sendable {
     private struct State {
         var remaining: Int
-        var firstError: KafkaError?
-        var continuation: CheckedContinuation<Void, Error>?
+        var errors: [KafkaError?]
+        var continuation: CheckedContinuation<[KafkaError?], Never>?
     }
     private let state: Mutex<State>
 
     init(count: Int) {
-        state = Mutex(State(remaining: count))
+        state = Mutex(State(remaining: count, errors: Array(repeating: nil, count: count)))
     }
 
-    func report(_ error: KafkaError?) {
-        finish(count: 1, error: error)
+    func report(_ index: Int, _ error: KafkaError?) {
+        finish { s in
+            s.remaining -= 1
+            if let error { s.errors[index] = error }
+        }
     }
 
-    func fail(_ error: KafkaError, remaining: Int) {
-        finish(count: remaining, error: error)
+    /// Records `error` for the record at `index` and every one after it.
+    func fail(from index: Int, _ error: KafkaError) {
+        finish { s in
+            s.remaining -= s.errors.count - index
+            for i in index..<s.errors.count { s.errors[i] = error }
+        }
     }
 
-    private func finish(count: Int, error: KafkaError?) {
-        let done = state.withLock { s -> (CheckedContinuation<Void, Error>, KafkaError?)? in
-            s.remaining -= count
-            if s.firstError == nil, let error { s.firstError = error }
+    private func finish(_ update: (inout State) -> Void) {
+        let done = state.withLock { s -> (CheckedContinuation<[KafkaError?], Never>, [KafkaError?])? in
+            update(&s)
             guard s.remaining <= 0, let c = s.continuation else { return nil }
             s.continuation = nil
-            return (c, s.firstError)
+            return (c, s.errors)
         }
-        if let (continuation, error) = done {
-            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
-        }
+        if let (continuation, errors) = done { continuation.resume(returning: errors) }
     }
 
-    /// Returns when every record was reported.
-    func wait() async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-            let result = state.withLock { s -> Result<Void, KafkaError>? in
+    /// Returns every record's outcome once all were reported.
+    func wait() async -> [KafkaError?] {
+        await withCheckedContinuation { (c: CheckedContinuation<[KafkaError?], Never>) in
+            let errors = state.withLock { s -> [KafkaError?]? in
                 guard s.remaining <= 0 else {
                     s.continuation = c
                     return nil
                 }
-                return s.firstError.map { .failure($0) } ?? .success(())
+                return s.errors
             }
-            if let result { c.resume(with: result) }
+            if let errors { c.resume(returning: errors) }
         }
     }
 }

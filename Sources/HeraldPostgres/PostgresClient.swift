@@ -15,8 +15,8 @@ import Logging
 public final class PostgresClient: Sendable {
     /// Where this client connects, without the password: `host=… port=… dbname=… user=…`.
     public let endpoint: String
-    private let pool: PostgresConnectionPool
-    private let connector: PostgresConnector
+    let pool: PostgresConnectionPool
+    let connector: PostgresConnector
 
     /// - Parameters:
     ///   - conninfo: a libpq URI (`postgresql://…`) or `key=value` conninfo, expanded by

@@ -23,7 +23,7 @@ struct PostgresConnector: Sendable {
         return try outcome.get()
     }
 
-    private func usableConnection(_ slot: inout PostgresConnection?) throws(PostgresError) -> PostgresConnection {
+    func usableConnection(_ slot: inout PostgresConnection?) throws(PostgresError) -> PostgresConnection {
         if let existing = slot {
             if existing.isReusable { return existing }
             logger.debug(

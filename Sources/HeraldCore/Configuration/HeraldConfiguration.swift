@@ -68,6 +68,8 @@ public struct HeraldConfiguration: Sendable {
     public var database = Database()
     public var mail = Mail()
     public var retry = Backoff()
+    /// The transactional outbox relay (`HERALD_OUTBOX_*`, read by `OutboxConfiguration`).
+    public var outbox = OutboxConfiguration()
     /// Per-topic default event type for producers that send no type.
     public var defaultTypeByTopic: [String: EventType] = [:]
     /// Types acknowledged without effect (after validation when Herald knows them)
@@ -192,13 +194,7 @@ public struct HeraldConfiguration: Sendable {
         c.database.connectTimeout = try reader.duration("HERALD_DATABASE_CONNECT_TIMEOUT") ?? c.database.connectTimeout
         c.database.statementTimeout = try reader.duration("HERALD_DATABASE_STATEMENT_TIMEOUT") ?? c.database.statementTimeout
         c.database.inboxRetention = try reader.duration("HERALD_INBOX_RETENTION") ?? c.database.inboxRetention
-        if let auto = try reader.string("HERALD_DATABASE_AUTO_MIGRATE") {
-            switch auto.lowercased() {
-            case "true", "1", "yes": c.database.autoMigrate = true
-            case "false", "0", "no": c.database.autoMigrate = false
-            default: throw ConfigurationError(setting: "HERALD_DATABASE_AUTO_MIGRATE", problem: "expected true or false")
-            }
-        }
+        c.database.autoMigrate = try reader.boolean("HERALD_DATABASE_AUTO_MIGRATE") ?? c.database.autoMigrate
 
         c.mail = try Mail.load(reader)
 
@@ -230,6 +226,9 @@ public struct HeraldConfiguration: Sendable {
             }
             c.ignoredTypes = types
         }
+
+        // Outbox relay
+        c.outbox = try OutboxConfiguration.load(reader)
 
         // Logging
         if let format = try reader.string("HERALD_LOG_FORMAT") {
@@ -300,6 +299,16 @@ struct EnvironmentReader {
             throw ConfigurationError(setting: name, problem: "expected an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return n
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    func boolean(_ name: String) throws(ConfigurationError) -> Bool? {
+        guard let value = try string(name) else { return nil }
+        switch value.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError(setting: name, problem: "expected true or false")
+        }
     }
 
     /// Durations with a unit: `250ms`, `5s`, `2m`, `1h`, `8d`.

@@ -203,14 +203,3 @@ extension HeraldConfiguration {
         }
     }
 }
-
-extension EnvironmentReader {
-    func boolean(_ name: String) throws(ConfigurationError) -> Bool? {
-        guard let value = try string(name) else { return nil }
-        switch value.lowercased() {
-        case "true", "1", "yes", "on": return true
-        case "false", "0", "no", "off": return false
-        default: throw ConfigurationError(setting: name, problem: "expected true or false")
-        }
-    }
-}

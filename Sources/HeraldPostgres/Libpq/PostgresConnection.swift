@@ -15,7 +15,8 @@ import Logging
 /// Statements go through `PQexecParams` with text-format parameters and results: values
 /// never become SQL text.
 public final class PostgresConnection {
-    private let connection: OpaquePointer
+    /// The `PGconn`; only for this type's extensions.
+    let connection: OpaquePointer
     private let notices: Unmanaged<NoticeSink>
     private let secrets: [String]
     /// Set once the connection must not be used again; the pool then drops it.

@@ -1,0 +1,315 @@
+import Logging
+
+/// The relay's settings (see `OutboxConfiguration` for the environment variables).
+public struct OutboxRelaySettings: Sendable, Hashable {
+    /// Rows claimed per transaction.
+    public var batchSize: Int
+    /// Attempts before a row that cannot be published becomes `failed`.
+    public var maxAttempts: Int
+    /// Key, value and headers above this are refused before they reach the broker.
+    public var maxMessageBytes: Int
+    /// Whether `event_data` must be checked as JSON (a `text` column; `jsonb` always is).
+    public var validateJSON: Bool
+    public var topics: OutboxTopicMapping
+    /// Waits after the store or the broker failed.
+    public var backoff: Backoff
+
+    public init(
+        batchSize: Int = 500, maxAttempts: Int = 5, maxMessageBytes: Int = 1_000_000, validateJSON: Bool = true,
+        topics: OutboxTopicMapping = OutboxTopicMapping(), backoff: Backoff = Backoff()
+    ) {
+        self.batchSize = batchSize
+        self.maxAttempts = maxAttempts
+        self.maxMessageBytes = maxMessageBytes
+        self.validateJSON = validateJSON
+        self.topics = topics
+        self.backoff = backoff
+    }
+}
+
+/// Moves outbox rows to the broker: claim a batch, turn each row into a message (or a
+/// failure: no topic, not JSON, too large), publish, wait for the acknowledgements, record
+/// the outcomes in the claiming transaction.
+///
+/// When the broker cannot be reached the claim is rolled back: nothing is marked, and the
+/// rows are claimed again after a backoff. A row the broker or the relay refuses counts an
+/// attempt; after `maxAttempts` it is `failed`, and the later rows of its aggregate wait
+/// (the store hands out only the oldest unprocessed row of an aggregate) while every other
+/// aggregate goes on.
+public struct OutboxRelay: Sendable {
+    public let store: any OutboxStore
+    public let publisher: any OutboxPublisher
+    public let settings: OutboxRelaySettings
+    public let observer: any OutboxObserver
+    let logger: Logger
+
+    public init(
+        store: any OutboxStore, publisher: any OutboxPublisher, settings: OutboxRelaySettings,
+        observer: any OutboxObserver = NoOutboxObserver(), logger: Logger
+    ) {
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.observer = observer
+        self.logger = logger
+    }
+
+    /// What one batch or pass did.
+    public struct Report: Sendable, Hashable {
+        public var claimed = 0
+        public var published = 0
+        /// Rows that counted a failed attempt (including those now `failed`).
+        public var failedAttempts = 0
+        /// Rows that became `failed`.
+        public var failed = 0
+
+        public init() {}
+
+        mutating func add(_ other: Report) {
+            claimed += other.claimed
+            published += other.published
+            failedAttempts += other.failedAttempts
+            failed += other.failed
+        }
+    }
+
+    /// Claims and relays one batch. Throws when the store or the broker failed; the batch
+    /// was then rolled back.
+    public func relayBatch() async throws -> Report {
+        let settings = self.settings
+        let publisher = self.publisher
+        let observer = self.observer
+        let logger = self.logger
+        let outcomes = try await store.claim(limit: settings.batchSize) { events in
+            try await Self.deliver(events, settings: settings, publisher: publisher, observer: observer, logger: logger)
+        }
+        var report = Report()
+        report.claimed = outcomes.count
+        for outcome in outcomes {
+            switch outcome {
+            case .published: report.published += 1
+            case .failed(_, _, let final):
+                report.failedAttempts += 1
+                if final { report.failed += 1 }
+            }
+        }
+        return report
+    }
+
+    /// Relays batches until none is left to claim. Throws at the first failure (the batches
+    /// before it stay committed).
+    public func drain() async throws -> Report {
+        var total = Report()
+        while true {
+            try Task.checkCancellation()
+            let report = try await relayBatch()
+            total.add(report)
+            if report.claimed == 0 { return total }
+        }
+    }
+
+    /// Drains, retrying failures with backoff: returns once nothing is left to claim. With
+    /// `maxRetries`, throws the error after that many failed attempts in a row.
+    public func drainRetrying(maxRetries: Int? = nil) async throws -> Report {
+        var total = Report()
+        var attempt = 0
+        while true {
+            do {
+                try Task.checkCancellation()
+                let report = try await relayBatch()
+                total.add(report)
+                if attempt > 0 {
+                    logger.notice("outbox relay recovered", metadata: [OutboxLogKey.attempts: "\(attempt)"])
+                    attempt = 0
+                }
+                if report.claimed == 0 { return total }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                attempt += 1
+                if let maxRetries, attempt > maxRetries { throw error }
+                let delay = settings.backoff.delay(attempt: attempt)
+                observer.retrying(attempt: attempt, delay: delay, error: error)
+                let transient = (error as? any ClassifiedError)?.isTransient ?? true
+                logger.log(
+                    level: transient ? .warning : .error,
+                    transient
+                        ? "outbox relay cannot reach the database or the broker; nothing was marked, retrying"
+                        : "outbox relay failed; nothing was marked, retrying",
+                    metadata: [OutboxLogKey.error: "\(error)", OutboxLogKey.attempts: "\(attempt)", OutboxLogKey.delay: "\(delay)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Runs until cancelled: drains, then waits for `wakeup` (signalled on NOTIFY) or
+    /// `pollInterval`, whichever comes first. Every `backlogInterval` it reports failed rows
+    /// and the rows they hold back.
+    public func run(wakeup: OutboxWakeup, pollInterval: Duration, backlogInterval: Duration = .seconds(60)) async throws {
+        let clock = ContinuousClock()
+        var nextBacklogCheck = clock.now
+        while !Task.isCancelled {
+            _ = try await drainRetrying()
+            if clock.now >= nextBacklogCheck {
+                await reportBacklog()
+                nextBacklogCheck = clock.now + backlogInterval
+            }
+            await wakeup.wait(timeout: pollInterval)
+        }
+    }
+
+    /// Logs and reports the failed rows and what waits behind them.
+    public func reportBacklog() async {
+        do {
+            let backlog = try await store.backlog()
+            observer.backlog(backlog)
+            if backlog.failedRows > 0 {
+                logger.warning(
+                    "outbox rows failed; later events of their aggregates wait (herald outbox list --status failed; herald outbox retry)",
+                    metadata: [
+                        OutboxLogKey.failedRows: "\(backlog.failedRows)", OutboxLogKey.blockedAggregates: "\(backlog.blockedAggregates)",
+                        OutboxLogKey.waitingRows: "\(backlog.waitingRows)",
+                    ])
+            }
+        } catch {
+            logger.debug("cannot read the outbox backlog", metadata: [OutboxLogKey.error: "\(error)"])
+        }
+    }
+
+    // MARK: - One batch
+
+    /// Turns rows into messages, publishes those that can be, and says what became of each.
+    static func deliver(
+        _ events: [OutboxEvent], settings: OutboxRelaySettings, publisher: any OutboxPublisher, observer: any OutboxObserver,
+        logger: Logger
+    ) async throws -> [OutboxOutcome] {
+        var outcomes: [OutboxOutcome?] = Array(repeating: nil, count: events.count)
+        var messages: [OutboxMessage] = []
+        var sent: [Int] = []
+        messages.reserveCapacity(events.count)
+        sent.reserveCapacity(events.count)
+        for (index, event) in events.enumerated() {
+            switch message(for: event, settings: settings) {
+            case .success(let message):
+                messages.append(message)
+                sent.append(index)
+            case .failure(let reason):
+                outcomes[index] = failure(event, reason: reason.description, settings: settings, observer: observer, logger: logger)
+            }
+        }
+        if !messages.isEmpty {
+            // Throws when the broker is unreachable: the caller rolls the claim back.
+            let refusals = try await publisher.publish(messages)
+            var acknowledged: [OutboxEvent] = []
+            acknowledged.reserveCapacity(messages.count)
+            for (position, index) in sent.enumerated() {
+                let event = events[index]
+                if position < refusals.count, let reason = refusals[position] {
+                    outcomes[index] = failure(
+                        event, reason: "the broker refused the message: \(reason)", settings: settings, observer: observer,
+                        logger: logger)
+                } else {
+                    outcomes[index] = .published(id: event.id)
+                    acknowledged.append(event)
+                }
+            }
+            observer.published(acknowledged)
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// Why a row cannot become a message.
+    public enum RowProblem: Error, CustomStringConvertible {
+        case topic(OutboxTopicMapping.Failure)
+        case notJSON(String)
+        case tooLarge(Int, limit: Int)
+        case empty(String)
+
+        public var description: String {
+            switch self {
+            case .topic(let failure): failure.description
+            case .notJSON(let reason): "event_data is not valid JSON (\(reason))"
+            case .tooLarge(let size, let limit):
+                "the message would be \(size) bytes, above the limit of \(limit) (HERALD_OUTBOX_MAX_MESSAGE_BYTES)"
+            case .empty(let column): "\(column) is empty"
+            }
+        }
+    }
+
+    /// The Kafka record for a row: key = aggregate id, value = event data, headers `ce_id`,
+    /// `ce_type`, `ce_time` (RFC 3339, UTC), `ce_source` (`herald-outbox`) and
+    /// `aggregate_type`.
+    public static func message(for event: OutboxEvent, settings: OutboxRelaySettings) -> Result<OutboxMessage, RowProblem> {
+        guard !event.aggregateID.isEmpty else { return .failure(.empty("aggregate_id")) }
+        guard !event.eventType.isEmpty else { return .failure(.empty("event_type")) }
+        let topic: String
+        switch settings.topics.topic(for: event.aggregateType) {
+        case .success(let t): topic = t
+        case .failure(let failure): return .failure(.topic(failure))
+        }
+        if settings.validateJSON, let problem = JSONParser.problem(inDocument: event.payload) {
+            return .failure(.notJSON(problem))
+        }
+        let message = OutboxMessage(
+            eventID: event.id, topic: topic, key: Array(event.aggregateID.utf8), value: event.payload,
+            headers: [
+                MessageHeader("ce_id", event.id),
+                MessageHeader("ce_type", event.eventType),
+                MessageHeader("ce_time", RFC3339.format(event.createdAt)),
+                MessageHeader("ce_source", "herald-outbox"),
+                MessageHeader("aggregate_type", event.aggregateType),
+            ])
+        guard message.size <= settings.maxMessageBytes else {
+            return .failure(.tooLarge(message.size, limit: settings.maxMessageBytes))
+        }
+        return .success(message)
+    }
+
+    private static func failure(
+        _ event: OutboxEvent, reason: String, settings: OutboxRelaySettings, observer: any OutboxObserver, logger: Logger
+    ) -> OutboxOutcome {
+        let attempts = event.attempts + 1
+        let final = attempts >= settings.maxAttempts
+        observer.rowFailed(event, reason: reason, final: final)
+        let metadata: Logger.Metadata = [
+            OutboxLogKey.eventID: "\(event.id)", OutboxLogKey.aggregateType: "\(event.aggregateType)",
+            OutboxLogKey.aggregateID: "\(event.aggregateID)", OutboxLogKey.attempts: "\(attempts)", OutboxLogKey.error: "\(reason)",
+        ]
+        if final {
+            logger.error(
+                "outbox row failed for good; later events of its aggregate wait until it is retried (herald outbox retry)",
+                metadata: metadata)
+        } else {
+            logger.warning("outbox row cannot be published; will try again", metadata: metadata)
+        }
+        return .failed(id: event.id, reason: reason, final: final)
+    }
+}
+
+/// The metadata keys of the relay's log records.
+public enum OutboxLogKey {
+    public static let eventID = "outbox_id"
+    public static let aggregateType = "aggregate_type"
+    public static let aggregateID = "aggregate_id"
+    public static let attempts = "attempts"
+    public static let delay = "delay"
+    public static let error = "error"
+    public static let failedRows = "failed_rows"
+    public static let blockedAggregates = "blocked_aggregates"
+    public static let waitingRows = "waiting_rows"
+}
+
+extension JSONParser {
+    /// nil when `bytes` hold exactly one JSON value (RFC 8259), else what is wrong.
+    static func problem(inDocument bytes: [UInt8]) -> String? {
+        var parser = JSONParser(bytes: bytes)
+        parser.skipWhitespace()
+        do {
+            _ = try parser.parseValue(depth: 0)
+        } catch {
+            return "\(error)"
+        }
+        parser.skipWhitespace()
+        return parser.index == bytes.count ? nil : "trailing characters at byte \(parser.index)"
+    }
+}

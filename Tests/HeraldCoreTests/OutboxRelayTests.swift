@@ -1,0 +1,208 @@
+import HeraldCore
+import Logging
+import Synchronization
+import Testing
+
+/// An in-memory outbox with the store's contract: the oldest unprocessed row per aggregate.
+final class FakeOutboxStore: OutboxStore {
+    struct Row {
+        var event: OutboxEvent
+        var status = "pending"
+        var attempts = 0
+        var error: String?
+    }
+    private let rows: Mutex<[Row]>
+
+    init(_ events: [OutboxEvent]) {
+        rows = Mutex(events.map { Row(event: $0) })
+    }
+
+    var snapshot: [Row] { rows.withLock { $0 } }
+
+    func claim(limit: Int, deliver: @escaping @Sendable ([OutboxEvent]) async throws -> [OutboxOutcome]) async throws -> [OutboxOutcome] {
+        let claimed = rows.withLock { rows -> [OutboxEvent] in
+            var seen: Set<String> = []
+            var heads: [OutboxEvent] = []
+            for row in rows where row.status != "processed" {
+                guard seen.insert(row.event.aggregateID).inserted else { continue }
+                if row.status == "pending" && heads.count < limit {
+                    heads.append(
+                        OutboxEvent(
+                            id: row.event.id, aggregateType: row.event.aggregateType, aggregateID: row.event.aggregateID,
+                            eventType: row.event.eventType, payload: row.event.payload, createdAt: row.event.createdAt,
+                            attempts: row.attempts))
+                }
+            }
+            return heads
+        }
+        if claimed.isEmpty { return [] }
+        let outcomes = try await deliver(claimed)
+        rows.withLock { rows in
+            for outcome in outcomes {
+                let index = rows.firstIndex { $0.event.id == outcome.id }!
+                switch outcome {
+                case .published: rows[index].status = "processed"
+                case .failed(_, let reason, let final):
+                    rows[index].attempts += 1
+                    rows[index].error = reason
+                    if final { rows[index].status = "failed" }
+                }
+            }
+        }
+        return outcomes
+    }
+
+    func deleteProcessed(olderThan age: Duration, batchSize: Int) async throws -> Int { 0 }
+
+    func backlog() async throws -> OutboxBacklog { OutboxBacklog(failedRows: 0, blockedAggregates: 0, waitingRows: 0) }
+}
+
+/// Records messages; can be told to be unreachable or to refuse some.
+final class FakeOutboxPublisher: OutboxPublisher {
+    struct Unreachable: ClassifiedError {
+        var isTransient: Bool { true }
+    }
+    private let state = Mutex<(sent: [OutboxMessage], failuresLeft: Int)>(([], 0))
+
+    func failNext(_ count: Int) { state.withLock { $0.failuresLeft = count } }
+    var sent: [OutboxMessage] { state.withLock { $0.sent } }
+
+    func publish(_ messages: [OutboxMessage]) async throws -> [String?] {
+        try state.withLock { state in
+            if state.failuresLeft > 0 {
+                state.failuresLeft -= 1
+                throw Unreachable()
+            }
+            state.sent += messages
+        }
+        return messages.map { $0.topic == "refused.events" ? "MSG_SIZE_TOO_LARGE" : nil }
+    }
+}
+
+func outboxEvent(_ id: String, type: String = "User", aggregate: String, payload: String = "{}", at ms: Int64 = 1_700_000_000_000)
+    -> OutboxEvent
+{
+    OutboxEvent(
+        id: id, aggregateType: type, aggregateID: aggregate, eventType: "Happened", payload: Array(payload.utf8),
+        createdAt: EventTime(millisecondsSinceEpoch: ms), attempts: 0)
+}
+
+@Suite("Outbox relay (core)")
+struct OutboxCoreTests {
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    @Test("topic mapping: explicit entries first, then the lower-cased pattern; no pattern or a bad name is a failure")
+    func topicMapping() {
+        let mapping = OutboxTopicMapping(topics: ["Order": "shop.orders"], defaultPattern: "{aggregate_type}.events")
+        #expect(mapping.topic(for: "Order") == .success("shop.orders"))
+        #expect(mapping.topic(for: "UserAccount") == .success("useraccount.events"))
+        #expect(mapping.topic(for: "bad type") == .failure(.invalidTopic(aggregateType: "bad type", topic: "bad type.events")))
+        let strict = OutboxTopicMapping(topics: ["Order": "shop.orders"], defaultPattern: nil)
+        #expect(strict.topic(for: "User") == .failure(.unmapped(aggregateType: "User")))
+    }
+
+    @Test("a message: key = aggregate id, value = payload, ce_id/ce_type/ce_time headers")
+    func message() throws {
+        let event = outboxEvent("id-1", aggregate: "agg-1", payload: #"{"a":1}"#, at: 1_714_564_800_123)
+        let message = try OutboxRelay.message(for: event, settings: OutboxRelaySettings()).get()
+        #expect(message.topic == "user.events")
+        #expect(message.key == Array("agg-1".utf8))
+        #expect(message.value == Array(#"{"a":1}"#.utf8))
+        #expect(message.headers.first { $0.key == "ce_id" }?.stringValue == "id-1")
+        #expect(message.headers.first { $0.key == "ce_type" }?.stringValue == "Happened")
+        #expect(message.headers.first { $0.key == "ce_time" }?.stringValue == "2024-05-01T12:00:00.123Z")
+    }
+
+    @Test("not JSON, too large and unmapped rows count attempts and end failed; other aggregates are published; refusals count too")
+    func rowFailures() async throws {
+        let store = FakeOutboxStore([
+            outboxEvent("bad-json", aggregate: "a", payload: "{nope"), outboxEvent("a-later", aggregate: "a"),
+            outboxEvent("big", aggregate: "b", payload: "\"" + String(repeating: "x", count: 2000) + "\""),
+            outboxEvent("unmapped", type: "Ghost", aggregate: "c"),
+            outboxEvent("refused", type: "Refused", aggregate: "d"),
+            outboxEvent("fine-1", aggregate: "e"), outboxEvent("fine-2", aggregate: "e"),
+        ])
+        let publisher = FakeOutboxPublisher()
+        let settings = OutboxRelaySettings(
+            maxAttempts: 3, maxMessageBytes: 1024,
+            topics: OutboxTopicMapping(topics: ["User": "user.events", "Refused": "refused.events"], defaultPattern: nil))
+        let relay = OutboxRelay(store: store, publisher: publisher, settings: settings, logger: logger)
+        let report = try await relay.drain()
+        #expect(report.published == 2)
+        #expect(report.failed == 4)
+        #expect(report.failedAttempts == 12)
+        let rows = Dictionary(uniqueKeysWithValues: store.snapshot.map { ($0.event.id, $0) })
+        #expect(rows["bad-json"]?.status == "failed")
+        #expect(rows["bad-json"]?.error?.hasPrefix("event_data is not valid JSON") == true)
+        #expect(rows["big"]?.error?.contains("above the limit of 1024") == true)
+        #expect(rows["unmapped"]?.error?.contains("no topic for aggregate type \"Ghost\"") == true)
+        #expect(rows["refused"]?.error == "the broker refused the message: MSG_SIZE_TOO_LARGE")
+        #expect(rows["refused"]?.attempts == 3)
+        #expect(rows["a-later"]?.status == "pending")
+        #expect(publisher.sent.filter { $0.topic == "user.events" }.map(\.eventID) == ["fine-1", "fine-2"])
+    }
+
+    @Test("broker unreachable: nothing is marked, the relay backs off and retries, then publishes everything")
+    func brokerUnreachable() async throws {
+        let store = FakeOutboxStore([outboxEvent("1", aggregate: "a"), outboxEvent("2", aggregate: "a"), outboxEvent("3", aggregate: "b")])
+        let publisher = FakeOutboxPublisher()
+        publisher.failNext(3)
+        let settings = OutboxRelaySettings(backoff: Backoff(initial: .milliseconds(1), cap: .milliseconds(2)))
+        let relay = OutboxRelay(store: store, publisher: publisher, settings: settings, logger: logger)
+        await #expect(throws: FakeOutboxPublisher.Unreachable.self) { try await relay.drain() }
+        #expect(store.snapshot.allSatisfy { $0.status == "pending" && $0.attempts == 0 })
+        await #expect(throws: FakeOutboxPublisher.Unreachable.self) { try await relay.drainRetrying(maxRetries: 1) }
+        let report = try await relay.drainRetrying()
+        #expect(report.published == 3)
+        #expect(publisher.sent.map(\.eventID) == ["1", "3", "2"])
+    }
+
+    @Test("a wake-up signalled while the relay is busy is kept for the next wait")
+    func wakeupKeepsSignal() async {
+        let wakeup = OutboxWakeup()
+        wakeup.signal()
+        await wakeup.wait(timeout: .seconds(3600))  // returns at once: the signal was kept
+        let waiter = Task { await wakeup.wait(timeout: .seconds(3600)) }
+        wakeup.signal()
+        await waiter.value
+    }
+
+    @Test("outbox configuration: defaults, values, and errors naming the variable")
+    func configuration() throws {
+        let defaults = try HeraldConfiguration.load(environment: [:], readFile: { _ in "" }).outbox
+        #expect(!defaults.enabled)
+        #expect(defaults.layout == OutboxTableLayout())
+        #expect(defaults.topics.defaultPattern == "{aggregate_type}.events")
+        let c = try HeraldConfiguration.load(
+            environment: [
+                "HERALD_OUTBOX_ENABLED": "true", "HERALD_OUTBOX_TABLE": "api.Outbox",
+                "HERALD_OUTBOX_COLUMNS": "id=event_id, event_data=payload",
+                "HERALD_OUTBOX_TOPICS": "User=users,Order=shop.orders", "HERALD_OUTBOX_TOPIC_PATTERN": "",
+                "HERALD_OUTBOX_BATCH_SIZE": "50", "HERALD_OUTBOX_RETENTION": "2d", "HERALD_OUTBOX_DATABASE_URL_FILE": "/secret",
+            ], readFile: { _ in "postgresql://api@db/api\n" }
+        ).outbox
+        #expect(c.enabled)
+        #expect(c.layout.schema == "api" && c.layout.table == "Outbox")
+        #expect(
+            c.layout.name(of: .id) == "event_id" && c.layout.name(of: .eventData) == "payload" && c.layout.name(of: .status) == "status")
+        #expect(c.topics == OutboxTopicMapping(topics: ["User": "users", "Order": "shop.orders"], defaultPattern: nil))
+        #expect(c.batchSize == 50 && c.retention == .seconds(2 * 86_400))
+        #expect(try c.requireURL(fallback: nil) == "postgresql://api@db/api")
+        #expect(throws: ConfigurationError.self) { try OutboxConfiguration().requireURL(fallback: nil) }
+
+        let bad: [(String, String)] = [
+            ("HERALD_OUTBOX_ENABLED", "maybe"), ("HERALD_OUTBOX_TABLE", "a.b.c"), ("HERALD_OUTBOX_TABLE", "drop table;"),
+            ("HERALD_OUTBOX_COLUMNS", "nope=x"), ("HERALD_OUTBOX_COLUMNS", "id=a\"b"), ("HERALD_OUTBOX_COLUMNS", "id=status"),
+            ("HERALD_OUTBOX_TOPICS", "User"), ("HERALD_OUTBOX_TOPIC_PATTERN", "no-placeholder"), ("HERALD_OUTBOX_BATCH_SIZE", "0"),
+            ("HERALD_OUTBOX_CHANNEL", "a-b"), ("HERALD_OUTBOX_POLL_INTERVAL", "soon"),
+        ]
+        for (name, value) in bad {
+            do throws(ConfigurationError) {
+                _ = try HeraldConfiguration.load(environment: [name: value], readFile: { _ in "" })
+                Issue.record("\(name)=\(value) was accepted")
+            } catch {
+                #expect(error.setting == name, "\(name)=\(value): \(error)")
+            }
+        }
+    }
+}
