@@ -34,7 +34,9 @@ struct MailProcessTests {
         }
         records.append(
             TestCluster.event(
-                ["event_type": "PasswordResetRequested", "event_id": "reset-0", "user_id": "user-0"], key: "user-0"))
+                // With its address: the user topic's UserCreated may be consumed after it.
+                ["event_type": "PasswordResetRequested", "event_id": "reset-0", "user_id": "user-0", "email": "user0@example.com"],
+                key: "user-0"))
         // Delivered three times: still one mail.
         for _ in 0..<3 {
             records.append(
@@ -48,8 +50,13 @@ struct MailProcessTests {
         let b = try setup.herald("herald-b", group: "e2e-mail", environment: mailEnvironment)
         // The welcome mails, one reset and one notice.
         let expected = users + 2
-        try await TestCluster.eventually("\(expected) mails", timeout: .seconds(90)) {
-            (try? setup.postgres.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'")) == String(expected)
+        do {
+            try await TestCluster.eventually("\(expected) mails", timeout: .seconds(90)) {
+                (try? setup.postgres.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'")) == String(expected)
+            }
+        } catch {
+            Issue.record("herald-a:\n\(a.output.suffix(3000))\nherald-b:\n\(b.output.suffix(3000))")
+            throw error
         }
         try await Task.sleep(for: .milliseconds(500))
         a.signal(SIGTERM)

@@ -193,12 +193,11 @@ struct RedisClientTests {
         let client = try RedisTests.client(redis.url, poolSize: 1, commandTimeout: .milliseconds(200))
         defer { client.close() }
 
-        let start = ContinuousClock.now
+        // BLPOP would answer nil after 3 s: only the 200 ms timeout makes it an error.
         let error = await RedisTests.redisError { _ = try await client.command(["BLPOP", "nothing", "3"]) }
 
         #expect(error?.code == .timeout)
         #expect(error?.isTransient == true)
-        #expect(ContinuousClock.now - start < .seconds(2))
         try await client.ping()
     }
 
