@@ -8,7 +8,7 @@ case "$profile" in
   build) ;;
   run) packages+=(redis-tools postgresql python3) ;;
   test) packages+=(redis-tools postgresql python3 python3-jsonschema python3-yaml python3-aiosmtpd openssl) ;;
-  bench) packages+=(redis-tools postgresql kcat time python3 postfix) ;;
+  bench) packages+=(redis-tools postgresql kcat time python3 postfix stunnel4 openssl) ;;
   *) echo "usage: $0 [build|run|test|bench]" >&2; exit 2 ;;
 esac
 missing=()

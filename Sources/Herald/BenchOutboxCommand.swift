@@ -109,10 +109,10 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         try await admin.withConnection { try $0.execute("TRUNCATE herald_bench_outbox.outbox_events") }
         let observer = AckTimes()
         let (steady, steadyClient, steadyProducer) = try relay(observer)
-        let wakeup = OutboxWakeup()
+        let wakeup = Doorbell()
         let listener = PostgresListener(
             conninfo: url, password: config.database.password?.value, channel: "herald_bench", logger: logger,
-            onNotify: { wakeup.signal() })
+            onNotify: { wakeup.ring() })
         listener.start()
         let running = Task { try await steady.run(wakeup: wakeup, pollInterval: .milliseconds(pollMs)) }
         let api = PostgresClient(conninfo: url, poolSize: 1, password: config.database.password?.value, logger: logger)

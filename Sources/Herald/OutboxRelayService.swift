@@ -69,12 +69,12 @@ struct OutboxRelayService: Service {
 
     func run() async throws {
         let logger = Logger(label: "herald.outbox")
-        let wakeup = OutboxWakeup()
+        let wakeup = Doorbell()
         var listener: PostgresListener?
         if configuration.listen {
             listener = PostgresListener(
                 conninfo: listenURL, password: listenPassword, channel: configuration.channel,
-                logger: Logger(label: "herald.outbox.listen"), onNotify: { wakeup.signal() })
+                logger: Logger(label: "herald.outbox.listen"), onNotify: { wakeup.ring() })
             listener?.start()
         }
         logger.info(

@@ -159,11 +159,11 @@ struct OutboxCoreTests {
 
     @Test("a wake-up signalled while the relay is busy is kept for the next wait")
     func wakeupKeepsSignal() async {
-        let wakeup = OutboxWakeup()
-        wakeup.signal()
+        let wakeup = Doorbell()
+        wakeup.ring()
         await wakeup.wait(timeout: .seconds(3600))  // returns at once: the signal was kept
         let waiter = Task { await wakeup.wait(timeout: .seconds(3600)) }
-        wakeup.signal()
+        wakeup.ring()
         await waiter.value
     }
 

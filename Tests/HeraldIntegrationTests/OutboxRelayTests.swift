@@ -247,13 +247,13 @@ struct OutboxRelayTests {
         let producer = try fixture.producer()
         let observer = RecordingOutboxObserver()
         let relay = fixture.relay(client: client, producer: producer, observer: observer)
-        let wakeup = OutboxWakeup()
+        let wakeup = Doorbell()
         let notifications = Atomic<Int>(0)
         let listener = PostgresListener(
             conninfo: fixture.pg.url, channel: "herald_outbox", logger: TestLogging.logger("t"),
             onNotify: {
                 notifications.add(1, ordering: .relaxed)
-                wakeup.signal()
+                wakeup.ring()
             })
         listener.start()
         let running = Task { try await relay.run(wakeup: wakeup, pollInterval: .seconds(3600)) }

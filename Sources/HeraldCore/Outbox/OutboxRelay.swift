@@ -145,7 +145,7 @@ public struct OutboxRelay: Sendable {
     /// Runs until cancelled: drains, then waits for `wakeup` (signalled on NOTIFY) or
     /// `pollInterval`, whichever comes first. Every `backlogInterval` it reports failed rows
     /// and the rows they hold back.
-    public func run(wakeup: OutboxWakeup, pollInterval: Duration, backlogInterval: Duration = .seconds(60)) async throws {
+    public func run(wakeup: Doorbell, pollInterval: Duration, backlogInterval: Duration = .seconds(60)) async throws {
         let clock = ContinuousClock()
         var nextBacklogCheck = clock.now
         while !Task.isCancelled {
