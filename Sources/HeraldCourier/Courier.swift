@@ -104,31 +104,26 @@ public final class Courier: Sendable {
                     logger.warning("cannot requeue stale mail; will try again", metadata: ["error": "\(error)"])
                 }
             }
-            let pass: Pass
+            let outage: String
             do {
-                pass = try await sendDue()
+                let pass = try await sendDue()
+                if let reason = pass.outage {
+                    outage = reason
+                } else {
+                    outages = 0
+                    if pass.claimed < settings.batchSize { await doorbell.wait(timeout: settings.pollInterval) }
+                    continue
+                }
             } catch {
-                outages += 1
-                let delay = settings.outage.delay(attempt: outages)
-                logger.warning(
-                    "mail queue unavailable; courier paused",
-                    metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(outages)"])
-                await stopSignal.wait(timeout: delay)
-                continue
+                outage = "the mail queue is unavailable: \(error)"
             }
-            if let outage = pass.outage {
-                outages += 1
-                let delay = settings.outage.delay(attempt: outages)
-                logger.warning(
-                    "courier paused: a dependency is unavailable; the mail stays queued",
-                    metadata: ["error": "\(outage)", "retry_in": "\(delay)", "attempt": "\(outages)"])
-                await stopSignal.wait(timeout: delay)
-                continue
-            }
-            outages = 0
-            if pass.claimed < settings.batchSize {
-                await doorbell.wait(timeout: settings.pollInterval)
-            }
+            // A dependency is down: the mail stays queued, the courier waits longer each time.
+            outages += 1
+            let delay = settings.outage.delay(attempt: outages)
+            logger.warning(
+                "courier paused: a dependency is unavailable; the mail stays queued",
+                metadata: ["error": "\(outage)", "retry_in": "\(delay)", "attempt": "\(outages)"])
+            await stopSignal.wait(timeout: delay)
         }
         logger.info("courier stopped")
     }
