@@ -89,18 +89,22 @@ struct MailSetup: Sendable {
     }
 }
 
-/// Runs the courier; a graceful shutdown lets the batch in flight finish, then closes the
-/// mailer's connections.
+/// Runs the courier, woken by the inbox of this process and, through `listener`, by
+/// NOTIFY from any instance's inbox; a graceful shutdown lets the batch in flight finish,
+/// then closes the mailer's connections and the listening connection.
 struct CourierService: Service {
     let courier: Courier
     let transport: any MailTransport
+    let listener: PostgresListener?
 
     func run() async throws {
+        listener?.start()
         await withGracefulShutdownHandler {
             await courier.run()
         } onGracefulShutdown: {
             courier.triggerShutdown()
         }
+        await listener?.stop()
         if let mailer = transport as? SMTPMailer { await mailer.shutdown() }
     }
 }

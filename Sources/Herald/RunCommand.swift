@@ -125,7 +125,12 @@ struct RunCommand: AsyncParsableCommand {
                 database: database, schema: config.database.schema, redis: redis, doorbell: mailQueued,
                 logger: Logger(label: "herald.courier"))
             logger.info("mail", metadata: ["smtp": "\(mail.smtp)", "from": "\(mail.sender.from)"])
-            services.append(.init(service: CourierService(courier: courier, transport: transport)))
+            let listener = PostgresListener(
+                conninfo: try config.database.requireURL(), password: config.database.password?.value,
+                channel: inbox.mailChannel, connectTimeout: config.database.connectTimeout,
+                applicationName: "herald-mail-listen", logger: Logger(label: "herald.courier.listen"),
+                onNotify: { mailQueued.ring() })
+            services.append(.init(service: CourierService(courier: courier, transport: transport, listener: listener)))
         } else {
             logger.notice("mail is off (HERALD_MAIL_ENABLED=false): no mail is queued or sent")
         }

@@ -13,9 +13,13 @@ public struct PostgresEventInbox: EventInbox {
     /// Per kind: mails beyond the limit to one address are queued as `suppressed`.
     let rateLimits: [NotificationKind: MailRateLimit]
 
+    /// The channel notified when a transaction queued mail.
+    public let mailChannel: String
+
     public init(client: PostgresClient, schema: String, rateLimits: [NotificationKind: MailRateLimit] = [:], logger: Logger) {
         self.client = client
         self.schema = HeraldSchema.quoted(schema)
+        self.mailChannel = Self.mailChannel(schema: schema)
         self.rateLimits = rateLimits
         self.logger = logger
     }
@@ -24,6 +28,7 @@ public struct PostgresEventInbox: EventInbox {
         if events.isEmpty { return [] }
         let schema = self.schema
         let rateLimits = self.rateLimits
+        let channel = mailChannel
         let inserted = try await client.transaction { connection -> Set<String> in
             let result = try connection.execute(
                 """
@@ -43,13 +48,17 @@ public struct PostgresEventInbox: EventInbox {
                 ])
             let new = Set(result.rows.compactMap { $0.first ?? nil })
             var applied: Set<String> = []
+            var queuedMail = false
             for event in events where new.contains(event.metadata.id.rawValue) {
                 // The same id twice in one batch: the first occurrence is the one recorded.
                 guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
                 for effect in event.effects where effect.isDatabaseEffect {
                     try Self.apply(effect, event: event.metadata, schema: schema, rateLimits: rateLimits, on: connection)
+                    if case .queueMail = effect { queuedMail = true }
                 }
             }
+            // Delivered at commit to every courier LISTENing (other instances included).
+            if queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
             return new
         }
         if inserted.count < events.count {
@@ -59,6 +68,9 @@ public struct PostgresEventInbox: EventInbox {
         }
         return Set(events.lazy.map(\.metadata.id).filter { inserted.contains($0.rawValue) })
     }
+
+    /// `{schema}_mail`: the channel couriers LISTEN on for the queue in `schema`.
+    public static func mailChannel(schema: String) -> String { schema + "_mail" }
 
     static func apply(
         _ effect: Effect, event: EventMetadata, schema: String, rateLimits: [NotificationKind: MailRateLimit],

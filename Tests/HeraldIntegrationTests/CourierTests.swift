@@ -48,12 +48,15 @@ struct CourierTests {
                 workers: workers, logger: TestLogging.logger("test.smtp"))
         }
 
-        func courier(_ transport: any MailTransport, maxAttempts: Int = 8, doorbell: Doorbell = Doorbell()) -> Courier {
+        func courier(
+            _ transport: any MailTransport, maxAttempts: Int = 8, doorbell: Doorbell = Doorbell(),
+            pollInterval: Duration = .milliseconds(200)
+        ) -> Courier {
             var settings = CourierSettings()
             settings.maxAttempts = maxAttempts
             settings.retry = Backoff(initial: .milliseconds(50), cap: .milliseconds(100))
             settings.outage = Backoff(initial: .milliseconds(50), cap: .milliseconds(200))
-            settings.pollInterval = .milliseconds(200)
+            settings.pollInterval = pollInterval
             settings.concurrency = 2
             return Courier(
                 queue: queue, tokens: RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
@@ -166,6 +169,33 @@ struct CourierTests {
         #expect(ttl > 86_000_000 && ttl <= 86_400_000)
         #expect(!notice.parts[0].text.contains("token="), "the notice to the old address carries no link")
         #expect(notice.parts[0].text.contains("new@example.org"))
+    }
+
+    @Test("mail queued by another instance's inbox wakes an idle courier through LISTEN/NOTIFY, not its poll")
+    func notifyWakes() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        let doorbell = Doorbell()
+        let listener = PostgresListener(
+            conninfo: rig.pg.url, channel: rig.inbox.mailChannel, applicationName: "test-mail-listen",
+            logger: TestLogging.logger("test.listen"), onNotify: { doorbell.ring() })
+        listener.start()
+        // Polls once an hour: only a notification can wake it in time.
+        let courier = rig.courier(mailer, doorbell: doorbell, pollInterval: .seconds(3600))
+        let running = Task { await courier.run() }
+        try await TestCluster.eventually("the listener connected", timeout: .seconds(15)) {
+            try rig.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-mail-listen'") == "1"
+        }
+        // Its wake-up after connecting, and the courier's first look, found nothing.
+        try await Task.sleep(for: .milliseconds(500))
+        try await rig.record([#"{"event_type":"UserCreated","event_id":"c-n","user_id":"un","username":"nia","email":"nia@example.com"}"#])
+        try await TestCluster.eventually("the mail sent", timeout: .seconds(15)) { try rig.status(.welcome) == "sent" }
+        courier.triggerShutdown()
+        await running.value
+        await listener.stop()
+        #expect(try rig.smtp.received().count == 1)
     }
 
     @Test("the same event delivered three times queues and sends one mail")
