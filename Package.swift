@@ -137,8 +137,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // The SMTP test server, run by Support/SMTPServer.swift from the source tree.
-            exclude: ["Support/smtp_server.py"]),
+            // The SMTP test server (Support/SMTPServer.swift) and the Prometheus text parser
+            // (OperationsTests), run with python3 from the source tree.
+            exclude: ["Support/smtp_server.py", "Support/parse_metrics.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -40,7 +40,9 @@ extension KafkaInspector {
                         sampledAt: 0))
             }
             let lagging = result.indices.filter { result[$0].lagMessages > 0 }
-            let keys = lagging.map { TimestampKey(topic: result[$0].topic, partition: result[$0].partition, offset: result[$0].resumeOffset) }
+            let keys = lagging.map {
+                TimestampKey(topic: result[$0].topic, partition: result[$0].partition, offset: result[$0].resumeOffset)
+            }
             let timestamps = try readTimestamps(keys)
             for (i, key) in zip(lagging, keys) { result[i].oldestUnconsumedTimestamp = timestamps[key] }
             let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
