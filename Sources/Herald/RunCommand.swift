@@ -64,14 +64,14 @@ struct RunCommand: AsyncParsableCommand {
             services.append(.init(service: KeepAliveService(name: "embedded broker", resource: broker)))
         }
 
-        let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate)
+        let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate, observer: metrics)
         let inbox = PostgresEventInbox(
             client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, logger: Logger(label: "herald.inbox"))
         let mailQueued = Doorbell()
 
         let redis = RedisClient(
             endpoint: config.redis.endpoint, connectTimeout: config.redis.connectTimeout,
-            commandTimeout: config.redis.commandTimeout, poolSize: config.redis.poolSize,
+            commandTimeout: config.redis.commandTimeout, poolSize: config.redis.poolSize, observer: metrics,
             logger: Logger(label: "herald.redis"))
         let store = RedisRevocationStore(
             client: redis, roleInvalidationTTL: config.redis.roleInvalidationTTL,

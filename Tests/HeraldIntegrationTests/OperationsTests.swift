@@ -205,6 +205,11 @@ struct OperationsTests {
         #expect(try probe.health("/healthz").status == 200)
         try await setup.redis.start()
         try await TestCluster.eventually("ready after redis") { try probe.health("/readyz").status == 200 }
+        try await TestCluster.eventually("redis errors and a reconnect counted") {
+            let m = try probe.metrics()
+            return m.sum("herald_dependency_errors_total", where: ["dependency": "redis"]) >= 1
+                && m.sum("herald_dependency_reconnects_total", where: ["dependency": "redis"]) >= 1
+        }
 
         try await setup.postgres.stop()
         try await TestCluster.eventually("not ready: postgres") {
@@ -215,6 +220,11 @@ struct OperationsTests {
         try await setup.postgres.start()
         try await TestCluster.eventually("ready after postgres") { try probe.health("/readyz").status == 200 }
         try await TestCluster.eventually("herald_ready is 1") { try probe.metrics().sum("herald_ready") == 1 }
+        try await TestCluster.eventually("postgres errors and a reconnect counted") {
+            let m = try probe.metrics()
+            return m.sum("herald_dependency_errors_total", where: ["dependency": "postgres"]) >= 1
+                && m.sum("herald_dependency_reconnects_total", where: ["dependency": "postgres"]) >= 1
+        }
         herald.signal(SIGTERM)
         #expect(try await herald.waitForExit() == 0)
     }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One assigned partition's position as operators see it: the group's committed offset, the
 /// partition's watermarks, and the lag in records and in seconds.
 ///
@@ -90,4 +92,25 @@ extension ConnectionObserver {
 
 public struct NoConnectionObserver: ConnectionObserver {
     public init() {}
+}
+
+/// Counts connections a client dropped (broken, or closed by the server while idle) and not
+/// yet replaced, so that the next successful open is reported as a reconnect.
+public final class DroppedConnections: Sendable {
+    private let count = Mutex(0)
+
+    public init() {}
+
+    public func add() {
+        count.withLock { $0 += 1 }
+    }
+
+    /// True (and one fewer pending) when a dropped connection is waiting to be replaced.
+    public func takeOne() -> Bool {
+        count.withLock { n in
+            guard n > 0 else { return false }
+            n -= 1
+            return true
+        }
+    }
 }
