@@ -155,10 +155,15 @@ struct OperationsTests {
         }
         // An event type Herald does not know: counted as "other", never as its own label value.
         records.append(TestCluster.event(["event_type": "SomethingNew\(UUID().uuidString.prefix(8))", "event_id": "x-1"], key: "x"))
+        // A welcome mail, so the mail metrics have series.
+        records.append(
+            TestCluster.event(
+                ["event_type": "UserCreated", "event_id": "ops-u1", "user_id": "u1", "username": "ada", "email": "ada@example.com"],
+                topic: TestCluster.userTopic, key: "u1"))
         try await setup.producer.send(records)
         try await TestCluster.eventually("counters moved") {
             let m = try probe.metrics()
-            return m.sum("herald_events_total", where: ["outcome": "applied"]) == Double(good)
+            return m.sum("herald_events_total", where: ["outcome": "applied"]) == Double(good + 1)
                 && m.sum("herald_dead_letters_total") == Double(bad + 1)
         }
         let m = try probe.metrics()
@@ -183,6 +188,16 @@ struct OperationsTests {
             }
         }
         #expect(m.samples("herald_events_total").contains { $0.labels["type"] == "other" })
+
+        // Every metric an alert or a Grafana panel in ops/ uses is one this herald exports.
+        try await TestCluster.eventually("a mail outcome counted") {
+            try probe.metrics().sum("herald_mail_outcomes_total", where: ["status": "sent"]) >= 1
+        }
+        let names = Set(try probe.metrics().families.flatMap(\.samples).map(\.name)).sorted()
+        let file = setup.dir + "/exported-metrics.txt"
+        try Data(names.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: file))
+        let check = try OperationsProbe.run("/usr/bin/python3", [OpsKitTests.checker, "--exported", file], input: nil)
+        #expect(check.contains(" 0 failed"), "\(check)")
         herald.signal(SIGTERM)
         #expect(try await herald.waitForExit() == 0)
     }
