@@ -34,7 +34,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
+        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel, maskEmails: config.operations.maskEmails)
         let logger = Logger(label: "herald")
         // Required settings, mail settings and templates are checked before anything starts.
         do {

@@ -13,13 +13,15 @@ import Testing
 struct OperationsTests {
     typealias Setup = HeraldProcessTests.Setup
 
-    static func herald(_ setup: Setup, _ name: String, group: String, port: Int) throws -> ChildProcess {
+    static func herald(
+        _ setup: Setup, _ name: String, group: String, port: Int, environment extra: [String: String] = [:]
+    ) throws -> ChildProcess {
         try setup.herald(
             name, group: group,
             environment: [
                 "HERALD_HTTP_ADDRESS": "127.0.0.1:\(port)", "HERALD_LAG_INTERVAL": "250ms", "HERALD_RETRY_INITIAL": "100ms",
                 "HERALD_RETRY_MAX": "500ms", "HERALD_READINESS_TIMEOUT": "1s", "HERALD_REDIS_CONNECT_TIMEOUT": "500ms",
-            ])
+            ].merging(extra) { _, b in b })
     }
 
     /// `herald lag --json` for `group`, decoded.
@@ -202,12 +204,13 @@ struct OperationsTests {
         #expect(try await herald.waitForExit() == 0)
     }
 
-    @Test("/readyz turns not ready when Redis or PostgreSQL is down, and ready again after; /healthz stays up")
+    @Test("/readyz turns not ready when Redis or PostgreSQL is down, and ready again after; /healthz stays up; emails masked in logs")
     func readiness() async throws {
         let setup = try await Setup(partitions: 1)
         defer { setup.teardown() }
         let port = try TestPorts.free()
-        let herald = try Self.herald(setup, "herald", group: "ops-ready", port: port)
+        let herald = try Self.herald(
+            setup, "herald", group: "ops-ready", port: port, environment: ["HERALD_LOG_MASK_EMAILS": "true"])
         let probe = OperationsProbe(port: port)
         try await TestCluster.eventually("ready") { try probe.health("/readyz").status == 200 }
         #expect(try probe.health("/readyz").checks == ["kafka": true, "redis": true, "postgres": true])
@@ -235,6 +238,9 @@ struct OperationsTests {
         try await setup.postgres.start()
         try await TestCluster.eventually("ready after postgres") { try probe.health("/readyz").status == 200 }
         try await TestCluster.eventually("herald_ready is 1") { try probe.metrics().sum("herald_ready") == 1 }
+        // The start-up line names the sender (HERALD_MAIL_FROM): masked.
+        #expect(herald.output.contains("n***@herald.test"), "\(herald.output.prefix(3000))")
+        #expect(!herald.output.contains("no-reply@herald.test"))
         try await TestCluster.eventually("postgres errors and a reconnect counted") {
             let m = try probe.metrics()
             return m.sum("herald_dependency_errors_total", where: ["dependency": "postgres"]) >= 1
