@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // MARK: C libraries (Debian -dev packages)
@@ -92,11 +96,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Operations: Prometheus metrics (swift-metrics + swift-prometheus) for the observer
+        // ports HeraldCore declares, and the HTTP server for /metrics, /healthz, /readyz.
+        .target(
+            name: "HeraldOperations",
+            dependencies: [
+                "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+
         // MARK: The daemon
         .executableTarget(
             name: "Herald",
             dependencies: [
                 "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldMail", "HeraldSMTP", "HeraldCourier",
+                "HeraldOperations",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -116,8 +137,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // The SMTP test server, run by Support/SMTPServer.swift from the source tree.
-            exclude: ["Support/smtp_server.py"]),
+            // The SMTP test server (Support/SMTPServer.swift) and the Prometheus text parser
+            // (OperationsTests), run with python3 from the source tree.
+            exclude: ["Support/smtp_server.py", "Support/parse_metrics.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

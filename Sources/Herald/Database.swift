@@ -7,7 +7,9 @@ import ServiceLifecycle
 enum Database {
     /// Connects to HERALD_DATABASE_URL and checks the schema: behind → migrate when allowed,
     /// otherwise stop with a message that says how. An unreachable server is waited for.
-    static func open(_ config: HeraldConfiguration, logger: Logger, migrateIfBehind: Bool) async throws -> PostgresClient {
+    static func open(
+        _ config: HeraldConfiguration, logger: Logger, migrateIfBehind: Bool, observer: any ConnectionObserver = NoConnectionObserver()
+    ) async throws -> PostgresClient {
         let url: String
         do {
             url = try config.database.requireURL()
@@ -17,7 +19,7 @@ enum Database {
         let client = PostgresClient(
             conninfo: url, poolSize: config.database.poolSize, connectTimeout: config.database.connectTimeout,
             statementTimeout: config.database.statementTimeout, applicationName: "herald",
-            password: config.database.password?.value, logger: Logger(label: "herald.postgres"))
+            password: config.database.password?.value, observer: observer, logger: Logger(label: "herald.postgres"))
         let migrator = PostgresMigrator(
             client: client, schema: config.database.schema, migrations: HeraldSchema.migrations,
             logger: Logger(label: "herald.migrations"))

@@ -7,10 +7,13 @@ import Logging
 struct LagCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lag",
-        abstract: "Show a consumer group's committed offsets, high watermarks and lag per partition.",
+        abstract: "Show a consumer group's committed offsets, high watermarks, lag in records and seconds, and a status per partition.",
         discussion: """
             Reads offsets without joining the group, so it is safe beside live consumers. \
-            Defaults to HERALD_KAFKA_GROUP and the user and auth topics.
+            Defaults to HERALD_KAFKA_GROUP and the user and auth topics. Samples twice, --window apart: \
+            OK (no lag, or the group commits and keeps up), LAGGING (the group commits but lag grew), \
+            STALLED (lag while the committed offset did not move), STOPPED (lag and nothing committed). \
+            Lag in seconds is the age of the record at the committed offset (now minus its Kafka timestamp).
             """)
 
     @Option(help: "Bootstrap servers (host:port,...).")
@@ -22,53 +25,113 @@ struct LagCommand: AsyncParsableCommand {
     @Option(name: .customLong("topic"), help: "Topic (repeatable; default: the user and auth topics).")
     var topics: [String] = []
 
-    @Flag(help: "Print JSON.")
+    @Option(help: "Time between the two samples a status is judged on (e.g. 3s, 500ms).")
+    var window = "3s"
+
+    @Flag(help: "Print JSON (one object per line with --watch).")
     var json = false
+
+    @Flag(help: "Refresh every window until interrupted.")
+    var watch = false
+
+    /// The inspector reads one record per lagging partition for its timestamp: keep fetches small.
+    static let inspectorProperties = [
+        "max.partition.fetch.bytes": "65536", "fetch.max.bytes": "1048576", "queued.min.messages": "1",
+    ]
+
+    enum Status: String, Comparable {
+        case ok = "OK", lagging = "LAGGING", stalled = "STALLED", stopped = "STOPPED"
+
+        private var rank: Int { [.ok: 0, .lagging: 1, .stalled: 2, .stopped: 3][self]! }
+        static func < (a: Status, b: Status) -> Bool { a.rank < b.rank }
+
+        /// Burrow's idea on two samples of one partition, `first` taken a window before `last`.
+        static func judge(first: PartitionLag, last: PartitionLag) -> Status {
+            if last.lagMessages == 0 { return .ok }
+            guard let committed = last.committed else { return .stopped }
+            if first.committed == committed { return .stalled }
+            return last.lagMessages > first.lagMessages ? .lagging : .ok
+        }
+    }
 
     func run() async throws {
         let config = Environment.configuration()
         HeraldLogging.bootstrap(format: config.logFormat, level: "error")
+        guard let windowDuration = parseDuration(window), windowDuration > .zero else {
+            throw ValidationError("--window: expected a positive duration such as 3s or 500ms")
+        }
         let bootstrap = try Environment.brokers(config, override: brokers)
         let groupID = group ?? config.kafka.groupID
         let inspector = try KafkaInspector(
-            bootstrapServers: bootstrap, groupID: groupID, properties: config.kafka.properties,
+            bootstrapServers: bootstrap, groupID: groupID,
+            properties: config.kafka.properties.merging(Self.inspectorProperties) { _, ours in ours },
             logger: Logger(label: "herald.lag"))
-        var rows: [[String: Any]] = []
-        var total: Int64 = 0
+        var partitions: [(topic: String, partition: Int32)] = []
         for topic in topics.isEmpty ? [config.kafka.userTopic, config.kafka.authTopic] : topics {
-            let marks = try await inspector.watermarks(topic)
-            let committed = try await inspector.committed(topic)
-            for p in marks.keys.sorted() {
-                let mark = marks[p]!
-                let c = committed[p] ?? -1
-                // With nothing committed, a new member starts at the low watermark (earliest).
-                let lag = max(0, mark.high - (c >= 0 ? c : mark.low))
-                total += lag
-                rows.append([
-                    "topic": topic, "partition": Int(p), "low": mark.low, "high": mark.high, "committed": c >= 0 ? c as Any : NSNull(),
-                    "lag": lag,
-                ])
+            let count = try await inspector.partitionCount(topic)
+            partitions += (0..<Int32(count)).map { (topic, $0) }
+        }
+        var first = try await inspector.lag(partitions)
+        repeat {
+            try await Task.sleep(for: windowDuration)
+            let last = try await inspector.lag(partitions)
+            let report = Report(group: groupID, window: windowDuration, first: first, last: last)
+            // Written straight to the descriptor: with --watch a pipe reader sees each report at once.
+            let text = json ? try report.json() : (watch ? "\u{1B}[2J\u{1B}[H" : "") + report.table()
+            FileHandle.standardOutput.write(Data((text + "\n").utf8))
+            first = last
+        } while watch
+    }
+
+    struct Report {
+        let group: String
+        let window: Duration
+        let rows: [(lag: PartitionLag, status: Status)]
+
+        init(group: String, window: Duration, first: [PartitionLag], last: [PartitionLag]) {
+            self.group = group
+            self.window = window
+            rows = zip(first, last).map { ($1, Status.judge(first: $0, last: $1)) }
+        }
+
+        var totalLag: Int64 { rows.reduce(0) { $0 + $1.lag.lagMessages } }
+        var maxLagSeconds: Double { rows.map(\.lag.lagSeconds).max() ?? 0 }
+        var status: Status { rows.map(\.status).max() ?? .ok }
+
+        func json() throws -> String {
+            let partitions: [[String: Any]] = rows.map { r in
+                [
+                    "topic": r.lag.topic, "partition": Int(r.lag.partition), "low": r.lag.low, "high": r.lag.high,
+                    "committed": r.lag.committed.map { $0 as Any } ?? NSNull(), "lag": r.lag.lagMessages,
+                    "lag_seconds": (r.lag.lagSeconds * 1000).rounded() / 1000, "status": r.status.rawValue,
+                ]
             }
-        }
-        if json {
-            let object: [String: Any] = ["group": groupID, "partitions": rows, "total_lag": total]
+            let object: [String: Any] = [
+                "group": group, "window_seconds": Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18,
+                "sampled_at": RFC3339.format(EventTime.now()), "partitions": partitions, "total_lag": totalLag,
+                "max_lag_seconds": (maxLagSeconds * 1000).rounded() / 1000, "status": status.rawValue,
+            ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
+            return String(decoding: data, as: UTF8.self)
         }
-        print("group \(groupID)")
-        print("TOPIC".padding(toLength: 28, withPad: " ", startingAt: 0) + "PART        LOW       HIGH  COMMITTED        LAG")
-        for r in rows {
-            let committed = (r["committed"] as? Int64).map(String.init) ?? "-"
-            print(
-                (r["topic"] as! String).padding(toLength: 28, withPad: " ", startingAt: 0)
-                    + [
-                        String(r["partition"] as! Int), String(r["low"] as! Int64), String(r["high"] as! Int64), committed,
-                        String(r["lag"] as! Int64),
-                    ]
-                    .map { $0.leftPad(4) }.enumerated().map { $0.offset == 0 ? $0.element : " " + $0.element.leftPad(10) }.joined())
+
+        func table() -> String {
+            var lines = ["group \(group)"]
+            lines.append(
+                "TOPIC".padding(toLength: 28, withPad: " ", startingAt: 0)
+                    + "PART        LOW       HIGH  COMMITTED        LAG    LAG (s)  STATUS")
+            for (lag, status) in rows {
+                let cells = [
+                    String(lag.partition).leftPad(4), String(lag.low).leftPad(10), String(lag.high).leftPad(10),
+                    (lag.committed.map(String.init) ?? "-").leftPad(10), String(lag.lagMessages).leftPad(10),
+                    String(format: "%.1f", lag.lagSeconds).leftPad(10), status.rawValue,
+                ]
+                lines.append(lag.topic.padding(toLength: 28, withPad: " ", startingAt: 0) + cells.joined(separator: " "))
+            }
+            lines.append(
+                "total lag \(totalLag) records, oldest \(String(format: "%.1f", maxLagSeconds)) s, status \(status.rawValue)")
+            return lines.joined(separator: "\n")
         }
-        print("total lag \(total)")
     }
 }
 

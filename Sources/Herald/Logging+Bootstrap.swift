@@ -3,8 +3,8 @@ import HeraldCore
 import Logging
 
 enum HeraldLogging {
-    /// Bootstraps swift-log once, from HERALD_LOG_FORMAT and HERALD_LOG_LEVEL.
-    static func bootstrap(format: HeraldConfiguration.LogFormat, level: String) {
+    /// Bootstraps swift-log once, from HERALD_LOG_FORMAT, HERALD_LOG_LEVEL and HERALD_LOG_MASK_EMAILS.
+    static func bootstrap(format: HeraldConfiguration.LogFormat, level: String, maskEmails: Bool = false) {
         let logLevel = Logger.Level(rawValue: level) ?? .info
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler
@@ -13,7 +13,7 @@ enum HeraldLogging {
             case .json: handler = JSONLineLogHandler(label: label)
             }
             handler.logLevel = logLevel
-            return handler
+            return maskEmails ? EmailMaskingLogHandler(inner: handler) : handler
         }
     }
 }

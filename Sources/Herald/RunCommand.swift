@@ -34,7 +34,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
+        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel, maskEmails: config.operations.maskEmails)
         let logger = Logger(label: "herald")
         // Required settings, mail settings and templates are checked before anything starts.
         do {
@@ -44,6 +44,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let mail = config.mail.enabled ? MailSetup.load(config) : nil
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let metrics = OperationsWiring.bootstrapMetrics()
 
         // Embedded broker when none is configured.
         let brokers: String
@@ -63,14 +64,14 @@ struct RunCommand: AsyncParsableCommand {
             services.append(.init(service: KeepAliveService(name: "embedded broker", resource: broker)))
         }
 
-        let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate)
+        let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate, observer: metrics)
         let inbox = PostgresEventInbox(
             client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, logger: Logger(label: "herald.inbox"))
         let mailQueued = Doorbell()
 
         let redis = RedisClient(
             endpoint: config.redis.endpoint, connectTimeout: config.redis.connectTimeout,
-            commandTimeout: config.redis.commandTimeout, poolSize: config.redis.poolSize,
+            commandTimeout: config.redis.commandTimeout, poolSize: config.redis.poolSize, observer: metrics,
             logger: Logger(label: "herald.redis"))
         let store = RedisRevocationStore(
             client: redis, roleInvalidationTTL: config.redis.roleInvalidationTTL,
@@ -102,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
             deadLetters: KafkaDeadLetterPublisher(
                 producer: producer, suffix: config.kafka.deadLetterSuffix, logger: Logger(label: "herald.dlq")),
             backoff: config.retry, consumerGroup: config.kafka.groupID,
-            observer: benchmark ?? NoProcessingObserver() as any ProcessingObserver, logger: Logger(label: "herald.events"))
+            observer: benchmark ?? metrics as any ProcessingObserver, logger: Logger(label: "herald.events"))
         let consumer = try KafkaEventConsumer(
             settings: KafkaConsumerSettings(
                 bootstrapServers: brokers, groupID: config.kafka.groupID, clientID: config.kafka.clientID,
@@ -111,11 +112,24 @@ struct RunCommand: AsyncParsableCommand {
                 maxBufferedPerPartition: config.kafka.maxBufferedPerPartition,
                 maxBatch: config.kafka.maxBatch,
                 commitInterval: config.kafka.commitInterval, drainTimeout: config.kafka.shutdownTimeout),
-            processor: processor, logger: Logger(label: "herald.kafka.consumer"))
+            processor: processor, observer: metrics, logger: Logger(label: "herald.kafka.consumer"))
         benchmark?.onDone { consumer.triggerShutdown() }
+        // Lag is read by a separate client that never joins the group (the same figures as `herald lag`).
+        let lagMonitor = KafkaLagMonitor(
+            consumer: consumer,
+            inspector: try KafkaInspector(
+                bootstrapServers: brokers, groupID: config.kafka.groupID,
+                properties: config.kafka.properties.merging(LagCommand.inspectorProperties) { _, ours in ours },
+                timeout: .seconds(5), logger: Logger(label: "herald.kafka.lag")),
+            interval: config.operations.sampleInterval, observer: metrics, logger: Logger(label: "herald.kafka.lag"))
 
         // Shutdown runs in reverse: the consumer stops first, then the courier finishes its
         // batch, then the producer flushes, then PostgreSQL, Redis and the embedded broker go.
+        // The HTTP server starts first and stops last: /metrics and /healthz answer during shutdown.
+        services.insert(
+            .init(
+                service: OperationsWiring.server(
+                    config, metrics: metrics, consumer: consumer, monitor: lagMonitor, redis: redis, database: database)), at: 0)
         services.append(.init(service: CloseOnShutdownService(name: "postgres") { database.close() }))
         services.append(.init(service: InboxPruner(inbox: inbox, retention: config.database.inboxRetention, logger: logger)))
         services.append(.init(service: CloseOnShutdownService(name: "redis") { redis.close() }))
@@ -123,7 +137,7 @@ struct RunCommand: AsyncParsableCommand {
         if let mail {
             let (courier, transport) = mail.makeCourier(
                 database: database, schema: config.database.schema, redis: redis, doorbell: mailQueued,
-                logger: Logger(label: "herald.courier"))
+                observer: CourierMetrics(metrics: metrics), logger: Logger(label: "herald.courier"))
             logger.info("mail", metadata: ["smtp": "\(mail.smtp)", "from": "\(mail.sender.from)"])
             let listener = PostgresListener(
                 conninfo: try config.database.requireURL(), password: config.database.password?.value,
@@ -131,13 +145,19 @@ struct RunCommand: AsyncParsableCommand {
                 applicationName: "herald-mail-listen", logger: Logger(label: "herald.courier.listen"),
                 onNotify: { mailQueued.ring() })
             services.append(.init(service: CourierService(courier: courier, transport: transport, listener: listener)))
+            services.append(
+                .init(
+                    service: MailQueueSampler(
+                        queue: PostgresMailQueue(client: database, schema: config.database.schema), metrics: metrics,
+                        interval: config.operations.sampleInterval, logger: Logger(label: "herald.courier"))))
         } else {
             logger.notice("mail is off (HERALD_MAIL_ENABLED=false): no mail is queued or sent")
         }
         // The transactional outbox relay (HERALD_OUTBOX_ENABLED): stops before the producer closes.
         if config.outbox.enabled {
-            services.append(.init(service: OutboxWiring.service(config, producer: producer)))
+            services.append(.init(service: OutboxWiring.service(config, producer: producer, observer: metrics)))
         }
+        services.append(.init(service: LagMonitorService(monitor: lagMonitor)))
         services.append(
             .init(
                 service: ConsumerService(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,

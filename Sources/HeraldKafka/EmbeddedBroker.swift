@@ -40,7 +40,16 @@ public final class EmbeddedBroker: Sendable {
         }
     }
 
+    /// Delays every response of broker `id` (1-based) by `milliseconds`: beyond the clients'
+    /// timeouts, the broker is unreachable for them while its listener stays open.
+    public func setRoundTripTime(_ id: Int32 = 1, milliseconds: Int) {
+        rd_kafka_mock_broker_set_rtt(cluster, id, Int32(milliseconds))
+    }
+
     /// Takes broker `id` (1-based) down or up: clients see connection failures meanwhile.
+    /// Coming up binds the old port again, and librdkafka aborts the process when something
+    /// else took that port meanwhile: in tests that share the machine, prefer
+    /// `setRoundTripTime`.
     public func setBroker(_ id: Int32 = 1, up: Bool) {
         if up {
             rd_kafka_mock_broker_set_up(cluster, id)

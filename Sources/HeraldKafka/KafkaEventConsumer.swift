@@ -35,6 +35,11 @@ public final class KafkaEventConsumer: Sendable {
     nonisolated(unsafe) private var loop = PollLoopState()
     private let shutdownRequested = Atomic<Bool>(false)
     private let assigned = Mutex<Set<Partition>>([])
+    /// True once a rebalance gave this member an assignment (possibly empty), until a revocation or failure.
+    private let inGroup = Atomic<Bool>(false)
+    /// When the poll loop last turned (`DispatchTime` uptime nanoseconds), for `/healthz`.
+    private let lastLoop = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    private let observer: any ConsumerObserver
     private let runCompletion = Mutex<RunCompletion>(RunCompletion())
     private let cooperative: Bool
     /// Signalled by librdkafka when a queue becomes non-empty, and by workers that drained.
@@ -54,8 +59,12 @@ public final class KafkaEventConsumer: Sendable {
         var continuation: CheckedContinuation<Void, Error>?
     }
 
-    public init(settings: KafkaConsumerSettings, processor: BatchProcessor, logger: Logger) throws(KafkaError) {
+    public init(
+        settings: KafkaConsumerSettings, processor: BatchProcessor, observer: any ConsumerObserver = NoConsumerObserver(),
+        logger: Logger
+    ) throws(KafkaError) {
         self.settings = settings
+        self.observer = observer
         self.processor = processor
         self.logger = logger
         let rebalanceTarget = RebalanceTarget()
@@ -82,6 +91,17 @@ public final class KafkaEventConsumer: Sendable {
 
     /// The partitions currently assigned to this member.
     public var assignment: Set<Partition> { assigned.withLock { $0 } }
+
+    /// Whether this member holds an assignment from its group: partitions, or an empty
+    /// assignment when the group has more members than partitions.
+    public var hasGroupAssignment: Bool { inGroup.load(ordering: .acquiring) }
+
+    /// How long ago the poll loop last turned (it turns at least every 100 ms while running).
+    public var pollLoopAge: Duration {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let last = lastLoop.load(ordering: .relaxed)
+        return .nanoseconds(Int64(now > last ? now - last : 0))
+    }
 
     /// Consumes until `triggerShutdown()`; then drains, commits, leaves the group and returns.
     public func run() async throws {
@@ -140,6 +160,7 @@ public final class KafkaEventConsumer: Sendable {
             rd_kafka_queue_destroy(consumerQueue)
         }
         while !shutdownRequested.load(ordering: .acquiring) {
+            lastLoop.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
             // Rebalances, errors and (before partition queues exist) records arrive on the
             // consumer queue; rd_kafka_consumer_poll runs the rebalance callback.
             while let m = rd_kafka_consumer_poll(handle, 0) {
@@ -256,6 +277,7 @@ public final class KafkaEventConsumer: Sendable {
             loop.paused.subtract(resume)
             logger.info("partitions resumed", metadata: ["partitions": "\(resume.map(\.description).sorted())"])
         }
+        if !pause.isEmpty || !resume.isEmpty { observer.pausedPartitions(loop.paused.count) }
     }
 
     // MARK: Rebalances (called on the poll thread from inside rd_kafka_consumer_poll/close)
@@ -290,6 +312,9 @@ public final class KafkaEventConsumer: Sendable {
             rd_kafka_resume_partitions(handle, list)
             loop.paused.subtract(partitions)
             assigned.withLock { $0.formUnion(partitions) }
+            inGroup.store(true, ordering: .releasing)
+            observer.rebalanced(.assigned, partitions: partitions.count)
+            observer.pausedPartitions(loop.paused.count)
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).sorted())"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             logger.info("partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).sorted())"])
@@ -303,13 +328,21 @@ public final class KafkaEventConsumer: Sendable {
                 rd_kafka_assign(handle, nil)
             }
             assigned.withLock { $0.subtract(partitions) }
+            // An eager revocation takes everything until the next assignment (possibly empty);
+            // a cooperative one leaves the member in its group.
+            if !cooperative { inGroup.store(false, ordering: .releasing) }
             loop.paused.subtract(partitions)
+            observer.rebalanced(.revoked, partitions: partitions.count)
+            observer.pausedPartitions(loop.paused.count)
         default:
             logger.error("rebalance failed", metadata: ["error": "\(KafkaError(code: err))"])
             stopWorkers(for: Array(loop.workers.keys), timeout: settings.drainTimeout)
             rd_kafka_assign(handle, nil)
             assigned.withLock { $0.removeAll() }
+            inGroup.store(false, ordering: .releasing)
             loop.paused.removeAll()
+            observer.rebalanced(.failed, partitions: partitions.count)
+            observer.pausedPartitions(0)
         }
     }
 
@@ -376,6 +409,7 @@ public final class KafkaEventConsumer: Sendable {
             logger.warning("consumer close reported an error", metadata: ["error": "\(KafkaError(code: err))"])
         }
         assigned.withLock { $0.removeAll() }
+        inGroup.store(false, ordering: .releasing)
         logger.info("consumer stopped")
     }
 }

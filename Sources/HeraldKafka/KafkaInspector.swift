@@ -2,15 +2,18 @@ import CRdKafka
 import Dispatch
 import HeraldCore
 import Logging
+import Synchronization
 
 /// Reads offsets and records without joining a consumer group: partition counts, low and
 /// high watermarks, a group's committed offsets, and the records of a topic. Safe to use
 /// beside live consumers. Every blocking librdkafka call runs on a private serial queue.
 public final class KafkaInspector: Sendable {
-    nonisolated(unsafe) private let handle: OpaquePointer
+    nonisolated(unsafe) let handle: OpaquePointer
     private let context: RDKafkaClientContext
     private let queue = DispatchQueue(label: "herald.kafka.inspector")
-    private let timeoutMs: Int32
+    let timeoutMs: Int32
+    /// The timestamp of the record at an offset never changes: read once per (partition, offset).
+    let timestampCache = Mutex<[TimestampKey: Int64]>([:])
 
     /// - Parameter groupID: the group whose committed offsets `committed` reads.
     public init(
@@ -34,7 +37,7 @@ public final class KafkaInspector: Sendable {
         rd_kafka_destroy(handle)
     }
 
-    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws -> T {
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
             queue.async {
                 do throws(KafkaError) {

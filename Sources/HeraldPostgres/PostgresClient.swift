@@ -1,3 +1,4 @@
+import HeraldCore
 import Logging
 
 /// A small pool of blocking libpq connections behind an async API.
@@ -32,14 +33,15 @@ public final class PostgresClient: Sendable {
     ///   - logger: receives connection events; never a password or parameter value.
     public init(
         conninfo: String, poolSize: Int = 4, connectTimeout: Duration = .seconds(5), statementTimeout: Duration = .seconds(30),
-        applicationName: String = "herald", password: String? = nil, logger: Logger
+        applicationName: String = "herald", password: String? = nil, observer: any ConnectionObserver = NoConnectionObserver(),
+        logger: Logger
     ) {
         let settings = PostgresConnectionSettings(
             conninfo: conninfo, password: password, connectTimeout: connectTimeout, statementTimeout: statementTimeout,
             applicationName: applicationName)
         self.endpoint = settings.endpoint
         self.pool = PostgresConnectionPool(size: poolSize, name: "herald-pg")
-        self.connector = PostgresConnector(settings: settings, logger: logger)
+        self.connector = PostgresConnector(settings: settings, logger: logger, observer: observer, dropped: DroppedConnections())
     }
 
     /// Runs `body` on a pooled connection, on that connection's dedicated thread (blocking

@@ -1,3 +1,4 @@
+import HeraldCore
 import Logging
 
 /// Runs bodies on a slot's connection, opening it on first use and replacing it when it
@@ -5,6 +6,9 @@ import Logging
 struct PostgresConnector: Sendable {
     let settings: PostgresConnectionSettings
     let logger: Logger
+    let observer: any ConnectionObserver
+    /// Connections dropped and not yet replaced: the next opens count as reconnects.
+    let dropped: DroppedConnections
 
     /// Runs `body` on `slot`'s connection, (re)connecting first when there is no usable one.
     /// Afterwards a transaction the body left open is rolled back, and a broken connection
@@ -16,6 +20,8 @@ struct PostgresConnector: Sendable {
         connection.reset()
         if connection.isBroken {
             slot = nil
+            dropped.add()
+            observer.failed(.postgres)
             var metadata: Logger.Metadata = [PostgresLogKey.endpoint: "\(settings.endpoint)"]
             if case .failure(let error) = outcome { metadata[PostgresLogKey.error] = "\(error)" }
             logger.notice("discarding a broken PostgreSQL connection", metadata: metadata)
@@ -29,13 +35,16 @@ struct PostgresConnector: Sendable {
             logger.debug(
                 "PostgreSQL closed an idle connection; reconnecting", metadata: [PostgresLogKey.endpoint: "\(settings.endpoint)"])
             slot = nil
+            dropped.add()
         }
         do {
             let opened = try PostgresConnection.open(settings, logger: logger)
             logger.debug("connected to PostgreSQL", metadata: [PostgresLogKey.endpoint: "\(settings.endpoint)"])
             slot = opened
+            observer.connected(.postgres, replacing: dropped.takeOne())
             return opened
         } catch {
+            observer.failed(.postgres)
             report(error)
             throw error
         }

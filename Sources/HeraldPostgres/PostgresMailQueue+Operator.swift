@@ -94,6 +94,21 @@ extension PostgresMailQueue {
         return counts
     }
 
+    /// How long the oldest notification waiting in the queue (status `queued`) has waited
+    /// since it was queued; nil when none waits.
+    public func oldestQueuedAge() async throws -> Duration? {
+        let schema = self.schema
+        let result = try await client.withConnection { connection in
+            try connection.execute(
+                """
+                SELECT (EXTRACT(EPOCH FROM now() - min(created_at)) * 1000)::bigint AS age_ms
+                FROM \(schema).notifications WHERE status = 'queued'
+                """)
+        }
+        guard !result.rows.isEmpty, let ms = result.int(0, "age_ms") else { return nil }
+        return .milliseconds(max(0, ms))
+    }
+
     /// Requeues failed, abandoned or suppressed notifications for an immediate send with
     /// their attempts reset: those with the given ids, or every one with `status`. Returns
     /// the ids requeued (others are in another status or do not exist).

@@ -25,17 +25,18 @@ public final class RedisClient: Sendable {
     ///   - connectTimeout: limit for connect(2) on each new connection.
     ///   - commandTimeout: limit for each read and write on a connection.
     ///   - poolSize: most connections open at once (at least 1).
+    ///   - observer: told of new connections, reconnects and failures (for metrics).
     ///   - logger: receives connection events; never a password or command argument.
     public init(
         endpoint: RedisEndpoint, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5),
-        poolSize: Int = 4, logger: Logger
+        poolSize: Int = 4, observer: any ConnectionObserver = NoConnectionObserver(), logger: Logger
     ) {
         self.endpoint = endpoint
         self.pool = RedisConnectionPool(size: poolSize, name: "herald-redis")
         self.connector = RedisConnector(
             settings: RedisConnection.Settings(
                 endpoint: endpoint, connectTimeout: connectTimeout, commandTimeout: commandTimeout),
-            logger: logger)
+            logger: logger, observer: observer, dropped: DroppedConnections())
     }
 
     /// A client configured from `HERALD_REDIS_*` settings.

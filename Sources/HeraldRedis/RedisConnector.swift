@@ -6,6 +6,9 @@ import Logging
 struct RedisConnector: Sendable {
     let settings: RedisConnection.Settings
     let logger: Logger
+    let observer: any ConnectionObserver
+    /// Connections dropped and not yet replaced: the next opens count as reconnects.
+    let dropped: DroppedConnections
 
     /// Sends `commands` on `connection`, (re)connecting first when there is no usable
     /// connection. Any thrown error leaves `connection` nil, so the next job reconnects:
@@ -16,6 +19,8 @@ struct RedisConnector: Sendable {
             return try open.pipeline(commands)
         } catch {
             connection = nil
+            dropped.add()
+            observer.failed(.redis)
             logger.notice(
                 "discarding a broken Redis connection",
                 metadata: [RedisLogKey.endpoint: "\(settings.endpoint)", RedisLogKey.error: "\(error)"])
@@ -29,13 +34,16 @@ struct RedisConnector: Sendable {
             logger.debug(
                 "Redis closed an idle connection; reconnecting", metadata: [RedisLogKey.endpoint: "\(settings.endpoint)"])
             connection = nil
+            dropped.add()
         }
         do {
             let opened = try RedisConnection.open(settings)
             logger.debug("connected to Redis", metadata: [RedisLogKey.endpoint: "\(settings.endpoint)"])
             connection = opened
+            observer.connected(.redis, replacing: dropped.takeOne())
             return opened
         } catch {
+            observer.failed(.redis)
             report(error)
             throw error
         }

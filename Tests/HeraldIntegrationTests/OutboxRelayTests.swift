@@ -138,14 +138,16 @@ struct OutboxRelayTests {
         defer { client.close() }
         let observer = RecordingOutboxObserver()
         let relay = fixture.relay(client: client, producer: producer, settings: OutboxFixture.settings(batchSize: 50), observer: observer)
-        fixture.cluster.broker.setBroker(up: false)
+        // Unreachable for the producer (every response later than its 800 ms timeout), without
+        // closing the mock broker's listener: bringing it back up would rebind its port.
+        fixture.cluster.broker.setRoundTripTime(milliseconds: 10_000)
         let drain = Task { try await relay.drainRetrying() }
         try await TestCluster.eventually("the relay retrying") { observer.retries >= 1 }
         let processedWhileDown = try fixture.count("status <> 'pending'")
         try await TestCluster.eventually("two more failed attempts") { observer.retries >= 3 }
         #expect(try fixture.count("status <> 'pending'") == processedWhileDown)
         #expect(observer.published.isEmpty)
-        fixture.cluster.broker.setBroker(up: true)
+        fixture.cluster.broker.setRoundTripTime(milliseconds: 0)
         let report = try await drain.value
         #expect(report.published == rows)
         #expect(try fixture.count("status = 'processed'") == rows)

@@ -70,6 +70,8 @@ public struct HeraldConfiguration: Sendable {
     public var retry = Backoff()
     /// The transactional outbox relay (`HERALD_OUTBOX_*`, read by `OutboxConfiguration`).
     public var outbox = OutboxConfiguration()
+    /// Metrics, health and log settings (`OperationsConfiguration`).
+    public var operations = OperationsConfiguration()
     /// Per-topic default event type for producers that send no type.
     public var defaultTypeByTopic: [String: EventType] = [:]
     /// Types acknowledged without effect (after validation when Herald knows them)
@@ -229,6 +231,9 @@ public struct HeraldConfiguration: Sendable {
 
         // Outbox relay
         c.outbox = try OutboxConfiguration.load(reader)
+
+        // Metrics, health, log masking
+        c.operations = try OperationsConfiguration.load(reader)
 
         // Logging
         if let format = try reader.string("HERALD_LOG_FORMAT") {

@@ -16,7 +16,10 @@ final class ChildProcess: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = environment
+        // Every herald gets its own free port for /metrics unless the test chose one: several run at once.
+        process.environment =
+            environment["HERALD_HTTP_ADDRESS"] == nil
+            ? environment.merging(["HERALD_HTTP_ADDRESS": "127.0.0.1:0"]) { a, _ in a } : environment
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

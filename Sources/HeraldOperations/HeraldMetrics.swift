@@ -1,0 +1,295 @@
+import HeraldCore
+import Prometheus
+import Synchronization
+
+/// Every metric Herald exports, in one Prometheus registry, and the observers that feed them.
+///
+/// Names follow Prometheus conventions: `herald_` prefix, `_total` for counters, `_seconds`
+/// for durations and ages. Label values come from small, fixed sets (topics from the
+/// configuration, catalogue event types, outcomes, partitions, mail kinds and statuses):
+/// never a user id, an event id or an address. An event type that is not in the catalogue
+/// is counted as `other`.
+public final class HeraldMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let knownTypes: Set<String>
+
+    // Events
+    private let retries: Counter
+    private let handlerDuration: DurationHistogram
+    private let retryingPartitions: Gauge
+    private let retryingSet = Mutex<Set<String>>([])
+    // Consumer
+    private let pausedPartitions: Gauge
+    private let assignedPartitions: Gauge
+    private let lagSampleTime: Gauge
+    private let sampled = Mutex<Set<PartitionKey>>([])
+    // Mail
+    private let mailOldestQueuedAge: Gauge
+    private let mailSendDuration: DurationHistogram
+    // Outbox
+    private let outboxPublished: Counter
+    private let outboxRetries: Counter
+    private let outboxFailedRows: Gauge
+    private let outboxWaitingRows: Gauge
+    // Health
+    private let ready: Gauge
+
+    struct PartitionKey: Hashable {
+        let topic: String
+        let partition: Int32
+    }
+
+    static let durationBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), knownEventTypes: [EventType]) {
+        self.registry = registry
+        self.knownTypes = Set(knownEventTypes.map(\.rawValue))
+        retries = registry.counter(
+            name: "herald_event_retries_total", labels: [],
+            help: "Transient failures after which a partition waited and retried a batch.")
+        handlerDuration = registry.durationHistogram(
+            name: "herald_handler_duration_seconds", labels: [], buckets: Self.durationBuckets,
+            help: "Time to apply the effects of one batch of events (Redis and PostgreSQL), retries included.")
+        retryingPartitions = registry.gauge(
+            name: "herald_partitions_retrying", labels: [], help: "Partitions whose worker waits on a retry right now.")
+        pausedPartitions = registry.gauge(
+            name: "herald_kafka_partitions_paused", labels: [], help: "Assigned partitions paused while their worker retries.")
+        assignedPartitions = registry.gauge(
+            name: "herald_kafka_partitions_assigned", labels: [], help: "Partitions assigned to this member by its consumer group.")
+        lagSampleTime = registry.gauge(
+            name: "herald_kafka_lag_sample_timestamp_seconds", labels: [],
+            help: "When the consumer lag was last sampled (seconds since the epoch).")
+        mailOldestQueuedAge = registry.gauge(
+            name: "herald_mail_queue_oldest_age_seconds", labels: [],
+            help: "Age of the oldest mail waiting in the queue (status queued), 0 when none waits.")
+        mailSendDuration = registry.durationHistogram(
+            name: "herald_mail_send_duration_seconds", labels: [], buckets: Self.durationBuckets,
+            help: "Time to render and send one mail (SMTP conversation included).")
+        outboxPublished = registry.counter(
+            name: "herald_outbox_published_total", labels: [], help: "Outbox rows the broker acknowledged.")
+        outboxRetries = registry.counter(
+            name: "herald_outbox_retries_total", labels: [], help: "Times the outbox relay waited because its store or the broker failed.")
+        outboxFailedRows = registry.gauge(
+            name: "herald_outbox_failed_rows", labels: [], help: "Outbox rows marked failed (each blocks its aggregate).")
+        outboxWaitingRows = registry.gauge(
+            name: "herald_outbox_blocked_rows", labels: [], help: "Pending outbox rows waiting behind a failed row of their aggregate.")
+        ready = registry.gauge(name: "herald_ready", labels: [], help: "1 when every readiness check passes, else 0.")
+        // Series that exist from the start, so that rates and alerts see zeros, not gaps.
+        for dependency in Dependency.allCases {
+            _ = dependencyErrors(dependency)
+            _ = dependencyReconnects(dependency)
+        }
+        for kind in RebalanceKind.allCases { _ = rebalances(kind) }
+        for status in NotificationStatus.allCases { _ = mailQueueDepth(status) }
+    }
+
+    // MARK: Labelled series (the registry returns the same object for the same labels)
+
+    private func typeLabel(_ type: EventType?) -> String {
+        guard let type else { return "unknown" }
+        return knownTypes.contains(type.rawValue) ? type.rawValue : "other"
+    }
+
+    func events(topic: String, type: EventType?, outcome: EventOutcome) -> Counter {
+        registry.counter(
+            name: "herald_events_total", labels: [("topic", topic), ("type", typeLabel(type)), ("outcome", outcome.rawValue)],
+            help: "Events whose outcome is final, by topic, type and outcome (applied, ignored, dead_lettered).")
+    }
+
+    func deadLetters(topic: String) -> Counter {
+        registry.counter(
+            name: "herald_dead_letters_total", labels: [("topic", topic)], help: "Records sent to the dead-letter topic, by source topic.")
+    }
+
+    func rebalances(_ kind: RebalanceKind) -> Counter {
+        registry.counter(
+            name: "herald_kafka_rebalances_total", labels: [("kind", kind.rawValue)],
+            help: "Consumer group rebalances seen by this member (assigned, revoked, failed).")
+    }
+
+    private func partitionGauge(_ name: String, _ key: PartitionKey, help: String) -> Gauge {
+        registry.gauge(name: name, labels: [("topic", key.topic), ("partition", String(key.partition))], help: help)
+    }
+
+    private func partitionGauges(_ key: PartitionKey) -> [Gauge] {
+        [
+            partitionGauge(
+                "herald_kafka_consumer_committed_offset", key, help: "The group's committed offset (the low watermark when none)."),
+            partitionGauge("herald_kafka_partition_high_watermark", key, help: "The partition's high watermark."),
+            partitionGauge(
+                "herald_kafka_consumer_lag_messages", key, help: "Records produced and not yet committed by the group (high - committed)."),
+            partitionGauge(
+                "herald_kafka_consumer_lag_seconds", key,
+                help: "Age of the oldest record not yet committed by the group: now - its timestamp; 0 without lag."),
+        ]
+    }
+
+    func mailQueueDepth(_ status: NotificationStatus) -> Gauge {
+        registry.gauge(
+            name: "herald_mail_queue_depth", labels: [("status", status.rawValue)], help: "Mails in the queue table, by status.")
+    }
+
+    func mailOutcomes(kind: NotificationKind, status: NotificationStatus) -> Counter {
+        registry.counter(
+            name: "herald_mail_outcomes_total", labels: [("kind", kind.rawValue), ("status", status.rawValue)],
+            help: "Send attempts by mail kind and resulting status (sent, queued for a retry, failed, abandoned, suppressed).")
+    }
+
+    func outboxFailures(final: Bool) -> Counter {
+        registry.counter(
+            name: "herald_outbox_row_failures_total", labels: [("final", final ? "true" : "false")],
+            help: "Outbox rows that could not be published; final when the row is now failed.")
+    }
+
+    func dependencyErrors(_ dependency: Dependency) -> Counter {
+        registry.counter(
+            name: "herald_dependency_errors_total", labels: [("dependency", dependency.rawValue)],
+            help: "Failed connection attempts and calls, by dependency (redis, postgres).")
+    }
+
+    func dependencyReconnects(_ dependency: Dependency) -> Counter {
+        registry.counter(
+            name: "herald_dependency_reconnects_total", labels: [("dependency", dependency.rawValue)],
+            help: "Connections opened to replace one that broke or was closed, by dependency.")
+    }
+
+    // MARK: Updates that are not observer callbacks
+
+    /// The mail queue's depth by status and the age of its oldest queued mail.
+    public func mailQueue(depth: [NotificationStatus: Int], oldestQueuedAge: Duration?) {
+        for status in NotificationStatus.allCases { mailQueueDepth(status).set(Double(depth[status] ?? 0)) }
+        mailOldestQueuedAge.set(oldestQueuedAge.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0)
+    }
+
+    public func readiness(_ isReady: Bool) {
+        ready.set(isReady ? 1.0 : 0.0)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16_384)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+extension HeraldMetrics: ProcessingObserver {
+    public func recorded(_ outcome: EventOutcome, topic: String, type: EventType?, count: Int) {
+        events(topic: topic, type: type, outcome: outcome).increment(by: Int64(count))
+        if outcome == .deadLettered { deadLetters(topic: topic).increment(by: Int64(count)) }
+    }
+
+    public func retrying(topic: String, partition: Int32, attempt: Int, delay: Duration, error: any Error) {
+        retries.increment()
+        let count = retryingSet.withLock { s in
+            s.insert("\(topic)\u{0}\(partition)")
+            return s.count
+        }
+        retryingPartitions.set(Double(count))
+    }
+
+    public func retryEnded(topic: String, partition: Int32) {
+        let count = retryingSet.withLock { s in
+            s.remove("\(topic)\u{0}\(partition)")
+            return s.count
+        }
+        retryingPartitions.set(Double(count))
+    }
+
+    public func applied(batchSize: Int, duration: Duration) {
+        handlerDuration.record(duration)
+    }
+}
+
+extension HeraldMetrics: ConsumerObserver {
+    public func rebalanced(_ kind: RebalanceKind, partitions: Int) {
+        rebalances(kind).increment()
+    }
+
+    public func pausedPartitions(_ count: Int) {
+        pausedPartitions.set(Double(count))
+    }
+
+    public func lagSampled(_ partitions: [PartitionLag]) {
+        let now = Set(partitions.map { PartitionKey(topic: $0.topic, partition: $0.partition) })
+        // Partitions no longer assigned: their series go away (another member reports them).
+        let gone = sampled.withLock { s in
+            defer { s = now }
+            return s.subtracting(now)
+        }
+        for key in gone {
+            for gauge in partitionGauges(key) { registry.unregisterGauge(gauge) }
+        }
+        for p in partitions {
+            let g = partitionGauges(PartitionKey(topic: p.topic, partition: p.partition))
+            g[0].set(Double(p.resumeOffset))
+            g[1].set(Double(p.high))
+            g[2].set(Double(p.lagMessages))
+            g[3].set(p.lagSeconds)
+        }
+        assignedPartitions.set(Double(partitions.count))
+        if let at = partitions.first?.sampledAt {
+            lagSampleTime.set(Double(at) / 1000)
+        }
+    }
+}
+
+extension HeraldMetrics: OutboxObserver {
+    public func published(_ events: [OutboxEvent]) {
+        outboxPublished.increment(by: Int64(events.count))
+    }
+
+    public func rowFailed(_ event: OutboxEvent, reason: String, final: Bool) {
+        outboxFailures(final: final).increment()
+    }
+
+    public func retrying(attempt: Int, delay: Duration, error: any Error) {
+        outboxRetries.increment()
+    }
+
+    public func backlog(_ backlog: OutboxBacklog) {
+        outboxFailedRows.set(Double(backlog.failedRows))
+        outboxWaitingRows.set(Double(backlog.waitingRows))
+    }
+}
+
+extension HeraldMetrics: ConnectionObserver {
+    public func connected(_ dependency: Dependency, replacing: Bool) {
+        if replacing { dependencyReconnects(dependency).increment() }
+    }
+
+    public func failed(_ dependency: Dependency) {
+        dependencyErrors(dependency).increment()
+    }
+}
+
+extension HeraldMetrics {
+    /// A mail's outcome and how long sending it took (the courier's observer calls this).
+    public func mailSent(kind: NotificationKind, status: NotificationStatus, duration: Duration) {
+        mailOutcomes(kind: kind, status: status).increment()
+        mailSendDuration.record(duration)
+    }
+}
+
+extension PrometheusCollectorRegistry {
+    /// A descriptor for a full metric name (Herald's names carry their unit suffix already).
+    fileprivate func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    fileprivate func counter(name: String, labels: [(String, String)], help: String) -> Counter {
+        makeCounter(descriptor: descriptor(name, help), labels: labels)
+    }
+
+    fileprivate func gauge(name: String, labels: [(String, String)], help: String) -> Gauge {
+        makeGauge(descriptor: descriptor(name, help), labels: labels)
+    }
+
+    fileprivate func durationHistogram(name: String, labels: [(String, String)], buckets: [Duration], help: String) -> DurationHistogram {
+        makeDurationHistogram(descriptor: descriptor(name, help), labels: labels, buckets: buckets)
+    }
+}
