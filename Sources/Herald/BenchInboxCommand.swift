@@ -19,11 +19,8 @@ struct BenchInboxCommand: AsyncParsableCommand {
         HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
         let logger = Logger(label: "herald.bench")
         let schema = "herald_bench"
-        let client = PostgresClient(
-            conninfo: try config.database.requireURL(), poolSize: 1, password: config.database.password?.value, logger: logger)
+        let client = try await BenchDatabase.fresh(schema: schema, poolSize: 1, config, logger: logger)
         defer { client.close() }
-        _ = try await client.withConnection { try $0.execute("DROP SCHEMA IF EXISTS herald_bench CASCADE") }
-        try await PostgresMigrator(client: client, schema: schema, migrations: HeraldSchema.migrations, logger: logger).migrate()
         let inbox = PostgresEventInbox(client: client, schema: schema, logger: logger)
 
         func events(_ range: Range<Int>) throws -> [AcceptedEvent] {
@@ -64,5 +61,18 @@ struct BenchInboxCommand: AsyncParsableCommand {
         let single = Double(singleRows) / (clock.now - start).seconds
         _ = try await client.withConnection { try $0.execute("DROP SCHEMA herald_bench CASCADE") }
         print(#"{"batched_rows_per_second":\#(Int(batched)),"single_rows_per_second":\#(Int(single)),"batch":\#(batch)}"#)
+    }
+}
+
+/// Herald's schema for a benchmark, dropped and migrated afresh on HERALD_DATABASE_URL's
+/// server.
+enum BenchDatabase {
+    static func fresh(schema: String, poolSize: Int, _ config: HeraldConfiguration, logger: Logger) async throws -> PostgresClient {
+        let client = PostgresClient(
+            conninfo: try config.database.requireURL(), poolSize: poolSize, password: config.database.password?.value,
+            logger: logger)
+        _ = try await client.withConnection { try $0.execute("DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE") }
+        try await PostgresMigrator(client: client, schema: schema, migrations: HeraldSchema.migrations, logger: logger).migrate()
+        return client
     }
 }

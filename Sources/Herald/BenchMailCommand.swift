@@ -31,11 +31,8 @@ struct BenchMailCommand: AsyncParsableCommand {
         HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
         let logger = Logger(label: "herald.bench")
         let schema = "herald_bench_mail"
-        let client = PostgresClient(
-            conninfo: try config.database.requireURL(), poolSize: 4, password: config.database.password?.value, logger: logger)
+        let client = try await BenchDatabase.fresh(schema: schema, poolSize: 4, config, logger: logger)
         defer { client.close() }
-        _ = try await client.withConnection { try $0.execute("DROP SCHEMA IF EXISTS herald_bench_mail CASCADE") }
-        try await PostgresMigrator(client: client, schema: schema, migrations: HeraldSchema.migrations, logger: logger).migrate()
         let redis = RedisClient(configuration: config.redis, logger: logger)
         defer { redis.close() }
 

@@ -37,8 +37,9 @@ struct RunCommand: AsyncParsableCommand {
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel, maskEmails: config.operations.maskEmails)
         let logger = Logger(label: "herald")
         // Required settings, mail settings and templates are checked before anything starts.
+        let databaseURL: String
         do {
-            _ = try config.database.requireURL()
+            databaseURL = try config.database.requireURL()
         } catch {
             Environment.fail(error)
         }
@@ -140,7 +141,7 @@ struct RunCommand: AsyncParsableCommand {
                 observer: CourierMetrics(metrics: metrics), logger: Logger(label: "herald.courier"))
             logger.info("mail", metadata: ["smtp": "\(mail.smtp)", "from": "\(mail.sender.from)"])
             let listener = PostgresListener(
-                conninfo: try config.database.requireURL(), password: config.database.password?.value,
+                conninfo: databaseURL, password: config.database.password?.value,
                 channel: inbox.mailChannel, connectTimeout: config.database.connectTimeout,
                 applicationName: "herald-mail-listen", logger: Logger(label: "herald.courier.listen"),
                 onNotify: { mailQueued.ring() })

@@ -240,12 +240,7 @@ public final class Courier: Sendable {
         let now = EventTime.now()
         // The token: minted here, its hash stored before the mail leaves.
         var token: LinkToken?
-        let grant: LinkGrant?
-        do {
-            grant = try composer.grant(for: notification)
-        } catch {
-            return .done(.failed(reason: "\(error)"))
-        }
+        let grant = composer.grant(for: notification)
         if let grant, let lifetime = notification.kind.link?.lifetime {
             let minted = LinkToken()
             do {

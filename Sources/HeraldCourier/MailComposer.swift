@@ -8,23 +8,18 @@ public struct LinkSettings: Sendable, Hashable {
     public var baseURL: String
     public var paths: [LinkPurpose: String]
 
-    public static let defaultPaths: [LinkPurpose: String] = [
-        .resetPassword: "/auth/reset-password/confirm",
-        .confirmEmailChange: "/auth/email-change/confirm",
-        .verifyEmail: "/auth/verify-email/confirm",
-    ]
-
-    public init(baseURL: String, paths: [LinkPurpose: String] = LinkSettings.defaultPaths) {
+    /// - Parameter paths: configured paths; the others are `LinkPurpose.defaultPath`.
+    public init(baseURL: String, paths: [LinkPurpose: String] = [:]) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
-        self.paths = LinkSettings.defaultPaths.merging(paths) { _, configured in configured }
+        self.paths = paths
     }
 
     /// The link carrying `token` for `purpose`. The token is base64url, so it needs no
     /// percent-encoding.
     public func link(_ purpose: LinkPurpose, token: LinkToken) -> String {
-        var path = paths[purpose] ?? ""
+        var path = paths[purpose] ?? purpose.defaultPath
         if !path.hasPrefix("/") { path = "/" + path }
         let separator = path.contains("?") ? "&" : "?"
         return baseURL + path + separator + "token=" + token.secret
@@ -78,7 +73,7 @@ public struct MailComposer: Sendable {
     }
 
     /// What the link of `notification` grants, nil for kinds without one.
-    public func grant(for notification: ClaimedNotification) throws(TemplateError) -> LinkGrant? {
+    public func grant(for notification: ClaimedNotification) -> LinkGrant? {
         guard let link = notification.kind.link else { return nil }
         switch link.purpose {
         case .verifyEmail:

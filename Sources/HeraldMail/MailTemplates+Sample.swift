@@ -19,17 +19,10 @@ extension MailTemplates {
             requestedAt: sampleTime,
             oldEmail: kind.describesEmailChange ? oldEmail : nil,
             newEmail: kind.describesEmailChange ? newEmail : nil)
-        let path: String? =
-            switch kind {
-            case .verifyEmail: "/auth/verify-email/confirm"
-            case .passwordReset: "/auth/reset-password/confirm"
-            case .emailChangeConfirm: "/auth/email-change/confirm"
-            case .welcome, .passwordChanged, .emailChangeRequested, .emailChanged: nil
-            }
-        if let path, let lifetime = kind.defaultLinkLifetime {
+        if let link = kind.link {
             variables = variables.withLink(
-                "https://auth.example.com\(path)?token=q8Vb0iXkM2n7yR4tLw9ZcA1sHdE5fJ3uPgT6oK8rYxw",
-                lifetime: lifetime, mintedAt: sampleTime)
+                "https://auth.example.com\(link.purpose.defaultPath)?token=q8Vb0iXkM2n7yR4tLw9ZcA1sHdE5fJ3uPgT6oK8rYxw",
+                lifetime: link.lifetime, mintedAt: sampleTime)
         }
         return variables
     }

@@ -43,12 +43,12 @@ struct OperationsTests {
         // Some events through, so the group has committed offsets on both auth partitions, then Redis goes away.
         let first = 10
         try await setup.producer.send(HeraldProcessTests.revocations(0..<first))
-        try await OperationsProbe.eventually("first event applied and ready") {
+        try await TestCluster.eventually("first event applied and ready", every: OperationsProbe.pollInterval) {
             let applied = try setup.redis.probe(["DBSIZE"]).integer ?? 0
             let ready = try probe.health("/readyz").status
             return applied >= first && ready == 200
         }
-        try await OperationsProbe.eventually("lag 0 on 4 partitions") {
+        try await TestCluster.eventually("lag 0 on 4 partitions", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             return m.samples("herald_kafka_consumer_lag_messages").count == 4 && m.sum("herald_kafka_consumer_lag_messages") == 0
                 && m.sum("herald_kafka_consumer_committed_offset") == Double(first)
@@ -58,12 +58,12 @@ struct OperationsTests {
         try await setup.producer.send(HeraldProcessTests.revocations(first..<(first + n)))
 
         var seconds = 0.0
-        try await OperationsProbe.eventually("exported lag is \(n)") {
+        try await TestCluster.eventually("exported lag is \(n)", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             seconds = m.samples("herald_kafka_consumer_lag_seconds").map(\.value).max() ?? 0
             return m.sum("herald_kafka_consumer_lag_messages") == Double(n) && seconds > 0
         }
-        try await OperationsProbe.eventually("lag in seconds grows while blocked") {
+        try await TestCluster.eventually("lag in seconds grows while blocked", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             return (m.samples("herald_kafka_consumer_lag_seconds").map(\.value).max() ?? 0) > seconds
         }
@@ -121,7 +121,7 @@ struct OperationsTests {
 
         // Redis is back: everything is applied, and lag returns to 0 in both units.
         try await setup.redis.start()
-        try await OperationsProbe.eventually("lag back to 0") {
+        try await TestCluster.eventually("lag back to 0", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             return m.sum("herald_kafka_consumer_lag_messages") == 0 && m.sum("herald_kafka_consumer_lag_seconds") == 0
                 && m.sum("herald_partitions_retrying") == 0
@@ -133,7 +133,7 @@ struct OperationsTests {
         let after = try Self.lagCommand(setup, group: group)
         #expect(after["total_lag"] as? Int == 0)
         #expect(after["status"] as? String == "OK")
-        try await OperationsProbe.eventually("ready again") { try probe.health("/readyz").status == 200 }
+        try await TestCluster.eventually("ready again", every: OperationsProbe.pollInterval) { try probe.health("/readyz").status == 200 }
         herald.signal(SIGTERM)
         #expect(try await herald.waitForExit() == 0)
     }
@@ -145,7 +145,7 @@ struct OperationsTests {
         let port = try TestPorts.free()
         let herald = try Self.herald(setup, "herald", group: "ops-metrics", port: port)
         let probe = OperationsProbe(port: port)
-        try await OperationsProbe.eventually("metrics served") { (try? probe.metrics()) != nil }
+        try await TestCluster.eventually("metrics served", every: OperationsProbe.pollInterval) { (try? probe.metrics()) != nil }
         let before = try probe.metrics()
         #expect(before.sum("herald_events_total") == 0)
 
@@ -163,7 +163,7 @@ struct OperationsTests {
                 ["event_type": "UserCreated", "event_id": "ops-u1", "user_id": "u1", "username": "ada", "email": "ada@example.com"],
                 topic: TestCluster.userTopic, key: "u1"))
         try await setup.producer.send(records)
-        try await OperationsProbe.eventually("counters moved") {
+        try await TestCluster.eventually("counters moved", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             return m.sum("herald_events_total", where: ["outcome": "applied"]) == Double(good + 1)
                 && m.sum("herald_dead_letters_total") == Double(bad + 1)
@@ -192,7 +192,7 @@ struct OperationsTests {
         #expect(m.samples("herald_events_total").contains { $0.labels["type"] == "other" })
 
         // Every metric an alert or a Grafana panel in ops/ uses is one this herald exports.
-        try await OperationsProbe.eventually("a mail outcome counted") {
+        try await TestCluster.eventually("a mail outcome counted", every: OperationsProbe.pollInterval) {
             try probe.metrics().sum("herald_mail_outcomes_total", where: ["status": "sent"]) >= 1
         }
         let names = Set(try probe.metrics().families.flatMap(\.samples).map(\.name)).sorted()
@@ -212,36 +212,44 @@ struct OperationsTests {
         let herald = try Self.herald(
             setup, "herald", group: "ops-ready", port: port, environment: ["HERALD_LOG_MASK_EMAILS": "true"])
         let probe = OperationsProbe(port: port)
-        try await OperationsProbe.eventually("ready") { try probe.health("/readyz").status == 200 }
+        try await TestCluster.eventually("ready", every: OperationsProbe.pollInterval) { try probe.health("/readyz").status == 200 }
         #expect(try probe.health("/readyz").checks == ["kafka": true, "redis": true, "postgres": true])
 
         try await setup.redis.stop()
-        try await OperationsProbe.eventually("not ready: redis") {
+        try await TestCluster.eventually("not ready: redis", every: OperationsProbe.pollInterval) {
             let r = try probe.health("/readyz")
             return r.status == 503 && r.checks["redis"] == false && r.checks["postgres"] == true
         }
         #expect(try probe.health("/healthz").status == 200)
         try await setup.redis.start()
-        try await OperationsProbe.eventually("ready after redis") { try probe.health("/readyz").status == 200 }
-        try await OperationsProbe.eventually("redis errors and a reconnect counted") {
+        try await TestCluster.eventually("ready after redis", every: OperationsProbe.pollInterval) {
+            try probe.health("/readyz").status == 200
+        }
+        try await TestCluster.eventually("redis errors and a reconnect counted", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             return m.sum("herald_dependency_errors_total", where: ["dependency": "redis"]) >= 1
                 && m.sum("herald_dependency_reconnects_total", where: ["dependency": "redis"]) >= 1
         }
 
         try await setup.postgres.stop()
-        try await OperationsProbe.eventually("not ready: postgres") {
+        try await TestCluster.eventually("not ready: postgres", every: OperationsProbe.pollInterval) {
             let r = try probe.health("/readyz")
             return r.status == 503 && r.checks["postgres"] == false && r.checks["redis"] == true
         }
-        try await OperationsProbe.eventually("herald_ready is 0") { try probe.metrics().sum("herald_ready") == 0 }
+        try await TestCluster.eventually("herald_ready is 0", every: OperationsProbe.pollInterval) {
+            try probe.metrics().sum("herald_ready") == 0
+        }
         try await setup.postgres.start()
-        try await OperationsProbe.eventually("ready after postgres") { try probe.health("/readyz").status == 200 }
-        try await OperationsProbe.eventually("herald_ready is 1") { try probe.metrics().sum("herald_ready") == 1 }
+        try await TestCluster.eventually("ready after postgres", every: OperationsProbe.pollInterval) {
+            try probe.health("/readyz").status == 200
+        }
+        try await TestCluster.eventually("herald_ready is 1", every: OperationsProbe.pollInterval) {
+            try probe.metrics().sum("herald_ready") == 1
+        }
         // The start-up line names the sender (HERALD_MAIL_FROM): masked.
         #expect(herald.output.contains("n***@herald.test"), "\(herald.output.prefix(3000))")
         #expect(!herald.output.contains("no-reply@herald.test"))
-        try await OperationsProbe.eventually("postgres errors and a reconnect counted") {
+        try await TestCluster.eventually("postgres errors and a reconnect counted", every: OperationsProbe.pollInterval) {
             let m = try probe.metrics()
             return m.sum("herald_dependency_errors_total", where: ["dependency": "postgres"]) >= 1
                 && m.sum("herald_dependency_reconnects_total", where: ["dependency": "postgres"]) >= 1

@@ -79,6 +79,15 @@ public enum LinkPurpose: String, Sendable, Hashable {
     case verifyEmail = "verify_email"
     case resetPassword = "reset_password"
     case confirmEmailChange = "confirm_email_change"
+
+    /// The link's path under `HERALD_LINK_BASE_URL` unless configured (PRODUCT.md).
+    public var defaultPath: String {
+        switch self {
+        case .resetPassword: "/auth/reset-password/confirm"
+        case .confirmEmailChange: "/auth/email-change/confirm"
+        case .verifyEmail: "/auth/verify-email/confirm"
+        }
+    }
 }
 
 /// A mail to queue. With no address, the recipient's stored address is used at queue time.

@@ -60,14 +60,14 @@ final class TestCluster: Sendable {
 
     /// Waits for `condition`, polling; fails the test after `timeout` (a liveness bound, not a speed check).
     static func eventually(
-        _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool,
-        sourceLocation: SourceLocation = #_sourceLocation
+        _ what: String, timeout: Duration = .seconds(60), every interval: Duration = .milliseconds(50),
+        _ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
             if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: interval)
         }
         Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
         throw CancellationError()

@@ -39,22 +39,9 @@ struct OperationsProbe {
         let body: String
     }
 
-    /// `TestCluster.eventually` at a gentler pace: each poll here starts curl (a new TCP
-    /// connection) and python3, and the suites run in parallel on two cores, beside tests that
-    /// take the in-process mock broker down and up again on its old port.
-    static func eventually(
-        _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
-        throw CancellationError()
-    }
+    /// How often the operations tests poll: each poll starts curl (a new TCP connection) and
+    /// python3, beside suites running in parallel on two cores.
+    static let pollInterval: Duration = .milliseconds(250)
 
     static let parser = HeraldBinary.repository + "/Tests/HeraldIntegrationTests/Support/parse_metrics.py"
 
