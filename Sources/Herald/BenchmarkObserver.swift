@@ -52,5 +52,5 @@ final class BenchmarkObserver: ProcessingObserver {
 
 /// Applies nothing: measures consumption and dispatch without a dependency.
 struct DiscardingApplier: EffectApplier {
-    func apply(_ events: [AcceptedEvent]) async throws {}
+    func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> { [] }
 }

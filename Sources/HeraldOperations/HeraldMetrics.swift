@@ -17,7 +17,8 @@ public final class HeraldMetrics: Sendable {
     private let retries: Counter
     private let handlerDuration: DurationHistogram
     private let retryingPartitions: Gauge
-    private let retryingSet = Mutex<Set<String>>([])
+    /// Partitions waiting on a failing dependency, and why (the `herald_partition_stalled` series).
+    private let stalled = Mutex<[PartitionKey: StallReason]>([:])
     // Consumer
     private let pausedPartitions: Gauge
     private let assignedPartitions: Gauge
@@ -96,7 +97,7 @@ public final class HeraldMetrics: Sendable {
     func events(topic: String, type: EventType?, outcome: EventOutcome) -> Counter {
         registry.counter(
             name: "herald_events_total", labels: [("topic", topic), ("type", typeLabel(type)), ("outcome", outcome.rawValue)],
-            help: "Events whose outcome is final, by topic, type and outcome (applied, ignored, dead_lettered).")
+            help: "Events whose outcome is final, by topic, type and outcome (applied, ignored, dead_lettered, duplicate).")
     }
 
     func deadLetters(topic: String) -> Counter {
@@ -125,6 +126,15 @@ public final class HeraldMetrics: Sendable {
                 "herald_kafka_consumer_lag_seconds", key,
                 help: "Age of the oldest record not yet committed by the group: now - its timestamp; 0 without lag."),
         ]
+    }
+
+    func partitionStalled(_ key: PartitionKey, reason: StallReason) -> Gauge {
+        registry.gauge(
+            name: "herald_partition_stalled",
+            labels: [("topic", key.topic), ("partition", String(key.partition)), ("reason", reason.rawValue)],
+            help:
+                "1 while the partition waits on a failing dependency instead of moving on (it skips nothing), by reason; no series otherwise."
+        )
     }
 
     func mailQueueDepth(_ status: NotificationStatus) -> Gauge {
@@ -183,21 +193,24 @@ extension HeraldMetrics: ProcessingObserver {
         if outcome == .deadLettered { deadLetters(topic: topic).increment(by: Int64(count)) }
     }
 
-    public func retrying(topic: String, partition: Int32, attempt: Int, delay: Duration, error: any Error) {
+    public func retrying(topic: String, partition: Int32, attempt: Int, delay: Duration, reason: StallReason, error: any Error) {
         retries.increment()
-        let count = retryingSet.withLock { s in
-            s.insert("\(topic)\u{0}\(partition)")
-            return s.count
+        let key = PartitionKey(topic: topic, partition: partition)
+        // One series per stalled partition, labelled with its current reason.
+        stalled.withLock { s in
+            if let previous = s[key], previous != reason { registry.unregisterGauge(partitionStalled(key, reason: previous)) }
+            s[key] = reason
+            partitionStalled(key, reason: reason).set(1.0)
+            retryingPartitions.set(Double(s.count))
         }
-        retryingPartitions.set(Double(count))
     }
 
     public func retryEnded(topic: String, partition: Int32) {
-        let count = retryingSet.withLock { s in
-            s.remove("\(topic)\u{0}\(partition)")
-            return s.count
+        let key = PartitionKey(topic: topic, partition: partition)
+        stalled.withLock { s in
+            if let previous = s.removeValue(forKey: key) { registry.unregisterGauge(partitionStalled(key, reason: previous)) }
+            retryingPartitions.set(Double(s.count))
         }
-        retryingPartitions.set(Double(count))
     }
 
     public func applied(batchSize: Int, duration: Duration) {

@@ -104,16 +104,17 @@ struct BatchProcessorTests {
         #expect(h.retryStates.current == [true, false])
         let retries = h.observer.events.current.filter { if case .retrying = $0 { true } else { false } }
         #expect(retries == [.retrying(attempt: 1), .retrying(attempt: 2), .retrying(attempt: 3)])
+        #expect(h.observer.stallReasons == Array(repeating: .dependencyUnavailable, count: 3))
         #expect(h.count(.retryEnded) == 1)
         // The bad record is dead-lettered once the batch's outcome is final.
         #expect(h.deadLetters.letters.map(\.original.offset) == [1])
     }
 
-    @Test("a permanent failure isolates the bad event; the others are applied")
-    func permanentFailureIsolated() async throws {
+    @Test("an event whose own content cannot be applied is isolated and dead-lettered; the others are applied")
+    func contentFailureIsolated() async throws {
         let h = Harness(
             applier: FakeApplier { events, _ in
-                if events.contains(where: { $0.metadata.offset == 1 }) { throw PermanentTestError(reason: "WRONGTYPE") }
+                if events.contains(where: { $0.metadata.offset == 1 }) { throw EventContentError("value too long: WRONGTYPE") }
             })
         try await h.process([Self.role("a", offset: 0), Self.role("bad", offset: 1), Self.role("c", offset: 2)])
 
@@ -139,7 +140,7 @@ struct BatchProcessorTests {
         let h = Harness(
             applier: FakeApplier { events, call in
                 if call == 2 || call == 3 { throw TransientTestError() }
-                if events.contains(where: { $0.metadata.offset == 1 }) { throw PermanentTestError(reason: "bad") }
+                if events.contains(where: { $0.metadata.offset == 1 }) { throw EventContentError("bad") }
             })
         try await h.process([Self.role("a", offset: 0), Self.role("bad", offset: 1)])
         #expect(h.applier.offsetsPerCall == [[0, 1], [0], [0], [0], [1]])
@@ -152,7 +153,7 @@ struct BatchProcessorTests {
         let h = Harness(
             applier: FakeApplier { _, call in
                 if call < 3 { throw TransientTestError() }
-                throw PermanentTestError(reason: "bad")
+                throw EventContentError("bad")
             })
         try await h.process([Self.role("bad", offset: 0)])
         #expect(h.applier.calls.current.count == 3)
@@ -193,11 +194,42 @@ struct BatchProcessorTests {
         #expect(h.retryStates.current == [true, false])
     }
 
-    @Test("a dead letter that can never be published fails the batch")
-    func deadLetterPublishPermanentFailure() async {
-        let h = Harness(deadLetters: FakeDeadLetters { _ in throw PermanentTestError(reason: "TOPIC_AUTHORIZATION_FAILED") })
-        await #expect(throws: (any Error).self) { try await h.process([Self.raw("not json", offset: 7)]) }
-        #expect(h.deadLetters.calls.current.count == 1)
+    @Test(
+        "whatever a dependency answers, the batch waits and retries: nothing is dead-lettered for it",
+        arguments: [
+            PermanentTestError(reason: "ERR upstream unavailable") as any Error,
+            PermanentTestError(reason: "25006 read-only transaction"), UnclassifiedTestError(),
+        ])
+    func dependencyRefusalIsAnOutage(_ failure: any Error) async throws {
+        let h = Harness(applier: FakeApplier { _, call in if call <= 6 { throw failure } })
+        try await h.process([Self.role("a", offset: 0), Self.role("b", offset: 1)])
+        #expect(h.applier.offsetsPerCall == Array(repeating: [0, 1], count: 7), "the whole batch, again and again")
+        #expect(h.deadLetters.calls.current.isEmpty)
+        #expect(h.sleeps.current.count == 6)
+        let expected: StallReason = failure is PermanentTestError ? .dependencyRefused : .dependencyUnavailable
+        #expect(h.observer.stallReasons == Array(repeating: expected, count: 6))
+        #expect(h.count(.recorded(.applied, type: "RoleDeleted")) == 2)
+        #expect(h.retryStates.current == [true, false])
+    }
+
+    @Test("a dead letter the broker refuses is retried for as long as it takes, never skipped, and reported as stalled")
+    func deadLetterPublishRefusedWaits() async throws {
+        let h = Harness(
+            deadLetters: FakeDeadLetters { call in if call <= 5 { throw PermanentTestError(reason: "TOPIC_AUTHORIZATION_FAILED") } })
+        try await h.process([Self.raw("not json", offset: 7)])
+        #expect(h.deadLetters.calls.current.count == 6)
+        #expect(h.observer.stallReasons == Array(repeating: .deadLetterRefused, count: 5))
+        #expect(h.count(.recorded(.deadLettered, type: nil)) == 1, "counted once, when it was finally published")
+        #expect(h.retryStates.current == [true, false])
+    }
+
+    @Test("redeliveries the applier reports as already applied count as duplicates")
+    func duplicatesCounted() async throws {
+        let h = Harness(
+            applier: FakeApplier(duplicates: { events in Set(events.filter { $0.metadata.offset == 1 }.map(\.metadata.id)) }))
+        try await h.process([Self.role("a", offset: 0), Self.role("b", offset: 1)])
+        #expect(h.count(.recorded(.applied, type: "RoleDeleted")) == 1)
+        #expect(h.count(.recorded(.duplicate, type: "RoleDeleted")) == 1)
     }
 
     @Test("cancellation while waiting to retry throws CancellationError and publishes nothing further")

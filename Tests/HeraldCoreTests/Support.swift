@@ -78,17 +78,24 @@ struct UnclassifiedTestError: Error {}
 struct FakeApplier: EffectApplier {
     let calls = Locked<[[AcceptedEvent]]>([])
     let behavior: @Sendable (_ events: [AcceptedEvent], _ call: Int) throws -> Void
+    /// Which of a call's events to report as already applied.
+    let duplicates: @Sendable (_ events: [AcceptedEvent]) -> Set<EventID>
 
-    init(behavior: @escaping @Sendable (_ events: [AcceptedEvent], _ call: Int) throws -> Void = { _, _ in }) {
+    init(
+        behavior: @escaping @Sendable (_ events: [AcceptedEvent], _ call: Int) throws -> Void = { _, _ in },
+        duplicates: @escaping @Sendable (_ events: [AcceptedEvent]) -> Set<EventID> = { _ in [] }
+    ) {
         self.behavior = behavior
+        self.duplicates = duplicates
     }
 
-    func apply(_ events: [AcceptedEvent]) async throws {
+    func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         let call = calls.withLock { calls in
             calls.append(events)
             return calls.count
         }
         try behavior(events, call)
+        return duplicates(events)
     }
 
     /// The offsets of each call's events.
@@ -121,6 +128,7 @@ struct RecordingObserver: ProcessingObserver {
     enum Event: Equatable {
         case recorded(EventOutcome, type: String?)
         case retrying(attempt: Int)
+        case stalled(StallReason)
         case retryEnded
         case applied(batchSize: Int)
     }
@@ -131,8 +139,16 @@ struct RecordingObserver: ProcessingObserver {
         events.withLock { $0.append(.recorded(outcome, type: type?.rawValue)) }
     }
 
-    func retrying(topic: String, partition: Int32, attempt: Int, delay: Duration, error: any Error) {
-        events.withLock { $0.append(.retrying(attempt: attempt)) }
+    func retrying(topic: String, partition: Int32, attempt: Int, delay: Duration, reason: StallReason, error: any Error) {
+        events.withLock {
+            $0.append(.retrying(attempt: attempt))
+            $0.append(.stalled(reason))
+        }
+    }
+
+    /// The reasons reported with each retry round, in order.
+    var stallReasons: [StallReason] {
+        events.current.compactMap { if case .stalled(let reason) = $0 { reason } else { nil } }
     }
 
     func retryEnded(topic: String, partition: Int32) {

@@ -1,15 +1,45 @@
 /// An error from an adapter that knows whether trying again can help.
+///
+/// `isTransient` is advice for loops that give up on an operation (the courier, the outbox
+/// relay, start-up). It never decides whether an event is dead-lettered: see
+/// `EventContentError`.
 public protocol ClassifiedError: Error {
     /// True when the same operation may succeed later (connection refused, timeout,
     /// server loading); false when it never will (wrong type, script error).
     var isTransient: Bool { get }
 }
 
+/// The one failure that may send an event to the dead-letter topic: the event's own content
+/// cannot be applied, whoever noticed it (a handler, or an adapter such as PostgreSQL
+/// refusing one of the event's values with a data exception). Adapters throw it only for
+/// what the event carries, never for what a dependency answered.
+///
+/// **The rule.** Only an event's own content may dead-letter it: not JSON, failing
+/// validation, unknown type, too large, a timestamp that cannot be right, a value the
+/// store refuses as data. A failure of anything Herald talks to (Redis, PostgreSQL, the
+/// broker, including the broker refusing the dead letter itself) is an outage, whatever
+/// the error says: the partition waits with backoff for as long as it takes, visibly
+/// (metric, log, `herald lag`), and never skips. A revocation dead-lettered because Redis
+/// answered `-ERR` would leave a revoked token valid.
+public struct EventContentError: Error, Sendable, CustomStringConvertible {
+    /// Why the event's content cannot be applied; safe to log and to put in a dead letter.
+    public let reason: String
+
+    public init(_ reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
 /// Carries out the effects of a batch of accepted events. Must be idempotent: after a
-/// crash the same batch is applied again. Throws a `ClassifiedError`; anything else is
-/// treated as transient.
+/// crash the same batch is applied again. Throws `EventContentError` when an event's own
+/// content cannot be applied (it is then isolated and dead-lettered); any other error is an
+/// outage, retried for as long as it lasts.
 public protocol EffectApplier: Sendable {
-    func apply(_ events: [AcceptedEvent]) async throws
+    /// Returns the ids of events that were already applied before (redeliveries recorded in
+    /// the inbox): acknowledged, not applied again.
+    func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID>
 }
 
 /// The forward-only timestamps the API compares token issue times against.
@@ -83,7 +113,7 @@ public struct InboxEffectApplier: EffectApplier {
         self.mailQueued = mailQueued
     }
 
-    public func apply(_ events: [AcceptedEvent]) async throws {
+    public func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         try await revocations.apply(events)
         let recorded = try await inbox.record(events, consumerGroup: consumerGroup)
         if let mailQueued, !recorded.isEmpty,
@@ -93,5 +123,6 @@ public struct InboxEffectApplier: EffectApplier {
         {
             mailQueued.ring()
         }
+        return Set(events.lazy.map(\.metadata.id).filter { !recorded.contains($0) })
     }
 }

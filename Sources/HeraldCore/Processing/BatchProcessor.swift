@@ -1,10 +1,15 @@
 import Logging
 
 /// Processes the records of one partition, a batch at a time, until every record's outcome
-/// is final: its effects applied, or the record dead-lettered. Transient failures are
-/// retried with backoff for as long as it takes (the caller pauses the partition meanwhile);
-/// the only way out without a final outcome is cancellation, after which nothing of the
-/// batch may be committed.
+/// is final: its effects applied, or the record dead-lettered.
+///
+/// Only an event's own content may dead-letter it (see `EventContentError`): a record the
+/// dispatcher rejects, or an event an adapter refuses with `EventContentError`. Every other
+/// failure, whatever a dependency answered and including the broker refusing the dead letter
+/// itself, is an outage: the batch is retried with backoff for as long as it takes (the
+/// caller pauses the partition meanwhile), each round reported to the observer with its
+/// `StallReason` and logged. The only way out without a final outcome is cancellation, after
+/// which nothing of the batch may be committed.
 public struct BatchProcessor: Sendable {
     public let dispatcher: EventDispatcher
     public let applier: any EffectApplier
@@ -56,15 +61,15 @@ public struct BatchProcessor: Sendable {
         defer { retry.end(observer) }
 
         if !accepted.isEmpty {
-            let rejected = try await applyAll(accepted, retry: &retry)
-            for (event, rejection, attempts) in rejected {
+            let outcome = try await applyAll(accepted, retry: &retry)
+            for (event, rejection, attempts) in outcome.rejected {
                 guard let message = messages.first(where: { $0.offset == event.metadata.offset }) else { continue }
                 letters.append(
                     DeadLetter(
                         original: message, rejection: rejection, attempts: attempts, consumerGroup: consumerGroup, metadata: event.metadata)
                 )
             }
-            record(accepted, excluding: Set(rejected.map { $0.0.metadata.offset }))
+            record(accepted, excluding: Set(outcome.rejected.map { $0.0.metadata.offset }), duplicates: outcome.duplicates)
         }
         if !letters.isEmpty {
             for letter in letters {
@@ -72,7 +77,7 @@ public struct BatchProcessor: Sendable {
                     "event dead-lettered",
                     metadata: letterMetadata(letter))
             }
-            try await attempt("publish dead letters", retry: &retry) {
+            try await attempt("publish dead letters", publishingDeadLetters: true, retry: &retry) {
                 try await deadLetters.publish(letters)
             }
             for letter in letters {
@@ -81,50 +86,74 @@ public struct BatchProcessor: Sendable {
         }
     }
 
-    private func record(_ accepted: [AcceptedEvent], excluding: Set<Int64>) {
+    private func record(_ accepted: [AcceptedEvent], excluding: Set<Int64>, duplicates: Set<EventID>) {
         for event in accepted where !excluding.contains(event.metadata.offset) {
-            observer.recorded(event.effects.isEmpty ? .ignored : .applied, topic: event.metadata.topic, type: event.metadata.type, count: 1)
+            let outcome: EventOutcome
+            if event.effects.isEmpty {
+                outcome = .ignored
+            } else if duplicates.contains(event.metadata.id) {
+                outcome = .duplicate
+                logger.debug(
+                    "event already processed; acknowledged without applying it again",
+                    metadata: [
+                        "event_id": "\(event.metadata.id)", "event_type": "\(event.metadata.type)", "topic": "\(event.metadata.topic)",
+                        "partition": "\(event.metadata.partition)", "offset": "\(event.metadata.offset)",
+                    ])
+            } else {
+                outcome = .applied
+            }
+            observer.recorded(outcome, topic: event.metadata.topic, type: event.metadata.type, count: 1)
         }
     }
 
-    /// Applies the effects of `events`; returns the events that a permanent failure rejected.
-    private func applyAll(
-        _ events: [AcceptedEvent], retry: inout RetryState
-    ) async throws -> [(AcceptedEvent, Rejection, Int)] {
+    /// What applying a batch's effects came to.
+    private struct Applied {
+        /// Events whose own content could not be applied, with their rejection and attempts.
+        var rejected: [(AcceptedEvent, Rejection, Int)] = []
+        /// Events applied before (redeliveries): acknowledged, not applied again.
+        var duplicates: Set<EventID> = []
+    }
+
+    /// Applies the effects of `events`, isolating the events whose own content fails.
+    private func applyAll(_ events: [AcceptedEvent], retry: inout RetryState) async throws -> Applied {
         let withEffects = events.filter { !$0.effects.isEmpty }
-        if withEffects.isEmpty { return [] }
+        if withEffects.isEmpty { return Applied() }
         let clock = ContinuousClock()
         let started = clock.now
+        var result = Applied()
         do {
             try await attempt("apply effects", retry: &retry) {
-                try await applier.apply(withEffects)
+                result.duplicates = try await applier.apply(withEffects)
             }
             observer.applied(batchSize: withEffects.count, duration: clock.now - started)
-            return []
-        } catch let failure as PermanentFailure {
+            return result
+        } catch let failure as ContentFailure {
             guard withEffects.count > 1 else {
-                return [(withEffects[0], Rejection(.handlerRejected, failure.message), failure.attempts)]
+                result.rejected = [(withEffects[0], Rejection(.handlerRejected, failure.message), failure.attempts)]
+                return result
             }
-            // Isolate the event that cannot be applied; the others go through.
-            logger.notice("a batch failed permanently; applying its events one by one", metadata: ["error": "\(failure.message)"])
-            var rejected: [(AcceptedEvent, Rejection, Int)] = []
+            // Isolate the event whose content cannot be applied; the others go through.
+            logger.notice(
+                "an event of the batch cannot be applied; applying its events one by one", metadata: ["error": "\(failure.message)"])
             for event in withEffects {
                 do {
                     try await attempt("apply effects", retry: &retry) {
-                        try await applier.apply([event])
+                        result.duplicates.formUnion(try await applier.apply([event]))
                     }
-                } catch let single as PermanentFailure {
+                } catch let single as ContentFailure {
                     // Tried in the failed batch, then alone.
-                    rejected.append((event, Rejection(.handlerRejected, single.message), failure.attempts + single.attempts))
+                    result.rejected.append((event, Rejection(.handlerRejected, single.message), failure.attempts + single.attempts))
                 }
             }
-            return rejected
+            return result
         }
     }
 
-    struct PermanentFailure: Error {
+    /// An event's own content failed (`EventContentError`): the only failure that ends
+    /// `attempt` other than cancellation.
+    struct ContentFailure: Error {
         let message: String
-        /// How many times the operation was tried, the permanent failure included.
+        /// How many times the operation was tried, the failure included.
         let attempts: Int
     }
 
@@ -144,10 +173,11 @@ public struct BatchProcessor: Sendable {
         }
     }
 
-    /// Runs `operation` until it succeeds, sleeping with backoff between transient failures.
-    /// A permanent failure is rethrown as `PermanentFailure`.
+    /// Runs `operation` until it succeeds. An `EventContentError` is rethrown as
+    /// `ContentFailure`; cancellation ends it; every other failure is an outage of a
+    /// dependency: the partition waits with backoff and tries again, for as long as it takes.
     private func attempt(
-        _ what: String, retry: inout RetryState, _ operation: () async throws -> Void
+        _ what: String, publishingDeadLetters: Bool = false, retry: inout RetryState, _ operation: () async throws -> Void
     ) async throws {
         var attempt = 0
         while true {
@@ -156,30 +186,39 @@ public struct BatchProcessor: Sendable {
                 try await operation()
                 retry.end(observer)
                 return
-            } catch let error as ClassifiedError where !error.isTransient {
+            } catch let error as EventContentError {
                 retry.end(observer)
-                throw PermanentFailure(message: String(describing: error), attempts: attempt + 1)
+                throw ContentFailure(message: error.reason, attempts: attempt + 1)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
                 attempt += 1
                 retry.attempts += 1
                 let delay = backoff.delay(attempt: attempt)
+                let reason = StallReason.classify(error, publishingDeadLetters: publishingDeadLetters)
                 if !retry.active {
                     retry.active = true
                     retry.changed(true)
                 }
-                observer.retrying(topic: retry.topic, partition: retry.partition, attempt: attempt, delay: delay, error: error)
-                logger.warning(
-                    "transient failure; partition waits and retries",
+                observer.retrying(
+                    topic: retry.topic, partition: retry.partition, attempt: attempt, delay: delay, reason: reason, error: error)
+                // A refusal needs an operator from the first round; an unreachable dependency
+                // becomes an error once it has lasted a few rounds (seconds with the defaults).
+                logger.log(
+                    level: reason.needsOperator || attempt >= Self.roundsBeforeError ? .error : .warning,
+                    "partition stalled: a dependency failed; it waits and retries, skipping nothing",
                     metadata: [
                         "operation": "\(what)", "topic": "\(retry.topic)", "partition": "\(retry.partition)",
-                        "attempt": "\(attempt)", "retry_in_ms": "\(Int(delay.seconds * 1000))", "error": "\(error)",
+                        "reason": "\(reason.rawValue)", "attempt": "\(attempt)", "retry_in_ms": "\(Int(delay.seconds * 1000))",
+                        "error": "\(error)",
                     ])
                 try await sleep(delay)
             }
         }
     }
+
+    /// Retry rounds logged as warnings before an unreachable dependency is logged as an error.
+    static let roundsBeforeError = 5
 
     private func letterMetadata(_ letter: DeadLetter) -> Logger.Metadata {
         var m: Logger.Metadata = [

@@ -7,10 +7,13 @@ public struct RevocationEffectApplier: EffectApplier {
         self.store = store
     }
 
-    public func apply(_ events: [AcceptedEvent]) async throws {
+    /// Revocations are idempotent (forward-only), so nothing is ever a duplicate here.
+    @discardableResult
+    public func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         let marks = Self.marks(for: events)
-        if marks.isEmpty { return }
+        if marks.isEmpty { return [] }
         try await store.advance(marks)
+        return []
     }
 
     public static func marks(for events: [AcceptedEvent]) -> [RevocationMark] {

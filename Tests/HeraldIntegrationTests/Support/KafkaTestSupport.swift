@@ -92,7 +92,7 @@ final class RecordingApplier: EffectApplier {
         state.withLock { $0.failuresLeft = count }
     }
 
-    func apply(_ events: [AcceptedEvent]) async throws {
+    func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         try state.withLock { s in
             s.calls += 1
             if s.failuresLeft > 0 {
@@ -101,6 +101,7 @@ final class RecordingApplier: EffectApplier {
             }
             s.applied.append(contentsOf: events.map(\.metadata))
         }
+        return []
     }
 
     var applied: [EventMetadata] { state.withLock { $0.applied } }
