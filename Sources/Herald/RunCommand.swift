@@ -134,6 +134,11 @@ struct RunCommand: AsyncParsableCommand {
         services.append(.init(service: CloseOnShutdownService(name: "postgres") { database.close() }))
         services.append(.init(service: InboxPruner(inbox: inbox, retention: config.database.inboxRetention, logger: logger)))
         services.append(.init(service: CloseOnShutdownService(name: "redis") { redis.close() }))
+        // Stops after the producer closed; ends Herald (exit 1) if the producer fails for good.
+        services.append(
+            .init(
+                service: ProducerWatchdog(producer: producer, logger: logger), successTerminationBehavior: .ignore,
+                failureTerminationBehavior: .gracefullyShutdownGroup))
         services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
         if let mail {
             let (courier, transport) = mail.makeCourier(
@@ -180,6 +185,28 @@ struct ConsumerService: Service {
             try await consumer.run()
         } onGracefulShutdown: {
             consumer.triggerShutdown()
+        }
+    }
+}
+
+/// Watches the producer that publishes dead letters and outbox rows. librdkafka's fatal
+/// errors (an idempotence guarantee broken) mean it can never send again: rather than keep a
+/// dead producer, which would stall every partition with a dead letter to publish, Herald
+/// shuts down gracefully and exits non-zero so that its supervisor starts a fresh one.
+struct ProducerWatchdog: Service {
+    let producer: KafkaProducer
+    let logger: Logger
+
+    struct ProducerFailed: Error, CustomStringConvertible {
+        let error: KafkaError
+        var description: String { "the Kafka producer failed for good (\(error)); exiting so that a supervisor restarts Herald" }
+    }
+
+    func run() async throws {
+        // Returns nil once the producer closed without a fatal error (at shutdown).
+        if let error = await producer.waitForFatalError() {
+            logger.critical("the Kafka producer failed for good; shutting down to be restarted", metadata: ["error": "\(error)"])
+            throw ProducerFailed(error: error)
         }
     }
 }

@@ -23,18 +23,41 @@ public struct KafkaDeadLetterPublisher: DeadLetterPublisher {
         self.clock = clock
     }
 
+    /// Publishes `letters` and waits for every acknowledgement. A letter the broker refuses
+    /// as too large is sent again without its value (`herald.value.omitted` says how large it
+    /// was), and only that letter: the original stays in its topic until retention removes
+    /// it. A letter still refused (its key or headers alone are too large), or any other
+    /// failure, is thrown as `DeadLetterPublishFailure` naming the letters not published: the
+    /// batch processor then waits and retries them, and never skips them.
     public func publish(_ letters: [DeadLetter]) async throws {
         let now = clock()
-        do {
-            try await producer.send(letters.map { record(for: $0, at: now, omitValue: false) })
-        } catch let error as KafkaError where error.isMessageTooLarge {
-            // The broker refuses records this large. The provenance headers still name the
-            // original record, which stays in its topic until retention removes it.
-            logger.error(
-                "dead letter too large for the broker; publishing it without its value",
-                metadata: ["error": "\(error)"])
-            try await producer.send(letters.map { record(for: $0, at: now, omitValue: true) })
+        let errors = try await producer.deliver(letters.map { record(for: $0, at: now, omitValue: false) })
+        var failed: [(index: Int, error: KafkaError)] = []
+        var tooLarge: [Int] = []
+        for (index, error) in errors.enumerated() {
+            guard let error else { continue }
+            if error.isMessageTooLarge && letters[index].original.value != nil {
+                tooLarge.append(index)
+            } else {
+                failed.append((index, error))
+            }
         }
+        if !tooLarge.isEmpty {
+            for index in tooLarge {
+                logger.error(
+                    "dead letter too large for the broker; publishing it without its value",
+                    metadata: [
+                        "topic": "\(letters[index].original.topic)", "partition": "\(letters[index].original.partition)",
+                        "offset": "\(letters[index].original.offset)", "value_bytes": "\(letters[index].original.value?.count ?? 0)",
+                    ])
+            }
+            let stripped = try await producer.deliver(tooLarge.map { record(for: letters[$0], at: now, omitValue: true) })
+            for (index, error) in zip(tooLarge, stripped) {
+                if let error { failed.append((index, error)) }
+            }
+        }
+        guard let first = failed.min(by: { $0.index < $1.index }) else { return }
+        throw DeadLetterPublishFailure(unpublished: failed.map(\.index).sorted(), error: first.error)
     }
 
     func record(for letter: DeadLetter, at now: EventTime, omitValue: Bool) -> OutboundRecord {

@@ -44,6 +44,10 @@ public final class KafkaEventConsumer: Sendable {
     private let cooperative: Bool
     /// Signalled by librdkafka when a queue becomes non-empty, and by workers that drained.
     private let wakeup = DispatchSemaphore(value: 0)
+    /// True while the handle may be called from a worker (`rd_kafka_offsets_store`). Set to
+    /// false, under this lock, before the handle is destroyed: a straggler batch that
+    /// finishes after the drain stores nothing instead of calling into a destroyed handle.
+    private let handleOpen = Mutex<Bool>(true)
 
     private struct PollLoopState {
         var workers: [Partition: PartitionWorker] = [:]
@@ -143,6 +147,8 @@ public final class KafkaEventConsumer: Sendable {
             defer { s.continuation = nil }
             return s.continuation
         }
+        // No worker may reach the handle from here on (see `storeOffset`).
+        handleOpen.withLock { $0 = false }
         rd_kafka_destroy(handle)
         if let failure { continuation?.resume(throwing: failure) } else { continuation?.resume() }
     }
@@ -365,18 +371,29 @@ public final class KafkaEventConsumer: Sendable {
             logger.warning(
                 "partition did not finish in time; abandoning its in-flight records",
                 metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)", "retrying": "\(w.isRetrying)"])
+            // From now on the worker stores no offset, even if its batch still completes.
             w.cancel()
         }
         // Cancelled work ends at its next suspension point; a dependency call in progress is
-        // bounded by its own timeout.
-        let hardDeadline = DispatchTime.now() + .seconds(30)
+        // bounded by its own timeout. A worker still running after this wait can no longer
+        // reach the handle: it was cancelled, and `handleOpen` guards the handle itself.
+        let hardDeadline = DispatchTime.now() + .milliseconds(Int(timeout.seconds * 1000))
         for w in stragglers where w.finished.wait(timeout: hardDeadline) == .timedOut {
             logger.error(
-                "partition work did not stop after cancellation", metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)"])
+                "partition work did not stop after cancellation; its records are not committed",
+                metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)"])
         }
     }
 
     private func storeOffset(_ partition: Partition, _ next: Int64) {
+        handleOpen.withLock { open in
+            // After shutdown the handle is gone: the batch is redelivered to the next consumer.
+            guard open else { return }
+            storeOffsetOnOpenHandle(partition, next)
+        }
+    }
+
+    private func storeOffsetOnOpenHandle(_ partition: Partition, _ next: Int64) {
         let list = RDKafkaPartitionList([(partition.topic, partition.partition, next)])
         // rd_kafka_offsets_store only records the offset in memory: safe from any thread.
         let err = rd_kafka_offsets_store(handle, list.pointer)

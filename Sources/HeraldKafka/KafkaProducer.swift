@@ -16,6 +16,15 @@ public final class KafkaProducer: Sendable {
     private let pollThreadDone = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let pollThreadFinished = Atomic<Bool>(false)
     private let flushTimeout: Duration
+    /// The fatal error librdkafka raised (an idempotence guarantee broken), once it did, and
+    /// whoever waits for one.
+    private let fatal = Mutex<FatalState>(FatalState())
+
+    private struct FatalState {
+        var error: KafkaError?
+        var ended = false
+        var waiters: [CheckedContinuation<KafkaError?, Never>] = []
+    }
 
     /// - Parameters:
     ///   - bootstrapServers: `host:port[,host:port]`.
@@ -59,16 +68,22 @@ public final class KafkaProducer: Sendable {
 
     /// Produces `records` and waits until the broker acknowledged or refused each one.
     /// - Returns: one entry per record, in order: nil when acknowledged, else its delivery
-    ///   error (a record that could not be enqueued, and every record after it, gets the
-    ///   enqueue error).
+    ///   error. A record refused before it was enqueued for what it is (too large) gets that
+    ///   error alone; any other enqueue failure (a fatal producer, a queue that stayed full)
+    ///   is given to that record and every record after it.
     /// - Throws: `KafkaError` when the producer is closed.
     public func deliver(_ records: [OutboundRecord]) async throws -> [KafkaError?] {
         if records.isEmpty { return [] }
         guard !closing.load(ordering: .acquiring) else { throw KafkaError.client("producer is closed") }
+        if let fatal = fatalError { return Array(repeating: fatal, count: records.count) }
         let batch = DeliveryBatch(count: records.count)
         for (index, record) in records.enumerated() {
             if let error = await enqueue(record, ticket: DeliveryTicket(batch: batch, index: index)) {
                 // Records not enqueued will never get a report: account for them here.
+                if error.isMessageTooLarge {
+                    batch.fail(index, error)
+                    continue
+                }
                 batch.fail(from: index, error)
                 break
             }
@@ -141,11 +156,51 @@ public final class KafkaProducer: Sendable {
         ticket.batch.report(ticket.index, err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(code: err))
     }
 
+    /// The fatal error the producer hit, if any: it can never send again and must be replaced
+    /// (Herald exits so that its supervisor restarts it).
+    public var fatalError: KafkaError? { fatal.withLock { $0.error } }
+
+    /// Returns the producer's fatal error as soon as it has one, or nil once it is closed
+    /// without one.
+    public func waitForFatalError() async -> KafkaError? {
+        await withCheckedContinuation { (c: CheckedContinuation<KafkaError?, Never>) in
+            let now = fatal.withLock { s -> KafkaError?? in
+                if s.error != nil || s.ended { return .some(s.error) }
+                s.waiters.append(c)
+                return .none
+            }
+            if let now { c.resume(returning: now) }
+        }
+    }
+
+    /// Records a fatal error librdkafka raised, once, and tells the waiters.
+    private func checkFatalError() {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let code = rd_kafka_fatal_error(handle, &errstr, errstr.count)
+        guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let error = KafkaError(code: code, message: cString(errstr), fatal: true)
+        let waiters = fatal.withLock { s -> [CheckedContinuation<KafkaError?, Never>]? in
+            guard s.error == nil else { return nil }
+            s.error = error
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        guard let waiters else { return }
+        logger.critical("the Kafka producer hit a fatal error and cannot send again", metadata: ["error": "\(error)"])
+        for waiter in waiters { waiter.resume(returning: error) }
+    }
+
+    /// Makes librdkafka raise a fatal error, as a broken idempotence guarantee would (tests).
+    func simulateFatalError(_ reason: String) {
+        _ = rd_kafka_test_fatal_error(handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason)
+    }
+
     private func startPollThread() {
         let thread = Thread { [self] in
             // rd_kafka_poll blocks up to 100 ms: it runs here, never on the cooperative pool.
             while !closing.load(ordering: .acquiring) {
                 rd_kafka_poll(handle, 100)
+                if fatal.withLock({ $0.error == nil }) { checkFatalError() }
             }
             // rd_kafka_flush blocks until every record is delivered or the timeout passes.
             let ms = Int32(clamping: Int64(flushTimeout.seconds * 1000))
@@ -158,6 +213,12 @@ public final class KafkaProducer: Sendable {
             // rd_kafka_destroy joins librdkafka's threads: none of them may outlive the context
             // its log and delivery callbacks use, which goes when this object does.
             rd_kafka_destroy(handle)
+            let waiters = fatal.withLock { s -> [CheckedContinuation<KafkaError?, Never>] in
+                s.ended = true
+                defer { s.waiters = [] }
+                return s.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: nil) }
             pollThreadFinished.store(true, ordering: .releasing)
             pollThreadDone.withLock {
                 $0?.resume(); $0 = nil
@@ -209,6 +270,14 @@ private final class DeliveryBatch: Sendable {
         finish { s in
             s.remaining -= 1
             if let error { s.errors[index] = error }
+        }
+    }
+
+    /// Records `error` for the record at `index` only.
+    func fail(_ index: Int, _ error: KafkaError) {
+        finish { s in
+            s.remaining -= 1
+            s.errors[index] = error
         }
     }
 

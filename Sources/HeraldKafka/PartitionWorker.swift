@@ -16,6 +16,8 @@ final class PartitionWorker: Sendable {
         var waiter: CheckedContinuation<[InboundMessage]?, Never>?
         var closed = false
         var retrying = false
+        /// Set by `cancel()`: the batch in flight may still complete, but stores no offset.
+        var abandoned = false
         var task: Task<Void, Never>?
     }
 
@@ -50,6 +52,14 @@ final class PartitionWorker: Sendable {
                             "topic": "\(topic)", "partition": "\(partition)", "first_offset": "\(batch.first!.offset)",
                             "count": "\(batch.count)",
                         ])
+                    return
+                }
+                // An abandoned worker's partition was revoked (or the consumer stopped): its
+                // offsets are no longer its to store.
+                if state.withLock({ $0.abandoned }) {
+                    logger.notice(
+                        "a batch finished after its partition was abandoned; its offset is not stored and it will be redelivered",
+                        metadata: ["topic": "\(topic)", "partition": "\(partition)", "first_offset": "\(batch[0].offset)"])
                     return
                 }
                 storeOffset(batch[batch.count - 1].offset + 1)
@@ -116,7 +126,10 @@ final class PartitionWorker: Sendable {
 
     /// Cancels the task: a batch waiting on a retry is abandoned and not committed.
     func cancel() {
-        state.withLock { $0.task }?.cancel()
+        state.withLock { s in
+            s.abandoned = true
+            return s.task
+        }?.cancel()
     }
 
     /// Records delivered and not yet taken by the task.

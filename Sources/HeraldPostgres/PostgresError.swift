@@ -112,17 +112,39 @@ public struct PostgresError: ClassifiedError, CustomStringConvertible, CustomDeb
         }
     }
 
-    /// Whether a server error with this SQLSTATE may succeed when tried again: connection
-    /// exceptions (08), serialization failure (40001), deadlock (40P01), shutdown and
-    /// start-up (57P01, 57P02, 57P03), insufficient resources (53), lock not available
-    /// (55P03) and query canceled, which is how a statement timeout ends (57014).
-    /// Everything else, including data (22), constraint (23) and syntax or undefined-object
-    /// (42) errors, is permanent.
+    /// Whether a server error with this SQLSTATE may succeed when tried again, because it
+    /// describes a state of the server that ends (a restart, a failover, an operator's fix),
+    /// not the statement:
+    /// - connection exceptions (08), insufficient resources (53), serialization failure
+    ///   (40001), deadlock (40P01), lock not available (55P03), object in use (55006), query
+    ///   canceled, which is how a statement timeout ends (57014), shutdown, start-up and
+    ///   dropped database (57P01…57P05);
+    /// - a read-only transaction (25006: the connection landed on a standby during a
+    ///   failover; the connection is replaced), any other invalid transaction state (25);
+    /// - permission revoked (42501), a table or schema missing mid-migration (42P01, 3F000),
+    ///   the database missing (3D000), system errors (58), configuration file errors (F0),
+    ///   internal errors (XX), snapshot too old (72000).
+    ///
+    /// Everything else is permanent: data (22) and integrity (23) errors, which the same
+    /// values raise again, and syntax or other statement errors (42…), which are bugs.
+    /// Permanent never means an event is dead-lettered: only `isCausedByValues` errors of
+    /// statements carrying an event's values may (see `EventContentError`).
     public static func isTransient(sqlState: String) -> Bool {
         switch sqlState {
-        case "40001", "40P01", "57P01", "57P02", "57P03", "55P03", "57014": true
-        default: sqlState.hasPrefix("08") || sqlState.hasPrefix("53")
+        case "40001", "40P01", "55P03", "55006", "57014", "42501", "42P01", "3F000", "3D000", "72000": return true
+        default:
+            let transientClasses = ["08", "53", "25", "58", "F0", "XX"]
+            return transientClasses.contains { sqlState.hasPrefix($0) } || sqlState.hasPrefix("57P")
         }
+    }
+
+    /// True for errors that the values a statement carried caused: data exceptions (class 22:
+    /// a value PostgreSQL cannot store, such as a NUL byte or an out-of-range time) and the
+    /// integrity errors a value alone causes (a NOT NULL or CHECK rule, 23502 and 23514).
+    /// Unique and foreign-key violations (23505, 23503) depend on other rows, so they are not.
+    public var isCausedByValues: Bool {
+        guard let sqlState else { return false }
+        return sqlState.hasPrefix("22") || sqlState == "23502" || sqlState == "23514"
     }
 }
 

@@ -29,7 +29,8 @@ public struct PostgresEventInbox: EventInbox {
         let schema = self.schema
         let rateLimits = self.rateLimits
         let channel = mailChannel
-        let inserted = try await client.transaction { connection -> Set<String> in
+        let inserted = try await Self.blamingValues(events) {
+            try await client.transaction { connection -> Set<String> in
             let result = try connection.execute(
                 """
                 INSERT INTO \(schema).processed_events (consumer_group, event_id, event_type, topic, "partition", "offset")
@@ -60,6 +61,7 @@ public struct PostgresEventInbox: EventInbox {
             // Delivered at commit to every courier LISTENing (other instances included).
             if queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
             return new
+            }
         }
         if inserted.count < events.count {
             logger.debug(
@@ -67,6 +69,20 @@ public struct PostgresEventInbox: EventInbox {
                 metadata: ["duplicates": "\(events.count - inserted.count)", "group": "\(consumerGroup)"])
         }
         return Set(events.lazy.map(\.metadata.id).filter { inserted.contains($0.rawValue) })
+    }
+
+    /// Runs `body`, whose statements carry the values of `events`. A PostgreSQL error that
+    /// those values caused (`isCausedByValues`: a data exception, a NOT NULL or CHECK rule)
+    /// becomes `EventContentError`, so the batch processor isolates and dead-letters the
+    /// event. Every other error (a standby, a revoked permission, a missing table, the server
+    /// down) is thrown as it is: an outage, during which the partition waits.
+    static func blamingValues<T>(_ events: [AcceptedEvent], _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresError where error.isCausedByValues {
+            let subject = events.count == 1 ? "event \(events[0].metadata.id)" : "one of \(events.count) events"
+            throw EventContentError("PostgreSQL refused a value of \(subject): \(error)")
+        }
     }
 
     /// `{schema}_mail`: the channel couriers LISTEN on for the queue in `schema`.
@@ -135,7 +151,8 @@ public struct PostgresEventInbox: EventInbox {
             [.text(request.userID.rawValue)])
         if stored.rows.count == 1, stored.string(0, "deleted") == "t" { return }
         guard let to = request.to?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "email")) else {
-            throw MailQueueError(
+            // The event names no address and none is known: no retry can find one.
+            throw EventContentError(
                 "no address for user \(request.userID): the event carries none and no recipient is stored (\(request.kind.rawValue) mail)")
         }
         let locale = request.locale?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "locale"))
@@ -194,11 +211,4 @@ public struct PostgresEventInbox: EventInbox {
 
 private func optional(_ value: String?) -> PostgresValue {
     value.map { .text($0) } ?? .null
-}
-
-/// A mail that can never be queued (no address): the event goes to the dead-letter topic.
-struct MailQueueError: ClassifiedError, CustomStringConvertible {
-    let description: String
-    var isTransient: Bool { false }
-    init(_ description: String) { self.description = description }
 }

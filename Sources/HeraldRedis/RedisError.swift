@@ -55,10 +55,14 @@ public struct RedisError: ClassifiedError, CustomStringConvertible, CustomDebugS
         /// The client was closed (Herald is shutting down). Transient: the work is redone by
         /// the next run.
         public static let clientClosed = Code(.clientClosed)
-        /// Redis refused the command itself (`WRONGTYPE`, `ERR` from a command or a Lua
-        /// script, `NOSCRIPT` after the fallback). Permanent.
+        /// Redis refused the command (`ERR …`, `WRONGTYPE`, `NOSCRIPT` after the fallback).
+        /// Herald validates every argument it sends, so a refusal says something about the
+        /// server, not about an event: a proxy with no upstream (`ERR upstream unavailable`),
+        /// `ERR max number of clients reached`, a key of another type written by someone else.
+        /// Transient: events wait until it is fixed, they are never dead-lettered for it.
         public static let commandFailed = Code(.commandFailed)
-        /// Redis answered with a reply of a type the caller cannot use. Permanent.
+        /// Redis answered with a reply of a type the caller cannot use. Permanent (a bug or
+        /// a server that is not Redis); the revocation store still treats it as an outage.
         public static let unexpectedReply = Code(.unexpectedReply)
         /// The caller built a command Redis cannot receive (no arguments). Permanent.
         public static let invalidCommand = Code(.invalidCommand)
@@ -68,7 +72,7 @@ public struct RedisError: ClassifiedError, CustomStringConvertible, CustomDebugS
         /// Whether an operation that failed with this code may succeed later.
         public var isTransient: Bool {
             switch backing {
-            case .commandFailed, .unexpectedReply, .invalidCommand: false
+            case .unexpectedReply, .invalidCommand: false
             default: true
             }
         }

@@ -128,11 +128,12 @@ struct InboxTests {
         _ = try await inbox.record(
             [try event(#"{"event_type":"PasswordResetRequested","event_id":"p2","user_id":"u1"}"#)], consumerGroup: "g")
         #expect(try pg.psql("SELECT count(*) FROM herald.notifications WHERE event_id = 'p2'") == "0")
-        // Unknown user, no address: a permanent failure, and nothing of the batch is kept.
-        await #expect {
+        // Unknown user, no address: the event's own content fails (it is dead-lettered), and
+        // nothing of the batch is kept.
+        await #expect(throws: EventContentError.self) {
             _ = try await inbox.record(
                 [try event(#"{"event_type":"PasswordResetRequested","event_id":"p3","user_id":"nobody"}"#)], consumerGroup: "g")
-        } throws: { ($0 as? ClassifiedError)?.isTransient == false }
+        }
         #expect(try pg.psql("SELECT count(*) FROM herald.processed_events WHERE event_id = 'p3'") == "0")
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import HeraldCore
 import HeraldKafka
+import Synchronization
 import Testing
 
 /// The consumer against librdkafka's mock cluster, in process: delivery, offsets, dead
@@ -145,6 +146,61 @@ struct KafkaPipelineTests {
         #expect(healthy.applied.map(\.id.rawValue) == (0..<5).map { "s\($0)" })
     }
 
+    @Test("a batch that outlives the drain stores no offset after the consumer is gone; it is redelivered")
+    func stragglerAfterShutdown() async throws {
+        let cluster = try TestCluster(partitions: 1)
+        // Blocks its thread, deaf to cancellation, well past the drain and the wait after it.
+        let blocking = BlockingApplier()
+        let logs = RedisLogRecorder()
+        try await cluster.send([TestCluster.roleEvent("r", id: "late-1", at: 1_700_000_000)])
+        let consumer = try TestConsumer(
+            cluster: cluster, group: "g-late", applier: blocking, drainTimeout: .milliseconds(100), logger: logs.logger)
+        try await TestCluster.eventually("the batch is being applied") { blocking.started.load(ordering: .acquiring) }
+        try await consumer.stop()  // returns with the batch still in flight; the handle is destroyed
+        try await TestCluster.eventually("the straggler finished and stored nothing") {
+            blocking.finished.load(ordering: .acquiring) && logs.transcript.contains("its offset is not stored")
+        }
+        let healthy = RecordingApplier()
+        let next = try TestConsumer(cluster: cluster, group: "g-late", applier: healthy)
+        try await TestCluster.eventually("redelivered") { healthy.applied.count >= 1 }
+        try await next.stop()
+        #expect(healthy.applied.map(\.id.rawValue) == ["late-1"])
+    }
+
+    @Test("of dead letters too large for the broker only those lose their value; a key too large is refused, not dropped")
+    func deadLetterTooLarge() async throws {
+        let cluster = try TestCluster(partitions: 1)
+        let producer = try KafkaProducer(
+            bootstrapServers: cluster.bootstrap, properties: ["message.max.bytes": "100000"], logger: TestLogging.logger("test.small"))
+        let publisher = KafkaDeadLetterPublisher(producer: producer, logger: TestLogging.logger("test.dlq"))
+        func letter(_ offset: Int64, key: Int = 1, value: Int) -> DeadLetter {
+            DeadLetter(
+                original: InboundMessage(
+                    topic: TestCluster.authTopic, partition: 0, offset: offset, key: Array(repeating: UInt8(ascii: "k"), count: key),
+                    value: Array(repeating: UInt8(ascii: "v"), count: value)),
+                rejection: Rejection(.notJSON, "test"), attempts: 1, consumerGroup: "g", metadata: nil)
+        }
+        try await publisher.publish([letter(0, value: 10), letter(1, value: 200_000), letter(2, value: 20)])
+        var published: [InboundMessage] = []
+        try await TestCluster.eventually("three dead letters") {
+            published = try await cluster.inspector().readAll(TestCluster.authTopic + ".dlq")
+            return published.count >= 3
+        }
+        let byOffset = Dictionary(uniqueKeysWithValues: published.map { ($0.header("herald.original.offset")?.stringValue ?? "", $0) })
+        #expect(byOffset["0"]?.value?.count == 10)
+        #expect(byOffset["0"]?.header("herald.value.omitted") == nil)
+        #expect(byOffset["1"]?.value == nil || byOffset["1"]?.value?.isEmpty == true)
+        #expect(byOffset["1"]?.header("herald.value.omitted")?.stringValue == "200000")
+        #expect(byOffset["2"]?.value?.count == 20, "its neighbour's size does not cost it its value")
+
+        // Even without its value the letter is too large: refused, with which letters failed.
+        let refused = await #expect(throws: DeadLetterPublishFailure.self) {
+            try await publisher.publish([letter(3, value: 5), letter(4, key: 200_000, value: 5)])
+        }
+        #expect(refused?.unpublished == [1])
+        await producer.close()
+    }
+
     @Test("backpressure: a tiny per-partition buffer still delivers everything, in order")
     func backpressure() async throws {
         let cluster = try TestCluster(partitions: 2)
@@ -190,5 +246,18 @@ struct KafkaPipelineTests {
         for (p, offset) in committed where offset > 0 {
             for o in 0..<offset { #expect(applied.contains("\(p)/\(o)"), "committed \(p)/\(offset) but \(o) not applied") }
         }
+    }
+}
+
+/// Blocks the calling thread for two seconds, ignoring cancellation, then applies nothing.
+final class BlockingApplier: EffectApplier {
+    let started = Atomic<Bool>(false)
+    let finished = Atomic<Bool>(false)
+
+    func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
+        started.store(true, ordering: .releasing)
+        usleep(2_000_000)  // blocks the thread; cancellation cannot end it
+        finished.store(true, ordering: .releasing)
+        return []
     }
 }

@@ -228,7 +228,8 @@ struct PostgresClientTests {
             }
         }
         #expect(undefined?.sqlState == "42P01")
-        #expect(undefined?.isTransient == false)
+        #expect(undefined?.isTransient == true, "a table missing mid-migration comes back")
+        #expect(undefined?.isCausedByValues == false)
 
         // Data exceptions quote the input in their message: redacted in description.
         let invalid = await PostgresTests.postgresError {
@@ -238,6 +239,8 @@ struct PostgresClientTests {
         }
         #expect(invalid?.sqlState == "22P02")
         #expect(invalid?.isTransient == false)
+        #expect(invalid?.isCausedByValues == true)
+        #expect(unique?.isCausedByValues == false, "a unique violation depends on other rows")
         #expect(invalid?.description.contains(secret) == false)
         #expect(invalid?.summary == #"invalid input syntax for type uuid: "…""#)
         #expect(invalid?.debugDescription.contains(secret) == true)
@@ -264,7 +267,11 @@ struct PostgresClientTests {
         #expect(PostgresError.isTransient(sqlState: "57P03"))
         #expect(!PostgresError.isTransient(sqlState: "23503"))
         #expect(!PostgresError.isTransient(sqlState: "22001"))
-        #expect(!PostgresError.isTransient(sqlState: "XX000"))
+        #expect(!PostgresError.isTransient(sqlState: "42601"))
+        // A failover, a revoked permission, a missing table, system and internal errors: outages.
+        for state in ["25006", "42501", "42P01", "58030", "XX000", "57P04", "3D000"] {
+            #expect(PostgresError.isTransient(sqlState: state), "\(state)")
+        }
     }
 
     @Test("serialization failures and deadlocks are transient")
@@ -292,6 +299,38 @@ struct PostgresClientTests {
         #expect(errors.count == 1)
         #expect(errors.first?.sqlState == "40P01")
         #expect(errors.first?.isTransient == true)
+    }
+
+    @Test("a read-only transaction (a standby after a failover) is transient and the connection is replaced")
+    func readOnlyReplacesConnection() async throws {
+        let pg = try await PostgresServer.start()
+        let client = PostgresTests.client(pg.url, poolSize: 1)
+        defer { client.close() }
+        try await client.withConnection { connection in
+            try connection.execute("CREATE TABLE items (id bigint)")
+        }
+        let before = try await client.withConnection { connection in
+            try connection.execute("SELECT pg_backend_pid() AS pid").int(0, "pid")
+        }
+        // This session now behaves like one on a standby.
+        try await client.withConnection { connection in
+            try connection.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        }
+        let refused = await PostgresTests.postgresError {
+            try await client.transaction { connection in
+                try connection.execute("INSERT INTO items VALUES (1)")
+            }
+        }
+        #expect(refused?.sqlState == "25006")
+        #expect(refused?.isTransient == true)
+        #expect(refused?.isCausedByValues == false)
+        // The next call gets a new session, which can write (as one on the new primary would).
+        let after = try await client.withConnection { connection in
+            try connection.execute("INSERT INTO items VALUES (2)")
+            return try connection.execute("SELECT pg_backend_pid() AS pid").int(0, "pid")
+        }
+        #expect(after != before)
+        #expect(try pg.psql("SELECT count(*) FROM items") == "1")
     }
 
     @Test("PostgreSQL stopped: calls fail transiently; restarted: the next call reconnects")

@@ -35,17 +35,18 @@ struct RedisErrorTests {
     }
 
     @Test(
-        "command and script errors are permanent",
+        "command refusals are transient: Herald's arguments are validated, so a refusal is the server's state, never an event's fault",
         arguments: [
+            "ERR upstream unavailable", "ERR max number of clients reached",
             "WRONGTYPE Operation against a key holding the wrong kind of value",
             "ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: 1234, on @user_script:1.",
             "NOSCRIPT No matching script. Please use EVAL.", "ERR value is not an integer or out of range",
             "unexpected lower-case message",
         ])
-    func permanent(message: String) {
+    func refusals(message: String) {
         let thrown = try? #require(throws: RedisError.self) { try RedisReply.error(message).throwingError() }
         #expect(thrown?.code == .commandFailed)
-        #expect(thrown?.isTransient == false)
+        #expect(thrown?.isTransient == true)
         #expect(thrown.map { !$0.description.contains(message) } == true)
     }
 

@@ -84,7 +84,23 @@ public struct DeadLetter: Sendable {
 
 /// Publishes dead letters and returns only when the broker acknowledged every one.
 public protocol DeadLetterPublisher: Sendable {
+    /// Throws `DeadLetterPublishFailure` when only some letters were acknowledged, so that a
+    /// retry sends only the others; any other error means none may have been.
     func publish(_ letters: [DeadLetter]) async throws
+}
+
+/// Some dead letters of a `publish` call were acknowledged, the others failed with `error`.
+public struct DeadLetterPublishFailure: Error, CustomStringConvertible {
+    /// Positions, in the letters given to `publish`, of those not acknowledged.
+    public let unpublished: [Int]
+    public let error: any Error
+
+    public init(unpublished: [Int], error: any Error) {
+        self.unpublished = unpublished
+        self.error = error
+    }
+
+    public var description: String { "\(unpublished.count) dead letter(s) not published: \(error)" }
 }
 
 /// Herald's own database: the inbox of processed events and the effects that live beside it.

@@ -77,8 +77,15 @@ public struct BatchProcessor: Sendable {
                     "event dead-lettered",
                     metadata: letterMetadata(letter))
             }
+            // A retry sends only the letters the broker has not acknowledged yet.
+            var unpublished = letters
             try await attempt("publish dead letters", publishingDeadLetters: true, retry: &retry) {
-                try await deadLetters.publish(letters)
+                do {
+                    try await deadLetters.publish(unpublished)
+                } catch let partial as DeadLetterPublishFailure {
+                    unpublished = partial.unpublished.map { unpublished[$0] }
+                    throw partial.error
+                }
             }
             for letter in letters {
                 observer.recorded(.deadLettered, topic: letter.original.topic, type: letter.metadata?.type, count: 1)

@@ -227,6 +227,10 @@ public final class PostgresConnection {
                 .connectionLost, summary: PostgresError.cleaned(message, redacting: secrets), sqlState: sqlState,
                 file: #fileID, line: #line)
         }
+        // A read-only transaction on a connection that was writable: it landed on a standby
+        // (a failover, or a load balancer's choice). Only a new connection can reach the new
+        // primary, so this one is dropped after the call.
+        if sqlState == "25006" { isBroken = true }
         return .server(
             sqlState: sqlState, message: message, detail: Self.field(result, .detail), hint: Self.field(result, .hint),
             constraint: Self.field(result, .constraint))

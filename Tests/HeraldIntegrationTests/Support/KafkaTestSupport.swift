@@ -117,7 +117,7 @@ struct TestConsumer {
         cluster: TestCluster, group: String, applier: any EffectApplier, ignored: Set<EventType> = [],
         backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBufferedPerPartition: Int = 1000,
         drainTimeout: Duration = .seconds(5), properties: [String: String] = [:],
-        handlers: [any EventHandler] = [RevocationHandler()]
+        handlers: [any EventHandler] = [RevocationHandler()], logger: Logger = TestLogging.logger("test.consumer")
     ) throws {
         let dispatcher = EventDispatcher(handlers: handlers, ignoredTypes: ignored)
         let processor = BatchProcessor(
@@ -131,7 +131,7 @@ struct TestConsumer {
                 bootstrapServers: cluster.bootstrap, groupID: group, topics: [TestCluster.userTopic, TestCluster.authTopic],
                 properties: props, maxBufferedPerPartition: maxBufferedPerPartition, maxBatch: 100,
                 commitInterval: .milliseconds(200), drainTimeout: drainTimeout),
-            processor: processor, logger: TestLogging.logger("test.consumer"))
+            processor: processor, logger: logger)
         let c = consumer
         task = Task { try await c.run() }
     }
