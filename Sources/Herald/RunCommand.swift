@@ -85,7 +85,7 @@ struct RunCommand: AsyncParsableCommand {
             flushTimeout: config.kafka.shutdownTimeout, logger: Logger(label: "herald.kafka.producer"))
 
         let dispatcher = EventDispatcher(
-            decoder: EnvelopeDecoder(defaultTypeByTopic: config.defaultTypeByTopic),
+            decoder: EnvelopeDecoder(defaultTypeByTopic: config.defaultTypeByTopic, maxClockSkew: config.maxClockSkew),
             handlers: StandardHandlers.handlers(mail: mail == nil ? nil : MailHandler(disabled: config.mail.disabledKinds)),
             ignoredTypes: config.acknowledgedWithoutEffect)
         let benchmark = benchStopAfter.map { BenchmarkObserver(target: $0) }

@@ -94,9 +94,27 @@ public struct EventID: Hashable, Sendable, CustomStringConvertible {
         self.rawValue = rawValue
     }
 
-    /// The id of an event whose producer gave none: stable across redeliveries.
-    public init(topic: String, partition: Int32, offset: Int64) {
-        self.rawValue = "\(topic)/\(partition)/\(offset)"
+    /// The id of an event whose producer gave none: `{topic}/{partition}/{offset}@{timestamp}#{hash}`,
+    /// where the timestamp is the record's (milliseconds since the epoch, 0 when it has none)
+    /// and the hash is 64-bit FNV-1a over its key and value, in hex.
+    ///
+    /// Stable across redeliveries of the record, and different for a record that merely
+    /// lands on the same coordinates: offsets start again at 0 when a topic is deleted and
+    /// recreated, or an in-memory broker restarts, and the coordinates alone would make new
+    /// events look like the old ones the inbox already holds.
+    public init(derivedFrom message: InboundMessage) {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ byte: UInt8) {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        for byte in message.key ?? [] { mix(byte) }
+        mix(0xFF)  // never a UTF-8 byte: separates key from value
+        for byte in message.value ?? [] { mix(byte) }
+        let hex = String(hash, radix: 16)
+        self.rawValue =
+            "\(message.topic)/\(message.partition)/\(message.offset)@\(message.timestamp ?? 0)#"
+            + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     public var description: String { rawValue }

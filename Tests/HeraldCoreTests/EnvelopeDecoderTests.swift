@@ -115,13 +115,52 @@ struct EnvelopeDecoderTests {
         #expect(try decode(inbound(#"{"type":"T","event_id":-3}"#)).id.rawValue == "-3")
     }
 
-    @Test("without an id, the id is derived from topic, partition and offset")
+    @Test("without an id, the id is derived from the record's coordinates, timestamp, key and value")
     func derivedID() throws {
-        let message = inbound(#"{"type":"T"}"#, topic: "user_service_topic", partition: 3, offset: 18_446)
-        #expect(try decode(message).id.rawValue == "user_service_topic/3/18446")
-        #expect(EventID(topic: "t", partition: 0, offset: 0).rawValue == "t/0/0")
+        var message = inbound(#"{"type":"T"}"#, topic: "user_service_topic", partition: 3, offset: 18_446)
+        message.timestamp = 1_764_000_000_123
+        let id = try decode(message).id.rawValue
+        #expect(id.hasPrefix("user_service_topic/3/18446@1764000000123#"))
+        #expect(id.count == "user_service_topic/3/18446@1764000000123#".count + 16)
         // Stable: a redelivery of the same record gets the same id.
         #expect(try decode(message).id == decode(message).id)
+        // A recreated topic (or a restarted in-memory broker) reuses offsets: a different record
+        // at the same coordinates is a different event.
+        var later = message
+        later.timestamp = 1_764_000_999_000
+        #expect(try decode(later).id != decode(message).id)
+        var otherContent = message
+        otherContent.value = Array(#"{"type":"T","user_id":"2"}"#.utf8)
+        #expect(try decode(otherContent).id != decode(message).id)
+        var otherKey = message
+        otherKey.key = Array("k2".utf8)
+        #expect(try decode(otherKey).id != decode(message).id)
+    }
+
+    @Test("an event time further ahead than the allowed skew is invalid content; within it, accepted")
+    func futureTime() throws {
+        // fixedClock is 2030-01-01T00:00:00Z.
+        let soon = try decode(inbound(#"{"type":"T","occurred_at":"2030-01-01T00:04:59Z"}"#))
+        #expect(soon.occurredAt == EventTime(millisecondsSinceEpoch: fixedClockTime.millisecondsSinceEpoch + 299_000))
+        for body in [
+            #"{"type":"T","occurred_at":"5100-01-01T00:00:00Z"}"#, #"{"type":"T","event_timestamp":99999999999}"#,
+            #"{"type":"T","created_at":"2030-01-01T00:05:01Z"}"#,
+        ] {
+            #expect(throws: Rejection.self, "\(body)") { try decode(inbound(body)) }
+            do {
+                _ = try decode(inbound(body))
+            } catch {
+                #expect(error.errorClass == .invalidEnvelope)
+                #expect(error.message.contains("ahead of Herald's clock"))
+                #expect(error.message.contains("HERALD_MAX_CLOCK_SKEW"))
+            }
+        }
+        // The record's own timestamp, when the body has none, is held to the same rule.
+        var stamped = inbound(#"{"type":"T"}"#)
+        stamped.timestamp = fixedClockTime.millisecondsSinceEpoch + 3_600_000
+        #expect(throws: Rejection.self) { try decode(stamped) }
+        let lenient = EnvelopeDecoder(maxClockSkew: .seconds(7200), clock: fixedClock)
+        #expect(try lenient.decode(stamped).metadata.occurredAt.millisecondsSinceEpoch == stamped.timestamp)
     }
 
     @Test(

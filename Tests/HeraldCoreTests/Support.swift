@@ -15,7 +15,8 @@ func inbound(
 }
 
 /// A fixed clock, so that the time fallback is observable.
-let fixedClockTime = EventTime(millisecondsSinceEpoch: 1_700_000_000_000)
+// 2030-01-01T00:00:00Z: after every time the tests' events carry (none is in the future).
+let fixedClockTime = EventTime(millisecondsSinceEpoch: 1_893_456_000_000)
 let fixedClock: @Sendable () -> EventTime = { fixedClockTime }
 
 /// `2024-05-01T12:00:00Z`, the time most examples use.

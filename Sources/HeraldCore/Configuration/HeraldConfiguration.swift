@@ -74,6 +74,10 @@ public struct HeraldConfiguration: Sendable {
     public var operations = OperationsConfiguration()
     /// Per-topic default event type for producers that send no type.
     public var defaultTypeByTopic: [String: EventType] = [:]
+    /// How far ahead of Herald's clock an event's time may be (`HERALD_MAX_CLOCK_SKEW`); a later
+    /// time is invalid content: revocation times only move forward, so one event dated years
+    /// ahead would revoke a role or user for the whole TTL.
+    public var maxClockSkew: Duration = .seconds(300)
     /// Types acknowledged without effect (after validation when Herald knows them)
     /// (`HERALD_IGNORED_EVENT_TYPES`). With mail off, the mail-only events are added.
     public var ignoredTypes: Set<EventType> = []
@@ -208,6 +212,7 @@ public struct HeraldConfiguration: Sendable {
         }
 
         // Events
+        c.maxClockSkew = try reader.duration("HERALD_MAX_CLOCK_SKEW") ?? c.maxClockSkew
         if let list = try reader.string("HERALD_DEFAULT_EVENT_TYPES") {
             for pair in list.split(separator: ",") {
                 let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }

@@ -54,18 +54,24 @@ public struct Rejection: Error, Hashable, Sendable, CustomStringConvertible {
 /// Resolves type, id and time as PRODUCT.md specifies:
 /// - type: header `ce_type`, header `event_type`, field `event_type`, field `type`, then
 ///   the topic's configured default type;
-/// - id: header `ce_id`, field `event_id`, field `id`, else `topic/partition/offset`;
+/// - id: header `ce_id`, field `event_id`, field `id`, else derived from the record
+///   (`EventID(derivedFrom:)`: its coordinates, timestamp and a hash of key and value);
 /// - time: field `occurred_at` (RFC 3339), `event_timestamp` (epoch seconds), `created_at`
-///   (RFC 3339), else the record's timestamp, else the time it was decoded.
+///   (RFC 3339), else the record's timestamp, else the time it was decoded. A time more
+///   than `maxClockSkew` ahead of `clock` cannot be right: the record is rejected
+///   (`InvalidEnvelope`), because revocation times only move forward and a time years ahead
+///   would lock a role or user out for the whole TTL with no way back.
 public struct EnvelopeDecoder: Sendable {
     public var defaultTypeByTopic: [String: EventType]
+    public var maxClockSkew: Duration
     public var clock: @Sendable () -> EventTime
 
     public init(
-        defaultTypeByTopic: [String: EventType] = [:],
+        defaultTypeByTopic: [String: EventType] = [:], maxClockSkew: Duration = .seconds(300),
         clock: @escaping @Sendable () -> EventTime = { EventTime.now() }
     ) {
         self.defaultTypeByTopic = defaultTypeByTopic
+        self.maxClockSkew = maxClockSkew
         self.clock = clock
     }
 
@@ -83,6 +89,7 @@ public struct EnvelopeDecoder: Sendable {
             let type = try resolveType(message, body)
             let id = try resolveID(message, body)
             let time = try resolveTime(message, body)
+            try checkNotInTheFuture(time)
             return Envelope(
                 metadata: EventMetadata(
                     type: type, id: id, occurredAt: time, topic: message.topic, partition: message.partition,
@@ -125,7 +132,7 @@ public struct EnvelopeDecoder: Sendable {
                 return try envelopeValue(field) { () throws(ValidationError) in try EventID(text) }
             }
         }
-        return EventID(topic: message.topic, partition: message.partition, offset: message.offset)
+        return EventID(derivedFrom: message)
     }
 
     func resolveTime(_ message: InboundMessage, _ body: JSONObject) throws -> EventTime {
@@ -153,6 +160,32 @@ public struct EnvelopeDecoder: Sendable {
         }
         if let ms = message.timestamp, ms > 0 { return EventTime(millisecondsSinceEpoch: ms) }
         return clock()
+    }
+
+    /// Rejects a time further ahead of Herald's clock than the allowed skew.
+    func checkNotInTheFuture(_ time: EventTime) throws(Rejection) {
+        let now = clock()
+        let skewMs = Int64(maxClockSkew.components.seconds) * 1000 + maxClockSkew.components.attoseconds / 1_000_000_000_000_000
+        guard time.millisecondsSinceEpoch > now.millisecondsSinceEpoch + skewMs else { return }
+        let ahead = Duration.milliseconds(time.millisecondsSinceEpoch - now.millisecondsSinceEpoch)
+        throw Rejection(
+            .invalidEnvelope,
+            "event time \(RFC3339.format(time)) is \(Self.describe(ahead)) ahead of Herald's clock (\(RFC3339.format(now))), "
+                + "more than the allowed skew of \(Self.describe(maxClockSkew)) (HERALD_MAX_CLOCK_SKEW)")
+    }
+
+    /// `3d 4h`, `12m 5s`, `800ms`: a readable duration for messages.
+    static func describe(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms < 1000 { return "\(ms)ms" }
+        let units: [(String, Int64)] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        var rest = ms
+        var parts: [String] = []
+        for (name, size) in units where rest >= size && parts.count < 2 {
+            parts.append("\(rest / size)\(name)")
+            rest %= size
+        }
+        return parts.joined(separator: " ")
     }
 
     private func envelopeValue<T>(_ name: String, _ make: () throws(ValidationError) -> T) throws(Rejection) -> T {
