@@ -139,7 +139,7 @@ let package = Package(
             ],
             // The SMTP test server (Support/SMTPServer.swift) and the Prometheus text parser
             // (OperationsTests), run with python3 from the source tree.
-            exclude: ["Support/smtp_server.py", "Support/parse_metrics.py"]),
+            exclude: ["Support/smtp_server.py", "Support/parse_metrics.py", "Support/redis_error_server.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

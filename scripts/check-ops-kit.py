@@ -91,7 +91,7 @@ def main():
 
     expressions = [r["expr"] for g in alerts["groups"] for r in g["rules"]]
     alert_names = {r["alert"] for g in alerts["groups"] for r in g["rules"]}
-    for wanted in ["HeraldConsumerLagHigh", "HeraldPartitionStalled", "HeraldDeadLettersGrowing", "HeraldMailAbandoned", "HeraldMailQueueOld", "HeraldNotReady"]:
+    for wanted in ["HeraldConsumerLagHigh", "HeraldPartitionStalled", "HeraldPartitionWaitingOnDependency", "HeraldDeadLettersGrowing", "HeraldMailAbandoned", "HeraldMailQueueOld", "HeraldNotReady"]:
         check(wanted in alert_names, f"alert {wanted} exists")
     expressions += [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     used = sorted({m for e in expressions for m in re.findall(r"\bherald_[a-z0-9_]+", e)})

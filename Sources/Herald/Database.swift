@@ -69,7 +69,7 @@ struct InboxPruner: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let deleted = try await inbox.prune(olderThan: retention)
                 if deleted > 0 { logger.info("inbox pruned", metadata: ["rows": "\(deleted)"]) }

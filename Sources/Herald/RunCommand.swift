@@ -208,6 +208,9 @@ struct ProducerWatchdog: Service {
             logger.critical("the Kafka producer failed for good; shutting down to be restarted", metadata: ["error": "\(error)"])
             throw ProducerFailed(error: error)
         }
+        // A service that returns before its turn in a graceful shutdown cancels the group:
+        // wait for the turn, which comes right after the producer closed.
+        try? await gracefulShutdown()
     }
 }
 

@@ -128,12 +128,14 @@ public final class HeraldMetrics: Sendable {
         ]
     }
 
-    func partitionStalled(_ key: PartitionKey, reason: StallReason) -> Gauge {
+    /// `herald_partition_stalled{topic, partition, reason}`: one series per assigned partition,
+    /// `reason="none"` and 0 while it moves, the reason's class and 1 while it waits.
+    func partitionStalled(_ key: PartitionKey, reason: StallReason?) -> Gauge {
         registry.gauge(
             name: "herald_partition_stalled",
-            labels: [("topic", key.topic), ("partition", String(key.partition)), ("reason", reason.rawValue)],
+            labels: [("topic", key.topic), ("partition", String(key.partition)), ("reason", reason?.rawValue ?? "none")],
             help:
-                "1 while the partition waits on a failing dependency instead of moving on (it skips nothing), by reason; no series otherwise."
+                "1 while the partition waits on a failing dependency instead of moving on (it skips nothing), labelled with the reason; 0 with reason none otherwise."
         )
     }
 
@@ -198,7 +200,11 @@ extension HeraldMetrics: ProcessingObserver {
         let key = PartitionKey(topic: topic, partition: partition)
         // One series per stalled partition, labelled with its current reason.
         stalled.withLock { s in
-            if let previous = s[key], previous != reason { registry.unregisterGauge(partitionStalled(key, reason: previous)) }
+            let previous: StallReason?? = s[key]
+            if previous != .some(reason) {
+                // The partition's one series moves to the new reason.
+                registry.unregisterGauge(partitionStalled(key, reason: previous ?? nil))
+            }
             s[key] = reason
             partitionStalled(key, reason: reason).set(1.0)
             retryingPartitions.set(Double(s.count))
@@ -208,7 +214,10 @@ extension HeraldMetrics: ProcessingObserver {
     public func retryEnded(topic: String, partition: Int32) {
         let key = PartitionKey(topic: topic, partition: partition)
         stalled.withLock { s in
-            if let previous = s.removeValue(forKey: key) { registry.unregisterGauge(partitionStalled(key, reason: previous)) }
+            if let previous = s.removeValue(forKey: key) {
+                registry.unregisterGauge(partitionStalled(key, reason: previous))
+                partitionStalled(key, reason: nil).set(0.0)
+            }
             retryingPartitions.set(Double(s.count))
         }
     }
@@ -236,6 +245,11 @@ extension HeraldMetrics: ConsumerObserver {
         }
         for key in gone {
             for gauge in partitionGauges(key) { registry.unregisterGauge(gauge) }
+        }
+        // Every assigned partition has its stalled series; a revoked one's goes with it.
+        stalled.withLock { s in
+            for key in gone where s[key] == nil { registry.unregisterGauge(partitionStalled(key, reason: nil)) }
+            for key in now where s[key] == nil { partitionStalled(key, reason: nil).set(0.0) }
         }
         for p in partitions {
             let g = partitionGauges(PartitionKey(topic: p.topic, partition: p.partition))

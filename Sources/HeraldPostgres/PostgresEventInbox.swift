@@ -31,36 +31,36 @@ public struct PostgresEventInbox: EventInbox {
         let channel = mailChannel
         let inserted = try await Self.blamingValues(events) {
             try await client.transaction { connection -> Set<String> in
-            let result = try connection.execute(
-                """
-                INSERT INTO \(schema).processed_events (consumer_group, event_id, event_type, topic, "partition", "offset")
-                SELECT $1, e.id, e.type, e.topic, e.part, e.off
-                FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) AS e(id, type, topic, part, off)
-                ON CONFLICT (consumer_group, event_id) DO NOTHING
-                RETURNING event_id
-                """,
-                [
-                    .text(consumerGroup),
-                    .textArray(events.map { $0.metadata.id.rawValue }),
-                    .textArray(events.map { $0.metadata.type.rawValue }),
-                    .textArray(events.map { $0.metadata.topic }),
-                    .intArray(events.map { Int64($0.metadata.partition) }),
-                    .intArray(events.map { $0.metadata.offset }),
-                ])
-            let new = Set(result.rows.compactMap { $0.first ?? nil })
-            var applied: Set<String> = []
-            var queuedMail = false
-            for event in events where new.contains(event.metadata.id.rawValue) {
-                // The same id twice in one batch: the first occurrence is the one recorded.
-                guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
-                for effect in event.effects where effect.isDatabaseEffect {
-                    try Self.apply(effect, event: event.metadata, schema: schema, rateLimits: rateLimits, on: connection)
-                    if case .queueMail = effect { queuedMail = true }
+                let result = try connection.execute(
+                    """
+                    INSERT INTO \(schema).processed_events (consumer_group, event_id, event_type, topic, "partition", "offset")
+                    SELECT $1, e.id, e.type, e.topic, e.part, e.off
+                    FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) AS e(id, type, topic, part, off)
+                    ON CONFLICT (consumer_group, event_id) DO NOTHING
+                    RETURNING event_id
+                    """,
+                    [
+                        .text(consumerGroup),
+                        .textArray(events.map { $0.metadata.id.rawValue }),
+                        .textArray(events.map { $0.metadata.type.rawValue }),
+                        .textArray(events.map { $0.metadata.topic }),
+                        .intArray(events.map { Int64($0.metadata.partition) }),
+                        .intArray(events.map { $0.metadata.offset }),
+                    ])
+                let new = Set(result.rows.compactMap { $0.first ?? nil })
+                var applied: Set<String> = []
+                var queuedMail = false
+                for event in events where new.contains(event.metadata.id.rawValue) {
+                    // The same id twice in one batch: the first occurrence is the one recorded.
+                    guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
+                    for effect in event.effects where effect.isDatabaseEffect {
+                        try Self.apply(effect, event: event.metadata, schema: schema, rateLimits: rateLimits, on: connection)
+                        if case .queueMail = effect { queuedMail = true }
+                    }
                 }
-            }
-            // Delivered at commit to every courier LISTENing (other instances included).
-            if queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
-            return new
+                // Delivered at commit to every courier LISTENing (other instances included).
+                if queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
+                return new
             }
         }
         if inserted.count < events.count {

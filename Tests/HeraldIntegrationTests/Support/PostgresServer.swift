@@ -153,7 +153,11 @@ final class PostgresServer: Sendable {
             "-At", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d",
             "postgres", "-c", sql,
         ]
-        let environment = ["PGCONNECT_TIMEOUT": "10", "PGOPTIONS": "-c statement_timeout=30000", "PGCLIENTENCODING": "UTF8"]
+        // Read-write even when a test made the database's sessions read-only by default.
+        let environment = [
+            "PGCONNECT_TIMEOUT": "10", "PGOPTIONS": "-c statement_timeout=30000 -c default_transaction_read_only=off",
+            "PGCLIENTENCODING": "UTF8",
+        ]
         let pid = try Self.spawn(
             binaries + "/psql", arguments, output: output, errors: errors, asPostgres: false, environment: environment)
         let status = try Self.waitSynchronously(pid, timeout: .seconds(30))
