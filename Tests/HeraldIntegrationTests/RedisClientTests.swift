@@ -204,21 +204,21 @@ struct RedisClientTests {
     @Test("waiting for a busy pool can be cancelled; queued calls run in turn")
     func waitingForASlot() async throws {
         let redis = try await RedisServer.start()
-        let client = try RedisTests.client(redis.url, poolSize: 1)
+        // No command timeout to race with: the BLPOP below holds the only connection until
+        // the test releases it, however slow the machine.
+        let client = try RedisTests.client(redis.url, poolSize: 1, commandTimeout: .seconds(3600))
         defer { client.close() }
 
-        let busy = Task { try await client.command(["BLPOP", "nothing", "2"]) }
-        // Wait (bounded) until the server sees the BLPOP, so the only connection is taken.
-        for _ in 0..<200 {
-            if (try redis.probe(["CLIENT", "LIST"]).text ?? "").contains("cmd=blpop") { break }
-            try await Task.sleep(for: .milliseconds(10))
+        let busy = Task { try await client.command(["BLPOP", "release", "0"]) }
+        try await TestCluster.eventually("the server sees the BLPOP: the only connection is taken") {
+            (try redis.probe(["CLIENT", "LIST"]).text ?? "").contains("cmd=blpop")
         }
         let waiting = Task { try await client.command(["PING"]) }
-        try await Task.sleep(for: .milliseconds(50))
         waiting.cancel()
-
         await #expect(throws: CancellationError.self) { try await waiting.value }
-        #expect(try await busy.value == .null)
+
+        _ = try redis.probe(["LPUSH", "release", "go"])
+        #expect(try await busy.value == .array([.bytes(Array("release".utf8)), .bytes(Array("go".utf8))]))
         let replies = try await withThrowingTaskGroup(of: RedisReply.self, returning: [RedisReply].self) { group in
             for _ in 0..<20 { group.addTask { try await client.command(["PING"]) } }
             return try await group.reduce(into: []) { $0.append($1) }
