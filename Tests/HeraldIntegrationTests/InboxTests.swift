@@ -95,7 +95,9 @@ struct InboxTests {
         #expect(try pg.psql("SELECT deleted_at IS NOT NULL FROM herald.recipients WHERE user_id = 'u1'") == "t")
     }
 
-    @Test("mail is queued once per event, kind and recipient; deleted recipients get nothing; no address is permanent")
+    @Test(
+        "mail is queued once per event and kind (also for another group after an address change); deleted recipients get nothing; no address is permanent"
+    )
     func queuesMail() async throws {
         let pg = try await PostgresServer.start()
         defer { pg.shutdown() }
