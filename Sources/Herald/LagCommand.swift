@@ -102,7 +102,7 @@ struct LagCommand: AsyncParsableCommand {
             let partitions: [[String: Any]] = rows.map { r in
                 [
                     "topic": r.lag.topic, "partition": Int(r.lag.partition), "low": r.lag.low, "high": r.lag.high,
-                    "committed": r.lag.committed.map { $0 as Any } ?? NSNull(), "lag": r.lag.lagMessages,
+                    "committed": JSONOutput.nullable(r.lag.committed), "lag": r.lag.lagMessages,
                     "lag_seconds": (r.lag.lagSeconds * 1000).rounded() / 1000, "status": r.status.rawValue,
                 ]
             }
@@ -111,8 +111,7 @@ struct LagCommand: AsyncParsableCommand {
                 "sampled_at": RFC3339.format(EventTime.now()), "partitions": partitions, "total_lag": totalLag,
                 "max_lag_seconds": (maxLagSeconds * 1000).rounded() / 1000, "status": status.rawValue,
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            return String(decoding: data, as: UTF8.self)
+            return try JSONOutput.line(object)
         }
 
         func table() -> String {

@@ -27,10 +27,27 @@ struct MailCommand: AsyncParsableCommand {
         return (PostgresMailQueue(client: client, schema: config.database.schema), client)
     }
 
-    static func json<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    /// One notification as `JSONOutput` prints it: every column, `variables` as an object.
+    static func json(_ r: NotificationRecord) throws -> String {
+        try JSONOutput.line([
+            "id": r.id, "event_id": r.eventID, "kind": r.kind, "user_id": r.userID, "recipient": r.recipient,
+            "address_from": r.addressFrom, "event_email": JSONOutput.nullable(r.eventEmail), "locale": JSONOutput.nullable(r.locale),
+            "status": r.status, "attempts": r.attempts, "next_attempt_at": JSONOutput.nullable(r.nextAttemptAt),
+            "last_error": JSONOutput.nullable(r.lastError), "message_id": JSONOutput.nullable(r.messageID),
+            "requested_at": JSONOutput.nullable(r.requestedAt), "created_at": JSONOutput.nullable(r.createdAt),
+            "claimed_at": JSONOutput.nullable(r.claimedAt), "claimed_by": JSONOutput.nullable(r.claimedBy),
+            "claim_number": r.claimNumber, "sent_at": JSONOutput.nullable(r.sentAt), "variables": JSONOutput.parsed(r.variables),
+        ])
+    }
+
+    /// Why expired mail is not requeued.
+    static func expiredRefusal(_ kind: NotificationKind?) -> String {
+        if let kind, kind.link != nil {
+            return
+                "its link would be past its age: the request is older than the \(kind.rawValue) maximum age (HERALD_MAIL_MAX_AGE); the user must ask again"
+        }
+        return
+            "the event is older than the kind's maximum age (HERALD_MAIL_MAX_AGE): the notice would be stale news, and the courier would expire it again"
     }
 
     struct List: AsyncParsableCommand {
@@ -48,7 +65,7 @@ struct MailCommand: AsyncParsableCommand {
         @Option(help: "At most this many.")
         var limit = 50
 
-        @Flag(help: "JSON instead of a table.")
+        @Flag(help: "One JSON object per notification instead of a table.")
         var json = false
 
         func run() async throws {
@@ -56,7 +73,7 @@ struct MailCommand: AsyncParsableCommand {
             defer { client.close() }
             let records = try await queue.list(status: status, kind: kind, recipient: recipient, limit: max(1, limit))
             if json {
-                print(try MailCommand.json(records))
+                for record in records { print(try MailCommand.json(record)) }
                 return
             }
             let counts = try await queue.countByStatus()
@@ -95,7 +112,11 @@ struct MailCommand: AsyncParsableCommand {
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Requeue failed, abandoned or suppressed mail for an immediate send, with its attempts reset.",
-            discussion: "Give ids, or --status to requeue every notification with that status.")
+            discussion: """
+                Give ids, or --status to requeue every notification with that status. Expired mail is never \
+                requeued: its event is older than the kind's maximum age (HERALD_MAIL_MAX_AGE), so a link in it \
+                would be past its age and a notice would be stale; the user asks again.
+                """)
 
         @Argument(help: "Notification ids.")
         var ids: [String] = []
@@ -105,6 +126,9 @@ struct MailCommand: AsyncParsableCommand {
 
         func validate() throws {
             if ids.isEmpty && status == nil { throw ValidationError("give notification ids or --status") }
+            if status == .expired {
+                throw ValidationError("expired mail cannot be requeued: \(MailCommand.expiredRefusal(nil))")
+            }
             if let status, !status.isRetryable {
                 throw ValidationError("only failed, abandoned or suppressed mail can be requeued")
             }
@@ -116,11 +140,23 @@ struct MailCommand: AsyncParsableCommand {
             let requeued = try await queue.retry(ids: ids, status: status)
             print("requeued \(requeued.count)")
             for id in requeued { print(id) }
-            let missed = Set(ids.map { $0.lowercased() }).subtracting(requeued)
-            if !missed.isEmpty {
-                throw HeraldCLIError(
-                    "not requeued (unknown, or not failed, abandoned or suppressed): \(missed.sorted().joined(separator: ", "))")
+            let missed = Set(ids.map { $0.lowercased() }).subtracting(requeued).sorted()
+            if missed.isEmpty { return }
+            var reasons: [String] = []
+            for id in missed {
+                guard let record = try await queue.find(id: id) else {
+                    reasons.append("\(id): no such notification")
+                    continue
+                }
+                if record.status == NotificationStatus.expired.rawValue {
+                    reasons.append(
+                        "\(id): expired \(record.kind) mail cannot be requeued: \(MailCommand.expiredRefusal(NotificationKind(rawValue: record.kind)))"
+                    )
+                } else {
+                    reasons.append("\(id): \(record.status), not failed, abandoned or suppressed")
+                }
             }
+            throw HeraldCLIError("not requeued:\n" + reasons.joined(separator: "\n"))
         }
     }
 }

@@ -68,6 +68,7 @@ struct MailSetup: Sendable {
         courier.retry = Backoff(initial: mail.retryInitial, cap: mail.retryMax)
         courier.pollInterval = mail.pollInterval
         courier.claimTimeout = mail.claimTimeout
+        courier.maxAges = mail.maxAges
         return MailSetup(
             smtp: smtp,
             sender: SenderSettings(from: from, replyTo: replyTo, productName: mail.productName, supportEmail: mail.supportEmail),
@@ -90,8 +91,9 @@ struct MailSetup: Sendable {
 }
 
 /// Runs the courier, woken by the inbox of this process and, through `listener`, by
-/// NOTIFY from any instance's inbox; a graceful shutdown lets the batch in flight finish,
-/// then closes the mailer's connections and the listening connection.
+/// NOTIFY from any instance's inbox; a graceful shutdown starts no new send and lets the
+/// sends in flight finish (at most HERALD_SMTP_WORKERS), then closes the mailer's
+/// connections and the listening connection.
 struct CourierService: Service {
     let courier: Courier
     let transport: any MailTransport

@@ -58,8 +58,10 @@ struct OutboxCommand: AsyncParsableCommand {
                 switch outcome {
                 case .success(let report):
                     print(
-                        #"{"claimed":\#(report.claimed),"published":\#(report.published),"#
-                            + #""failed_attempts":\#(report.failedAttempts),"failed":\#(report.failed)}"#)
+                        try JSONOutput.line([
+                            "claimed": report.claimed, "published": report.published, "failed_attempts": report.failedAttempts,
+                            "failed": report.failed,
+                        ]))
                 case .failure(let error):
                     FileHandle.standardError.write(Data("herald: outbox relay gave up: \(error)\n".utf8))
                     throw ExitCode(75)
@@ -100,14 +102,13 @@ struct OutboxCommand: AsyncParsableCommand {
             let rows = try await store.list(status: status == "all" ? nil : status, limit: limit)
             if json {
                 for row in rows {
-                    let object: [String: Any] = [
-                        "id": row.id, "aggregate_type": row.aggregateType, "aggregate_id": row.aggregateID,
-                        "event_type": row.eventType, "status": row.status, "retry_count": row.attempts,
-                        "created_at": row.createdAt, "processed_at": row.processedAt ?? NSNull(),
-                        "error_message": row.errorMessage ?? NSNull(),
-                    ]
-                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                    print(String(decoding: data, as: UTF8.self))
+                    print(
+                        try JSONOutput.line([
+                            "id": row.id, "aggregate_type": row.aggregateType, "aggregate_id": row.aggregateID,
+                            "event_type": row.eventType, "status": row.status, "retry_count": row.attempts,
+                            "created_at": row.createdAt, "processed_at": JSONOutput.nullable(row.processedAt),
+                            "error_message": JSONOutput.nullable(row.errorMessage),
+                        ]))
                 }
                 return
             }

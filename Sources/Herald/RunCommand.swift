@@ -67,7 +67,8 @@ struct RunCommand: AsyncParsableCommand {
 
         let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate, observer: metrics)
         let inbox = PostgresEventInbox(
-            client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, logger: Logger(label: "herald.inbox"))
+            client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, maxAges: config.mail.maxAges,
+            mailObserver: metrics, logger: Logger(label: "herald.inbox"))
         let mailQueued = Doorbell()
 
         let redis = RedisClient(
@@ -125,7 +126,7 @@ struct RunCommand: AsyncParsableCommand {
             interval: config.operations.sampleInterval, observer: metrics, logger: Logger(label: "herald.kafka.lag"))
 
         // Shutdown runs in reverse: the consumer stops first, then the courier finishes its
-        // batch, then the producer flushes, then PostgreSQL, Redis and the embedded broker go.
+        // sends in flight, then the producer flushes, then PostgreSQL, Redis and the embedded broker go.
         // The HTTP server starts first and stops last: /metrics and /healthz answer during shutdown.
         services.insert(
             .init(

@@ -6,7 +6,9 @@ import Synchronization
 
 /// How the courier works through the queue.
 public struct CourierSettings: Sendable {
-    /// Notifications claimed per round trip (`HERALD_MAIL_BATCH`).
+    /// Most notifications one pass over the queue works through before the courier looks for
+    /// stale claims again (`HERALD_MAIL_BATCH`). A notification is claimed only when a sender
+    /// is free to start it, so at most `concurrency` are claimed at once.
     public var batchSize = 32
     /// Sends in flight at once; match the mailer's workers (`HERALD_SMTP_WORKERS`).
     public var concurrency = 4
@@ -22,8 +24,12 @@ public struct CourierSettings: Sendable {
     /// (`HERALD_MAIL_POLL_INTERVAL`): mail queued by another instance, or due for a retry.
     public var pollInterval: Duration = .seconds(5)
     /// A notification `sending` for longer than this is requeued: its courier died
-    /// (`HERALD_MAIL_CLAIM_TIMEOUT`). Must exceed the SMTP transfer timeout.
+    /// (`HERALD_MAIL_CLAIM_TIMEOUT`). Must exceed the SMTP transfer timeout: a claim covers
+    /// one send, started as soon as it is claimed.
     public var claimTimeout: Duration = .seconds(600)
+    /// Per kind, how old the event may be when the mail's turn comes (`HERALD_MAIL_MAX_AGE`):
+    /// older mail is `expired`, without a token minted.
+    public var maxAges = MailMaxAges.defaults
 
     public init() {}
 }
@@ -33,10 +39,11 @@ public protocol CourierObserver: Sendable {
     func courier(sent notification: ClaimedNotification, outcome: NotificationOutcome, duration: Duration)
 }
 
-/// Sends the queued mail: claims due notifications in batches (`FOR UPDATE SKIP LOCKED`, so
-/// several instances share the queue), mints a one-time token for link kinds (only its hash
+/// Sends the queued mail: claims due notifications as senders come free
+/// (`FOR UPDATE SKIP LOCKED`, so several instances share the queue), checks the mail is not
+/// older than its kind's maximum age, mints a one-time token for link kinds (only its hash
 /// goes to Redis, before the mail leaves, so the link works as soon as it arrives), renders
-/// the templates, sends, and records each outcome:
+/// the templates, sends, and records each outcome as soon as its send ends:
 ///
 /// - accepted → `sent`, with the Message-ID;
 /// - 5xx or a message that cannot be sent → `failed`, with the server's reply;
@@ -46,9 +53,13 @@ public protocol CourierObserver: Sendable {
 ///   credentials → the mail goes back to the queue without using an attempt and the courier
 ///   pauses, with growing pauses while the outage lasts: an outage delays mail, it never
 ///   abandons it;
-/// - recipient deleted since the mail was queued → `suppressed`.
+/// - recipient deleted since the mail was queued → `suppressed`;
+/// - older than its kind's maximum age → `expired`, no token minted.
 ///
-/// A token minted for a mail that was then not sent is removed from Redis again.
+/// A token minted for a mail that was then not sent is removed from Redis again. Every claim
+/// carries this courier's `instanceID` and a claim number, and an outcome is recorded only
+/// under the claim that is still current: a courier that outlived its claim (requeued after
+/// the claim timeout and taken by another) cannot overwrite the newer outcome.
 public final class Courier: Sendable {
     let queue: any MailQueue
     let tokens: any LinkTokenStore
@@ -58,6 +69,8 @@ public final class Courier: Sendable {
     let doorbell: Doorbell
     let observer: (any CourierObserver)?
     let logger: Logger
+    /// This courier's id (a random UUID), stamped on its claims (`claimed_by`).
+    public let instanceID: String
     private let stopping = Atomic<Bool>(false)
     private let stopSignal = Doorbell()
 
@@ -74,9 +87,12 @@ public final class Courier: Sendable {
         self.doorbell = doorbell
         self.observer = observer
         self.logger = logger
+        self.instanceID = Self.randomUUID()
     }
 
-    /// Asks `run` to return after the batch in flight.
+    /// Asks the courier to start no new send: sends in flight finish and their outcomes are
+    /// recorded, anything claimed and not started goes back to the queue, then `run` (and a
+    /// `sendDue` in progress) returns.
     public func triggerShutdown() {
         stopping.store(true, ordering: .relaxed)
         stopSignal.ring()
@@ -87,7 +103,11 @@ public final class Courier: Sendable {
 
     /// Works through the queue until `triggerShutdown`.
     public func run() async {
-        logger.info("courier started", metadata: ["batch": "\(settings.batchSize)", "concurrency": "\(settings.concurrency)"])
+        logger.info(
+            "courier started",
+            metadata: [
+                "instance": "\(instanceID)", "batch": "\(settings.batchSize)", "concurrency": "\(settings.concurrency)",
+            ])
         var outages = 0
         var lastRequeue = ContinuousClock.now - .seconds(3600)
         while !isStopping {
@@ -107,6 +127,7 @@ public final class Courier: Sendable {
             let outage: String
             do {
                 let pass = try await sendDue()
+                if isStopping { break }
                 if let reason = pass.outage {
                     outage = reason
                 } else {
@@ -115,6 +136,7 @@ public final class Courier: Sendable {
                     continue
                 }
             } catch {
+                if isStopping { break }
                 outage = "the mail queue is unavailable: \(error)"
             }
             // A dependency is down: the mail stays queued, the courier waits longer each time.
@@ -134,57 +156,101 @@ public final class Courier: Sendable {
         public var claimed = 0
         /// Outcomes by status.
         public var outcomes: [NotificationStatus: Int] = [:]
-        /// Set when a dependency was down: the rest of the batch went back to the queue.
+        /// Claimed as the courier was asked to stop, and put back in the queue unsent.
+        public var released = 0
+        /// Set when a dependency was down: no further mail was claimed.
         public var outage: String?
     }
 
-    /// One pass: claims a batch, sends it and records the outcomes. Throws when the queue
-    /// cannot be read (nothing was claimed then).
+    /// One pass: claims due notifications as senders come free (never more than
+    /// `concurrency` held at once, each started as soon as it is claimed), sends them and
+    /// records each outcome as its send ends; returns when the queue has nothing due,
+    /// `batchSize` were claimed, a dependency is down or the courier is stopping, and the
+    /// sends in flight have ended. Throws when the queue cannot be read (nothing was claimed
+    /// then).
     @discardableResult
     public func sendDue() async throws -> Pass {
-        let claimed = try await queue.claim(limit: settings.batchSize)
-        var pass = Pass(claimed: claimed.count)
-        if claimed.isEmpty { return pass }
-        let results = await send(claimed)
-        var outcomes: [(id: String, outcome: NotificationOutcome)] = []
-        for (notification, result) in zip(claimed, results) {
-            let outcome: NotificationOutcome
-            switch result {
-            case .done(let o):
-                outcome = o
-            case .outage(let reason):
-                pass.outage = pass.outage ?? reason
-                outcome = .retry(reason: reason, delay: .zero, countsAsAttempt: false)
-            case .notStarted:
-                outcome = .retry(reason: pass.outage ?? "not attempted", delay: .zero, countsAsAttempt: false)
+        var pass = Pass()
+        var failure: (any Error)?
+        let concurrency = max(1, settings.concurrency)
+        await withTaskGroup(of: Delivery.self) { group in
+            var inFlight = 0
+            var drained = false
+            while true {
+                while !isStopping && pass.outage == nil && !drained && inFlight < concurrency && pass.claimed < settings.batchSize {
+                    let wanted = min(concurrency - inFlight, settings.batchSize - pass.claimed)
+                    let claimed: [ClaimedNotification]
+                    do {
+                        claimed = try await queue.claim(limit: wanted, owner: instanceID)
+                    } catch {
+                        // Nothing claimed yet: the caller pauses. Else let the sends in flight end.
+                        if pass.claimed == 0 { failure = error } else { pass.outage = "the mail queue is unavailable: \(error)" }
+                        drained = true
+                        break
+                    }
+                    pass.claimed += claimed.count
+                    if claimed.count < wanted { drained = true }
+                    if isStopping {
+                        // Asked to stop while claiming: these never start.
+                        await release(claimed)
+                        pass.released += claimed.count
+                        break
+                    }
+                    for notification in claimed {
+                        group.addTask { await self.deliver(notification) }
+                    }
+                    inFlight += claimed.count
+                }
+                guard let delivery = await group.next() else { break }
+                inFlight -= 1
+                pass.outcomes[delivery.status, default: 0] += 1
+                if let outage = delivery.outage { pass.outage = pass.outage ?? outage }
             }
-            pass.outcomes[outcome.status, default: 0] += 1
-            outcomes.append((notification.id, outcome))
         }
-        await record(outcomes)
+        if let failure { throw failure }
         return pass
     }
 
-    /// Records outcomes, retrying while the database is unreachable. Sent mail whose outcome
+    /// Puts notifications claimed and not started back in the queue, attempts unchanged. If
+    /// the database is unreachable they stay `sending` until the claim timeout requeues them.
+    private func release(_ claimed: [ClaimedNotification]) async {
+        if claimed.isEmpty { return }
+        do {
+            try await queue.release(claimed.map(\.claim))
+        } catch {
+            logger.warning(
+                "cannot put unsent mail back in the queue; it is requeued after the claim timeout",
+                metadata: ["count": "\(claimed.count)", "error": "\(error)"])
+        }
+    }
+
+    /// Records one outcome, retrying while the database is unreachable. Sent mail whose outcome
     /// cannot be recorded before shutdown stays `sending` and is requeued after the claim
     /// timeout (sent again once, with the same Message-ID).
-    private func record(_ outcomes: [(id: String, outcome: NotificationOutcome)]) async {
+    private func record(_ notification: ClaimedNotification, _ outcome: NotificationOutcome) async {
         var attempt = 0
         while true {
             do {
-                try await queue.complete(outcomes)
+                if try await queue.complete(notification.claim, outcome) == false {
+                    logger.warning(
+                        "mail outcome not recorded: the claim outlived HERALD_MAIL_CLAIM_TIMEOUT, the mail was requeued and another courier's outcome counts",
+                        metadata: [
+                            "notification": "\(notification.id)", "claim": "\(notification.claim.number)",
+                            "status": "\(outcome.status.rawValue)",
+                        ])
+                }
                 return
             } catch {
                 attempt += 1
                 if isStopping && attempt > 3 {
                     logger.error(
-                        "outcomes of sent mail not recorded at shutdown; they will be requeued after the claim timeout",
-                        metadata: ["count": "\(outcomes.count)", "error": "\(error)"])
+                        "outcome of a mail not recorded at shutdown; it will be requeued after the claim timeout",
+                        metadata: ["notification": "\(notification.id)", "error": "\(error)"])
                     return
                 }
                 let delay = settings.outage.delay(attempt: attempt)
                 logger.warning(
-                    "cannot record mail outcomes; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                    "cannot record a mail outcome; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 try? await Task.sleep(for: delay)
             }
         }
@@ -192,45 +258,33 @@ public final class Courier: Sendable {
 
     enum SendResult: Sendable {
         case done(NotificationOutcome)
-        /// A dependency is down: stop starting sends, return the mail to the queue.
+        /// A dependency is down: stop claiming, return the mail to the queue.
         case outage(String)
-        case notStarted
     }
 
-    /// Sends the batch with at most `concurrency` sends in flight; after an outage no new
-    /// send starts.
-    private func send(_ batch: [ClaimedNotification]) async -> [SendResult] {
-        var results = [SendResult](repeating: .notStarted, count: batch.count)
-        await withTaskGroup(of: (Int, SendResult).self) { group in
-            var next = 0
-            var inFlight = 0
-            var outage = false
-            while true {
-                while !outage && inFlight < max(1, settings.concurrency) && next < batch.count {
-                    let index = next
-                    let notification = batch[index]
-                    group.addTask { (index, await self.deliver(notification)) }
-                    next += 1
-                    inFlight += 1
-                }
-                guard let (index, result) = await group.next() else { break }
-                inFlight -= 1
-                results[index] = result
-                if case .outage = result { outage = true }
-            }
-        }
-        return results
+    /// One finished send: the status recorded, and the outage that stopped it, if any.
+    struct Delivery: Sendable {
+        let status: NotificationStatus
+        let outage: String?
     }
 
-    /// One notification, start to end.
-    func deliver(_ notification: ClaimedNotification) async -> SendResult {
+    /// One notification, start to end: sent (or not) and its outcome recorded.
+    func deliver(_ notification: ClaimedNotification) async -> Delivery {
         let started = ContinuousClock.now
-        let result = await attempt(notification)
-        if case .done(let outcome) = result {
-            log(notification, outcome)
-            observer?.courier(sent: notification, outcome: outcome, duration: ContinuousClock.now - started)
+        let outcome: NotificationOutcome
+        var outage: String?
+        switch await attempt(notification) {
+        case .done(let done):
+            outcome = done
+            log(notification, done)
+            observer?.courier(sent: notification, outcome: done, duration: ContinuousClock.now - started)
+        case .outage(let reason):
+            // Not this mail's fault: back to the queue without using an attempt.
+            outcome = .retry(reason: reason, delay: .zero, countsAsAttempt: false)
+            outage = reason
         }
-        return result
+        await record(notification, outcome)
+        return Delivery(status: outcome.status, outage: outage)
     }
 
     private func attempt(_ notification: ClaimedNotification) async -> SendResult {
@@ -238,6 +292,10 @@ public final class Courier: Sendable {
             return .done(.suppressed(reason: "the recipient was deleted after the mail was queued"))
         }
         let now = EventTime.now()
+        // Checked before a token exists: a request that waited too long gets no link.
+        if let reason = settings.maxAges.expiry(notification.kind, requestedAt: notification.requestedAt, now: now) {
+            return .done(.expired(reason: reason))
+        }
         // The token: minted here, its hash stored before the mail leaves.
         var token: LinkToken?
         let grant = composer.grant(for: notification)
@@ -316,6 +374,19 @@ public final class Courier: Sendable {
         case .suppressed(let reason):
             metadata["reason"] = "\(reason)"
             logger.notice("mail suppressed", metadata: metadata)
+        case .expired(let reason):
+            metadata["reason"] = "\(reason)"
+            logger.notice("mail expired: too old to send", metadata: metadata)
         }
+    }
+
+    /// A random (version 4) UUID, lower-case.
+    static func randomUUID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+        return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
     }
 }

@@ -147,7 +147,9 @@ public final class HeraldMetrics: Sendable {
     func mailOutcomes(kind: NotificationKind, status: NotificationStatus) -> Counter {
         registry.counter(
             name: "herald_mail_outcomes_total", labels: [("kind", kind.rawValue), ("status", status.rawValue)],
-            help: "Send attempts by mail kind and resulting status (sent, queued for a retry, failed, abandoned, suppressed).")
+            help:
+                "Mail outcomes by kind and status: the courier's (sent, queued for a retry, failed, abandoned, suppressed, expired) and mail the inbox recorded as expired or suppressed at once."
+        )
     }
 
     func outboxFailures(final: Bool) -> Counter {
@@ -299,6 +301,13 @@ extension HeraldMetrics {
     public func mailSent(kind: NotificationKind, status: NotificationStatus, duration: Duration) {
         mailOutcomes(kind: kind, status: status).increment()
         mailSendDuration.record(duration)
+    }
+}
+
+extension HeraldMetrics: MailQueueObserver {
+    /// Mail the inbox recorded as `expired` or `suppressed` instead of queueing it.
+    public func queued(kind: NotificationKind, status: NotificationStatus) {
+        mailOutcomes(kind: kind, status: status).increment()
     }
 }
 

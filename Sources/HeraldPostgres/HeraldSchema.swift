@@ -60,6 +60,32 @@ public enum HeraldSchema {
                 CREATE INDEX notifications_due ON {schema}.notifications (next_attempt_at) WHERE status = 'queued';
                 CREATE INDEX notifications_recipient_kind ON {schema}.notifications (recipient, kind, created_at);
                 """),
+        // Mail too old to send (`expired`); mail addressed when it is sent (`address_from`
+        // 'user': `recipient` is the user's stored address at the latest claim, `event_email`
+        // the fallback); claims owned and numbered, so only the current claim records an
+        // outcome; and one mail per (event, kind), since a recipient resolved at send time is
+        // no part of a mail's identity. A legacy pair of rows for one (event, kind), queued by
+        // two consumer groups to two addresses, keeps its first row's event id; the later row's
+        // gets " (duplicate <its id>)" appended.
+        PostgresMigration(
+            version: 5, name: "notifications_expiry_addressing_claims",
+            sql: """
+                ALTER TABLE {schema}.notifications
+                    ADD COLUMN address_from text NOT NULL DEFAULT 'event' CHECK (address_from IN ('event', 'user')),
+                    ADD COLUMN event_email text,
+                    ADD COLUMN claimed_by text,
+                    ADD COLUMN claim_number integer NOT NULL DEFAULT 0,
+                    DROP CONSTRAINT notifications_status_check,
+                    ADD CONSTRAINT notifications_status_check
+                        CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'abandoned', 'suppressed', 'expired'));
+                UPDATE {schema}.notifications n SET event_id = n.event_id || ' (duplicate ' || n.id::text || ')'
+                WHERE EXISTS (
+                    SELECT 1 FROM {schema}.notifications o
+                    WHERE o.event_id = n.event_id AND o.kind = n.kind AND (o.created_at, o.id) < (n.created_at, n.id));
+                ALTER TABLE {schema}.notifications
+                    DROP CONSTRAINT notifications_event_id_kind_recipient_key,
+                    ADD CONSTRAINT notifications_event_id_kind_key UNIQUE (event_id, kind);
+                """),
     ]
 
     /// `"name"`: a schema name already validated as `[a-z_][a-z0-9_]*`.

@@ -12,25 +12,34 @@ public struct PostgresEventInbox: EventInbox {
     let logger: Logger
     /// Per kind: mails beyond the limit to one address are queued as `suppressed`.
     let rateLimits: [NotificationKind: MailRateLimit]
+    /// Per kind: mail for an event older than this is recorded as `expired`, not queued.
+    let maxAges: MailMaxAges
+    /// Told of mail recorded as `expired` or `suppressed` at once.
+    let mailObserver: (any MailQueueObserver)?
 
     /// The channel notified when a transaction queued mail.
     public let mailChannel: String
 
-    public init(client: PostgresClient, schema: String, rateLimits: [NotificationKind: MailRateLimit] = [:], logger: Logger) {
+    public init(
+        client: PostgresClient, schema: String, rateLimits: [NotificationKind: MailRateLimit] = [:],
+        maxAges: MailMaxAges = .defaults, mailObserver: (any MailQueueObserver)? = nil, logger: Logger
+    ) {
         self.client = client
         self.schema = HeraldSchema.quoted(schema)
         self.mailChannel = Self.mailChannel(schema: schema)
         self.rateLimits = rateLimits
+        self.maxAges = maxAges
+        self.mailObserver = mailObserver
         self.logger = logger
     }
 
     public func record(_ events: [AcceptedEvent], consumerGroup: String) async throws -> Set<EventID> {
         if events.isEmpty { return [] }
         let schema = self.schema
-        let rateLimits = self.rateLimits
+        let mail = MailPolicy(rateLimits: rateLimits, maxAges: maxAges)
         let channel = mailChannel
-        let inserted = try await Self.blamingValues(events) {
-            try await client.transaction { connection -> Set<String> in
+        let (inserted, decided) = try await Self.blamingValues(events) {
+            try await client.transaction { connection -> (Set<String>, [MailDecision]) in
                 let result = try connection.execute(
                     """
                     INSERT INTO \(schema).processed_events (consumer_group, event_id, event_type, topic, "partition", "offset")
@@ -50,19 +59,22 @@ public struct PostgresEventInbox: EventInbox {
                 let new = Set(result.rows.compactMap { $0.first ?? nil })
                 var applied: Set<String> = []
                 var queuedMail = false
+                var decided: [MailDecision] = []
                 for event in events where new.contains(event.metadata.id.rawValue) {
                     // The same id twice in one batch: the first occurrence is the one recorded.
                     guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
                     for effect in event.effects where effect.isDatabaseEffect {
-                        try Self.apply(effect, event: event.metadata, schema: schema, rateLimits: rateLimits, on: connection)
-                        if case .queueMail = effect { queuedMail = true }
+                        if let decision = try Self.apply(effect, event: event.metadata, schema: schema, mail: mail, on: connection) {
+                            if decision.status == .queued { queuedMail = true } else { decided.append(decision) }
+                        }
                     }
                 }
                 // Delivered at commit to every courier LISTENing (other instances included).
                 if queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
-                return new
+                return (new, decided)
             }
         }
+        for mail in decided { mailObserver?.queued(kind: mail.kind, status: mail.status) }
         if inserted.count < events.count {
             logger.debug(
                 "events already processed; acknowledged without applying them again",
@@ -88,13 +100,27 @@ public struct PostgresEventInbox: EventInbox {
     /// `{schema}_mail`: the channel couriers LISTEN on for the queue in `schema`.
     public static func mailChannel(schema: String) -> String { schema + "_mail" }
 
+    /// What the inbox does with mail requests: rate limits and maximum ages per kind.
+    struct MailPolicy: Sendable {
+        let rateLimits: [NotificationKind: MailRateLimit]
+        let maxAges: MailMaxAges
+    }
+
+    /// A notification the inbox inserted, and its first status.
+    struct MailDecision: Sendable {
+        let kind: NotificationKind
+        let status: NotificationStatus
+    }
+
+    /// Applies one database effect; for mail, returns the notification inserted (nil when
+    /// none was: a deleted recipient, or already queued for this event).
+    @discardableResult
     static func apply(
-        _ effect: Effect, event: EventMetadata, schema: String, rateLimits: [NotificationKind: MailRateLimit],
-        on connection: PostgresConnection
-    ) throws {
+        _ effect: Effect, event: EventMetadata, schema: String, mail: MailPolicy, on connection: PostgresConnection
+    ) throws -> MailDecision? {
         switch effect {
         case .queueMail(let request):
-            try queue(request, event: event, schema: schema, rateLimit: rateLimits[request.kind], on: connection)
+            return try queue(request, event: event, schema: schema, policy: mail, on: connection)
         case .upsertRecipient(let profile, let at):
             // A newer event overwrites the fields it carries; an older one only fills fields
             // still empty. A deleted recipient stays deleted.
@@ -137,20 +163,30 @@ public struct PostgresEventInbox: EventInbox {
         case .invalidateRole, .revokeUser:
             break
         }
+        return nil
     }
 
-    /// Queues a notification, unique per (event, kind, recipient). Deleted recipients get
-    /// nothing; a mail with no address in the event and none stored is a permanent failure.
-    /// Over `rateLimit` (mails of this kind to this address in the window, suppressed ones not
-    /// counted) the notification is recorded as `suppressed` instead of `queued`.
+    /// Queues a notification, unique per (event, kind). Deleted recipients get nothing; a mail
+    /// with no address in the event and none stored is a permanent failure. An event older
+    /// than the kind's maximum age is recorded as `expired`; over `rateLimit` (mails of this
+    /// kind to this address in the window, suppressed and expired ones not counted) the
+    /// notification is recorded as `suppressed` instead of `queued`. Mail to the user's
+    /// address (`MailAddressing.user`) records the address known now and the event's; the
+    /// courier's claim takes the address stored then.
     static func queue(
-        _ request: MailRequest, event: EventMetadata, schema: String, rateLimit: MailRateLimit?, on connection: PostgresConnection
-    ) throws {
+        _ request: MailRequest, event: EventMetadata, schema: String, policy: MailPolicy, on connection: PostgresConnection
+    ) throws -> MailDecision? {
         let stored = try connection.execute(
             "SELECT email, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
             [.text(request.userID.rawValue)])
-        if stored.rows.count == 1, stored.string(0, "deleted") == "t" { return }
-        guard let to = request.to?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "email")) else {
+        if stored.rows.count == 1, stored.string(0, "deleted") == "t" { return nil }
+        let storedEmail = stored.rows.isEmpty ? nil : stored.string(0, "email")
+        let address =
+            switch request.addressing {
+            case .event: request.to?.rawValue ?? storedEmail
+            case .user: storedEmail ?? request.to?.rawValue
+            }
+        guard let to = address else {
             // The event names no address and none is known: no retry can find one.
             throw EventContentError(
                 "no address for user \(request.userID): the event carries none and no recipient is stored (\(request.kind.rawValue) mail)")
@@ -159,11 +195,14 @@ public struct PostgresEventInbox: EventInbox {
         let variables = try JSONSerialization.data(withJSONObject: request.variables, options: [.sortedKeys])
         var status = NotificationStatus.queued
         var reason: String?
-        if let rateLimit {
+        if let expired = policy.maxAges.expiry(request.kind, requestedAt: request.requestedAt, now: EventTime.now()) {
+            status = .expired
+            reason = expired
+        } else if let rateLimit = policy.rateLimits[request.kind] {
             let recent = try connection.execute(
                 """
                 SELECT count(*) FROM \(schema).notifications
-                WHERE recipient = $1 AND kind = $2 AND status <> 'suppressed' AND event_id <> $3
+                WHERE recipient = $1 AND kind = $2 AND status NOT IN ('suppressed', 'expired') AND event_id <> $3
                   AND created_at > now() - make_interval(secs => $4::double precision)
                 """,
                 [.text(to), .text(request.kind.rawValue), .text(event.id.rawValue), .text(String(rateLimit.window.seconds))])
@@ -173,17 +212,21 @@ public struct PostgresEventInbox: EventInbox {
                     "rate limit: at most \(rateLimit.count) \(request.kind.rawValue) mails per \(Int(rateLimit.window.seconds))s to one address"
             }
         }
-        try connection.execute(
+        let inserted = try connection.execute(
             """
-            INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, locale, variables, requested_at, status, last_error)
-            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz, $8, $9)
-            ON CONFLICT (event_id, kind, recipient) DO NOTHING
+            INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, address_from, event_email, locale, variables,
+                requested_at, status, last_error)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::timestamptz, $10, $11)
+            ON CONFLICT (event_id, kind) DO NOTHING
             """,
             [
                 .text(event.id.rawValue), .text(request.kind.rawValue), .text(request.userID.rawValue), .text(to),
-                optional(locale), .text(String(decoding: variables, as: UTF8.self)), .text(RFC3339.format(request.requestedAt)),
+                .text(request.addressing.rawValue), optional(request.to?.rawValue), optional(locale),
+                .text(String(decoding: variables, as: UTF8.self)), .text(RFC3339.format(request.requestedAt)),
                 .text(status.rawValue), optional(reason),
-            ])
+            ]
+        ).affectedRows
+        return inserted == 1 ? MailDecision(kind: request.kind, status: status) : nil
     }
 
     /// Deletes inbox rows older than `age`, in batches of `batchSize` so the table is never

@@ -1,13 +1,19 @@
 import HeraldCore
 
 /// One row of the mail queue as an operator sees it (`herald mail list|show`). Times are
-/// RFC 3339 strings in UTC; `variables` is the JSON queued with it (never a token).
-public struct NotificationRecord: Sendable, Hashable, Codable {
+/// RFC 3339 strings in UTC; `variables` is the JSON text queued with it (never a token).
+public struct NotificationRecord: Sendable, Hashable {
     public var id: String
     public var eventID: String
     public var kind: String
     public var userID: String
+    /// The address the mail goes (or went) to; for `addressFrom == "user"`, the user's stored
+    /// address as of the latest claim.
     public var recipient: String
+    /// `event` or `user` (`MailAddressing`).
+    public var addressFrom: String
+    /// The address the event carried, if any.
+    public var eventEmail: String?
     public var locale: String?
     public var status: String
     public var attempts: Int
@@ -17,18 +23,22 @@ public struct NotificationRecord: Sendable, Hashable, Codable {
     public var requestedAt: String?
     public var createdAt: String?
     public var claimedAt: String?
+    /// The courier instance that claimed it last, and how many times it was claimed.
+    public var claimedBy: String?
+    public var claimNumber: Int
     public var sentAt: String?
     public var variables: String?
 }
 
 extension PostgresMailQueue {
     private static let columns = """
-        id::text AS id, event_id, kind, user_id, recipient, locale, status, attempts,
+        id::text AS id, event_id, kind, user_id, recipient, address_from, event_email, locale, status, attempts,
         to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS next_attempt_at,
         last_error, message_id,
         to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS requested_at,
         to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
         to_char(claimed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS claimed_at,
+        claimed_by, claim_number,
         to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS sent_at,
         variables::text AS variables
         """
@@ -38,11 +48,13 @@ extension PostgresMailQueue {
             NotificationRecord(
                 id: result.string(row, "id") ?? "", eventID: result.string(row, "event_id") ?? "",
                 kind: result.string(row, "kind") ?? "", userID: result.string(row, "user_id") ?? "",
-                recipient: result.string(row, "recipient") ?? "", locale: result.string(row, "locale"),
+                recipient: result.string(row, "recipient") ?? "", addressFrom: result.string(row, "address_from") ?? "event",
+                eventEmail: result.string(row, "event_email"), locale: result.string(row, "locale"),
                 status: result.string(row, "status") ?? "", attempts: Int(result.int(row, "attempts") ?? 0),
                 nextAttemptAt: result.string(row, "next_attempt_at"), lastError: result.string(row, "last_error"),
                 messageID: result.string(row, "message_id"), requestedAt: result.string(row, "requested_at"),
                 createdAt: result.string(row, "created_at"), claimedAt: result.string(row, "claimed_at"),
+                claimedBy: result.string(row, "claimed_by"), claimNumber: Int(result.int(row, "claim_number") ?? 0),
                 sentAt: result.string(row, "sent_at"), variables: result.string(row, "variables"))
         }
     }
@@ -111,7 +123,7 @@ extension PostgresMailQueue {
 
     /// Requeues failed, abandoned or suppressed notifications for an immediate send with
     /// their attempts reset: those with the given ids, or every one with `status`. Returns
-    /// the ids requeued (others are in another status or do not exist).
+    /// the ids requeued (others are in another status, such as `expired`, or do not exist).
     public func retry(ids: [String] = [], status: NotificationStatus? = nil) async throws -> [String] {
         let schema = self.schema
         let retryable = NotificationStatus.allCases.filter(\.isRetryable).map(\.rawValue)

@@ -2,10 +2,13 @@ import Foundation
 import HeraldCore
 import Logging
 
-/// The mail queue in PostgreSQL (`notifications`, migration 4). Couriers claim due rows with
-/// `FOR UPDATE SKIP LOCKED` and mark them `sending` in the same committed statement, so
-/// several Herald instances share one queue and never claim the same row; a row left
-/// `sending` by a crashed courier is requeued after a timeout (`requeueStale`).
+/// The mail queue in PostgreSQL (`notifications`, migrations 4 and 5). Couriers claim due
+/// rows with `FOR UPDATE SKIP LOCKED` and mark them `sending` in the same committed statement,
+/// so several Herald instances share one queue and never claim the same row; a row left
+/// `sending` by a crashed courier is requeued after a timeout (`requeueStale`). Each claim
+/// stamps the row with its courier (`claimed_by`) and the next claim number
+/// (`claim_number`); an outcome is recorded only under the current claim. Mail to the user's
+/// address (`address_from = 'user'`) takes the user's stored address when it is claimed.
 public struct PostgresMailQueue: MailQueue {
     let client: PostgresClient
     let schema: String
@@ -15,7 +18,7 @@ public struct PostgresMailQueue: MailQueue {
         self.schema = HeraldSchema.quoted(schema)
     }
 
-    public func claim(limit: Int) async throws -> [ClaimedNotification] {
+    public func claim(limit: Int, owner: String) async throws -> [ClaimedNotification] {
         let schema = self.schema
         let result = try await client.withConnection { connection in
             try connection.execute(
@@ -26,34 +29,37 @@ public struct PostgresMailQueue: MailQueue {
                     ORDER BY next_attempt_at
                     LIMIT $1
                     FOR UPDATE SKIP LOCKED)
-                UPDATE \(schema).notifications n SET status = 'sending', claimed_at = now()
+                UPDATE \(schema).notifications n SET status = 'sending', claimed_at = now(), claimed_by = $2,
+                    claim_number = n.claim_number + 1,
+                    recipient = CASE WHEN n.address_from = 'user'
+                        THEN coalesce((SELECT r.email FROM \(schema).recipients r WHERE r.user_id = n.user_id), n.event_email, n.recipient)
+                        ELSE n.recipient END
                 FROM due WHERE n.id = due.id
                 RETURNING n.id::text AS id, n.event_id, n.kind, n.user_id, n.recipient, n.locale,
-                    n.variables::text AS variables, n.attempts,
+                    n.variables::text AS variables, n.attempts, n.claim_number,
                     (extract(epoch FROM n.requested_at) * 1000)::bigint AS requested_ms,
                     (SELECT r.username FROM \(schema).recipients r WHERE r.user_id = n.user_id) AS username,
                     EXISTS (SELECT 1 FROM \(schema).recipients r WHERE r.user_id = n.user_id AND r.deleted_at IS NOT NULL)
                         AS deleted
                 """,
-                [.int(Int64(limit))])
+                [.int(Int64(limit)), .text(owner)])
         }
         var claimed: [ClaimedNotification] = []
-        var unreadable: [(id: String, outcome: NotificationOutcome)] = []
         for row in result.rows.indices {
-            let id = result.string(row, "id") ?? ""
+            let claim = NotificationClaim(
+                id: result.string(row, "id") ?? "", owner: owner, number: Int(result.int(row, "claim_number") ?? 0))
             do {
-                claimed.append(try Self.notification(result, row: row))
+                claimed.append(try Self.notification(result, row: row, claim: claim))
             } catch {
                 // A row Herald cannot read (edited by hand) fails with the reason instead of
                 // blocking the queue.
-                unreadable.append((id, .failed(reason: "unreadable notification row: \(error)")))
+                _ = try await complete(claim, .failed(reason: "unreadable notification row: \(error)"))
             }
         }
-        if !unreadable.isEmpty { try await complete(unreadable) }
         return claimed
     }
 
-    static func notification(_ result: PostgresResult, row: Int) throws -> ClaimedNotification {
+    static func notification(_ result: PostgresResult, row: Int, claim: NotificationClaim) throws -> ClaimedNotification {
         func value(_ column: String) throws -> String {
             guard let v = result.string(row, column) else { throw ValidationError(field: column, reason: "is NULL") }
             return v
@@ -75,44 +81,63 @@ public struct PostgresMailQueue: MailQueue {
             variables: variables, attempts: Int(result.int(row, "attempts") ?? 0),
             requestedAt: EventTime(millisecondsSinceEpoch: requestedMs),
             username: result.string(row, "username").flatMap { try? Username($0) },
-            recipientDeleted: result.bool(row, "deleted") ?? false)
+            recipientDeleted: result.bool(row, "deleted") ?? false, claim: claim)
     }
 
-    public func complete(_ outcomes: [(id: String, outcome: NotificationOutcome)]) async throws {
-        if outcomes.isEmpty { return }
+    public func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome) async throws -> Bool {
         let schema = self.schema
-        try await client.transaction { connection in
-            for (id, outcome) in outcomes {
-                switch outcome {
-                case .sent(let messageID, _):
-                    try connection.execute(
-                        """
-                        UPDATE \(schema).notifications SET status = 'sent', sent_at = now(), message_id = $2,
-                            attempts = attempts + 1, last_error = NULL
-                        WHERE id = $1::uuid AND status = 'sending'
-                        """, [.text(id), .text(messageID)])
-                case .retry(let reason, let delay, let countsAsAttempt):
-                    try connection.execute(
-                        """
-                        UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $2,
-                            attempts = attempts + $3,
-                            next_attempt_at = now() + make_interval(secs => $4::double precision)
-                        WHERE id = $1::uuid AND status = 'sending'
-                        """, [.text(id), .text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))])
-                case .failed(let reason), .abandoned(let reason):
-                    try connection.execute(
-                        """
-                        UPDATE \(schema).notifications SET status = $2, last_error = $3, attempts = attempts + 1
-                        WHERE id = $1::uuid AND status = 'sending'
-                        """, [.text(id), .text(outcome.status.rawValue), .text(reason)])
-                case .suppressed(let reason):
-                    try connection.execute(
-                        """
-                        UPDATE \(schema).notifications SET status = 'suppressed', last_error = $2
-                        WHERE id = $1::uuid AND status = 'sending'
-                        """, [.text(id), .text(reason)])
-                }
+        // Only under the current claim: a courier whose claim was requeued (it outlived the
+        // claim timeout) and taken by another must not overwrite the newer outcome.
+        let held = "id = $1::uuid AND status = 'sending' AND claimed_by = $2 AND claim_number = $3"
+        let key: [PostgresValue] = [.text(claim.id), .text(claim.owner), .int(Int64(claim.number))]
+        let updated = try await client.withConnection { connection in
+            switch outcome {
+            case .sent(let messageID, _):
+                try connection.execute(
+                    """
+                    UPDATE \(schema).notifications SET status = 'sent', sent_at = now(), message_id = $4,
+                        attempts = attempts + 1, last_error = NULL
+                    WHERE \(held)
+                    """, key + [.text(messageID)]
+                ).affectedRows
+            case .retry(let reason, let delay, let countsAsAttempt):
+                try connection.execute(
+                    """
+                    UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $4,
+                        attempts = attempts + $5,
+                        next_attempt_at = now() + make_interval(secs => $6::double precision)
+                    WHERE \(held)
+                    """, key + [.text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))]
+                ).affectedRows
+            case .failed(let reason), .abandoned(let reason):
+                try connection.execute(
+                    """
+                    UPDATE \(schema).notifications SET status = $4, last_error = $5, attempts = attempts + 1
+                    WHERE \(held)
+                    """, key + [.text(outcome.status.rawValue), .text(reason)]
+                ).affectedRows
+            case .suppressed(let reason), .expired(let reason):
+                // Never attempted: no attempt used.
+                try connection.execute(
+                    "UPDATE \(schema).notifications SET status = $4, last_error = $5 WHERE \(held)",
+                    key + [.text(outcome.status.rawValue), .text(reason)]
+                ).affectedRows
             }
+        }
+        return updated == 1
+    }
+
+    public func release(_ claims: [NotificationClaim]) async throws {
+        if claims.isEmpty { return }
+        let schema = self.schema
+        _ = try await client.withConnection { connection in
+            try connection.execute(
+                """
+                UPDATE \(schema).notifications n SET status = 'queued', claimed_at = NULL
+                FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(id, owner, number)
+                WHERE n.id = c.id::uuid AND n.status = 'sending' AND n.claimed_by = c.owner AND n.claim_number = c.number
+                """,
+                [.textArray(claims.map(\.id)), .textArray(claims.map(\.owner)), .intArray(claims.map { Int64($0.number) })])
         }
     }
 

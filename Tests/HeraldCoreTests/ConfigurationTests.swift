@@ -40,6 +40,28 @@ struct ConfigurationTests {
         #expect(c.mail.maxAttempts == 8)
         #expect(c.mail.rateLimits[.passwordReset] == MailRateLimit(count: 5, window: .seconds(3600)))
         #expect(c.mail.rateLimits[.passwordChanged] == nil)
+        for kind in [NotificationKind.passwordReset, .verifyEmail, .emailChangeConfirm] {
+            #expect(c.mail.maxAges[kind] == .seconds(3600), "\(kind): links, an hour")
+        }
+        for kind in [NotificationKind.welcome, .passwordChanged, .emailChangeRequested, .emailChanged] {
+            #expect(c.mail.maxAges[kind] == .seconds(86_400), "\(kind): notices, a day")
+        }
+    }
+
+    @Test("HERALD_MAIL_MAX_AGE sets maximum ages per kind; kinds not named keep their default")
+    func mailMaxAges() throws {
+        let c = try Self.load(["HERALD_MAIL_MAX_AGE": "password_reset=30m, welcome=2d"])
+        #expect(c.mail.maxAges[.passwordReset] == .seconds(1800))
+        #expect(c.mail.maxAges[.welcome] == .seconds(2 * 86_400))
+        #expect(c.mail.maxAges[.verifyEmail] == .seconds(3600))
+        #expect(c.mail.maxAges[.emailChanged] == .seconds(86_400))
+        let ages = c.mail.maxAges
+        let requested = EventTime(millisecondsSinceEpoch: 1_700_000_000_000)
+        func at(_ seconds: Int64) -> EventTime { EventTime(millisecondsSinceEpoch: requested.millisecondsSinceEpoch + seconds * 1000) }
+        #expect(ages.expiry(.passwordReset, requestedAt: requested, now: at(1800)) == nil, "at the maximum age: still sent")
+        let reason = try #require(ages.expiry(.passwordReset, requestedAt: requested, now: at(3 * 86_400)))
+        #expect(reason.contains("3d ago") && reason.contains("password_reset maximum age of 30m"), "\(reason)")
+        #expect(ages.expiry(.welcome, requestedAt: requested, now: at(-60)) == nil, "an event from the future is not old")
     }
 
     @Test("good values are read")
@@ -122,6 +144,12 @@ struct ConfigurationTests {
         ("HERALD_DEFAULT_EVENT_TYPES", "user_service_topic"),
         ("HERALD_DEFAULT_EVENT_TYPES", "bad topic=UserCreated"),
         ("HERALD_DEFAULT_EVENT_TYPES", "user_service_topic="),
+        ("HERALD_MAIL_MAX_AGE", "password_reset=soon"),
+        ("HERALD_MAIL_MAX_AGE", "reset=1h"),
+        ("HERALD_MAIL_MAX_AGE", "password_reset=0s"),
+        ("HERALD_MAIL_MAX_AGE", "password_reset"),
+        ("HERALD_MAIL_MAX_AGE", " , "),
+        ("HERALD_MAIL_MAX_AGE", ""),
     ]
 
     @Test("each bad value names its setting", arguments: badValues)

@@ -6,6 +6,7 @@ import HeraldPostgres
 import HeraldRedis
 import HeraldSMTP
 import Logging
+import Synchronization
 import Testing
 
 /// The courier against a real PostgreSQL queue, a real redis-server for the link tokens and
@@ -22,6 +23,8 @@ struct CourierTests {
         let inbox: PostgresEventInbox
         let queue: PostgresMailQueue
         let composer: MailComposer
+        /// What the inbox recorded as expired or suppressed at once (the metrics' feed).
+        let decided = RecordingMailObserver()
 
         init(smtp options: SMTPServer.Options = .init(), rateLimits: [NotificationKind: MailRateLimit] = [:]) async throws {
             pg = try await PostgresServer.start()
@@ -29,7 +32,10 @@ struct CourierTests {
             smtp = try await SMTPServer.start(options)
             let (client, _) = try await InboxTests.database(pg)
             database = client
-            inbox = PostgresEventInbox(client: client, schema: "herald", rateLimits: rateLimits, logger: TestLogging.logger("test.inbox"))
+            // The inbox checks the default maximum ages, as `herald run` does.
+            inbox = PostgresEventInbox(
+                client: client, schema: "herald", rateLimits: rateLimits, maxAges: .defaults, mailObserver: decided,
+                logger: TestLogging.logger("test.inbox"))
             queue = PostgresMailQueue(client: client, schema: "herald")
             redis = RedisClient(
                 endpoint: try RedisEndpoint(url: redisServer.url), connectTimeout: .seconds(2), commandTimeout: .seconds(2),
@@ -42,24 +48,28 @@ struct CourierTests {
                 links: LinkSettings(baseURL: "https://auth.herald.test/"))
         }
 
-        func mailer(workers: Int = 2) throws -> SMTPMailer {
+        /// `transferTimeout` bounds one send: the tests that hold messages at DATA raise it.
+        func mailer(workers: Int = 2, transferTimeout: Duration = .seconds(10)) throws -> SMTPMailer {
             SMTPMailer(
-                settings: try SMTPSettings(url: "smtp://127.0.0.1:\(smtp.port)", allowPlaintext: true, transferTimeout: .seconds(10)),
+                settings: try SMTPSettings(
+                    url: "smtp://127.0.0.1:\(smtp.port)", allowPlaintext: true, transferTimeout: transferTimeout),
                 workers: workers, logger: TestLogging.logger("test.smtp"))
         }
 
         func courier(
             _ transport: any MailTransport, maxAttempts: Int = 8, doorbell: Doorbell = Doorbell(),
-            pollInterval: Duration = .milliseconds(200)
+            pollInterval: Duration = .milliseconds(200), concurrency: Int = 2, maxAges: MailMaxAges = .defaults,
+            tokens: (any LinkTokenStore)? = nil
         ) -> Courier {
             var settings = CourierSettings()
             settings.maxAttempts = maxAttempts
             settings.retry = Backoff(initial: .milliseconds(50), cap: .milliseconds(100))
             settings.outage = Backoff(initial: .milliseconds(50), cap: .milliseconds(200))
             settings.pollInterval = pollInterval
-            settings.concurrency = 2
+            settings.concurrency = concurrency
+            settings.maxAges = maxAges
             return Courier(
-                queue: queue, tokens: RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
+                queue: queue, tokens: tokens ?? RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
                 settings: settings, doorbell: doorbell, logger: TestLogging.logger("test.courier"))
         }
 
@@ -82,12 +92,18 @@ struct CourierTests {
         }
     }
 
-    static func registered(_ user: String, _ email: String, name: String, id: String? = nil) -> String {
-        #"{"event_type":"UserRegistered","event_id":"\#(id ?? "reg-" + user)","user_id":"\#(user)","username":"\#(name)","email":"\#(email)","occurred_at":"2025-01-01T00:00:00Z"}"#
+    /// RFC 3339 for `age` before now: events are recent unless a test says otherwise (mail
+    /// has a maximum age).
+    static func ago(_ age: Duration) -> String {
+        RFC3339.format(EventTime(millisecondsSinceEpoch: EventTime.now().millisecondsSinceEpoch - Int64(age.seconds * 1000)))
     }
 
-    static func reset(_ user: String, id: String) -> String {
-        #"{"event_type":"PasswordResetRequested","event_id":"\#(id)","user_id":"\#(user)","occurred_at":"2025-01-01T00:00:01Z"}"#
+    static func registered(_ user: String, _ email: String, name: String, id: String? = nil, at: String = ago(.seconds(60))) -> String {
+        #"{"event_type":"UserRegistered","event_id":"\#(id ?? "reg-" + user)","user_id":"\#(user)","username":"\#(name)","email":"\#(email)","occurred_at":"\#(at)"}"#
+    }
+
+    static func reset(_ user: String, id: String, at: String = ago(.seconds(30))) -> String {
+        #"{"event_type":"PasswordResetRequested","event_id":"\#(id)","user_id":"\#(user)","occurred_at":"\#(at)"}"#
     }
 
     /// The link in a mail's plain-text part, and its token.
@@ -151,7 +167,7 @@ struct CourierTests {
         defer { mailer.close() }
         try await rig.record([
             Self.registered("u2", "old@example.com", name: "bea"),
-            #"{"event_type":"EmailChangeRequested","event_id":"chg-1","user_id":"u2","old_email":"old@example.com","new_email":"new@example.org","occurred_at":"2025-01-02T00:00:00Z"}"#,
+            #"{"event_type":"EmailChangeRequested","event_id":"chg-1","user_id":"u2","old_email":"old@example.com","new_email":"new@example.org","occurred_at":"\#(Self.ago(.seconds(10)))"}"#,
         ])
         try await rig.courier(mailer).sendDue()
         let received = try await rig.smtp.waitForMessages(2)
@@ -375,7 +391,9 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'suppressed'") == "2")
         #expect(try rig.pg.psql("SELECT DISTINCT last_error FROM herald.notifications WHERE status = 'suppressed'").contains("rate limit"))
         // Other kinds to the same address are not limited by it.
-        try await rig.record([#"{"event_type":"PasswordChanged","event_id":"pc-9","user_id":"u9","occurred_at":"2025-01-01T00:00:02Z"}"#])
+        try await rig.record([
+            #"{"event_type":"PasswordChanged","event_id":"pc-9","user_id":"u9","occurred_at":"\#(Self.ago(.seconds(5)))"}"#
+        ])
         try await rig.courier(mailer).sendDue()
         #expect(try await rig.smtp.waitForMessages(4).count == 4)
     }
@@ -387,7 +405,10 @@ struct CourierTests {
         let mailer = try rig.mailer()
         defer { mailer.close() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-10","user_id":"u10","username":"jo","email":"jo@example.com"}"#])
-        try await rig.record([#"{"event_type":"UserDeleted","event_id":"d-10","user_id":"u10","occurred_at":"2030-01-01T00:00:00Z"}"#])
+        // A minute ahead: later than the creation, within the clock skew Herald allows.
+        try await rig.record([
+            #"{"event_type":"UserDeleted","event_id":"d-10","user_id":"u10","occurred_at":"\#(Self.ago(.seconds(-60)))"}"#
+        ])
         try await rig.courier(mailer).sendDue()
         #expect(try rig.status(.welcome) == "suppressed")
         #expect(try rig.smtp.received().isEmpty)
@@ -402,10 +423,10 @@ struct CourierTests {
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-11","user_id":"u11","username":"kai","email":"kai@example.com"}"#]
         )
         // A courier claimed it an hour ago and was never heard of again.
-        let claimed = try await rig.queue.claim(limit: 10)
+        let claimed = try await rig.queue.claim(limit: 10, owner: "dead-courier")
         #expect(claimed.count == 1)
         _ = try rig.pg.psql("UPDATE herald.notifications SET claimed_at = now() - interval '1 hour'")
-        #expect(try await rig.queue.claim(limit: 10).isEmpty, "a sending row is not claimed again")
+        #expect(try await rig.queue.claim(limit: 10, owner: "another").isEmpty, "a sending row is not claimed again")
         #expect(try await rig.queue.requeueStale(claimedLongerThan: .seconds(600)) == 1)
         try await rig.courier(mailer).sendDue()
         #expect(try rig.status(.welcome) == "sent")
@@ -450,6 +471,189 @@ struct CourierTests {
         #expect(try await rig.queue.countByStatus()[.queued] == 1)
         try await courier.sendDue()
         #expect(try rig.status(.welcome) == "sent")
+        #expect(try rig.smtp.received().count == 1)
+    }
+
+    // MARK: - Maximum ages and addressing at send time
+
+    @Test(
+        "SMTP down: a reset waits and then goes only to the address the user changed to meanwhile; a three-day-old reset is expired, no token"
+    )
+    func resetFollowsAddressChange() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        try await rig.smtp.stop()
+        let mailer = try rig.mailer(workers: 1)
+        defer { mailer.close() }
+        let courier = rig.courier(mailer)
+        let running = Task { await courier.run() }
+        try await rig.record([
+            Self.registered("u20", "old@example.com", name: "pat", at: Self.ago(.seconds(60))),
+            Self.reset("u20", id: "reset-20", at: Self.ago(.seconds(30))),
+            // Another user's reset, from three days ago (a new consumer group reading retention).
+            Self.registered("u21", "sam@example.com", name: "sam", at: Self.ago(.seconds(4 * 86_400))),
+            Self.reset("u21", id: "reset-21", at: Self.ago(.seconds(3 * 86_400))),
+        ])
+        #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications WHERE event_id = 'reset-21'") == "expired 0")
+        #expect(rig.decided.seen.withLock { $0 } == ["password_reset expired"], "counted for the metrics")
+        // The courier tries the fresh reset while the server is down: it stays queued.
+        try await TestCluster.eventually("the reset attempted during the outage", timeout: .seconds(30)) {
+            try rig.pg.psql("SELECT coalesce(last_error, '') FROM herald.notifications WHERE event_id = 'reset-20'")
+                .contains("connection failed")
+        }
+        try await rig.record([
+            #"{"event_type":"EmailChanged","event_id":"changed-20","user_id":"u20","old_email":"old@example.com","new_email":"new@example.com","occurred_at":"\#(Self.ago(.seconds(10)))"}"#
+        ])
+        try await rig.smtp.start()
+        try await TestCluster.eventually("the reset and the change notice sent", timeout: .seconds(30)) {
+            try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'") == "2"
+        }
+        courier.triggerShutdown()
+        await running.value
+
+        var resets: [SMTPServer.ReceivedMail] = []
+        var notices: [SMTPServer.ReceivedMail] = []
+        for mail in try rig.smtp.received() {
+            let kind = try await ParsedMail.parse(mail.data).header("X-Herald-Kind")
+            if kind == "password_reset" { resets.append(mail) } else if kind == "email_changed" { notices.append(mail) }
+        }
+        try #require(resets.count == 1, "exactly one reset mail")
+        #expect(resets[0].to == ["new@example.com"])
+        #expect(try await ParsedMail.parse(resets[0].data).header("To") == "pat <new@example.com>")
+        #expect(notices.map(\.to) == [["old@example.com"]], "the notice of the change goes to the old address, as the event says")
+        #expect(
+            try rig.pg.psql("SELECT recipient || ' ' || address_from FROM herald.notifications WHERE event_id = 'reset-20'")
+                == "new@example.com user")
+        // The old request: expired when queued, never claimed, no token.
+        #expect(
+            try rig.pg.psql("SELECT status || ' ' || attempts || ' ' || claim_number FROM herald.notifications WHERE event_id = 'reset-21'")
+                == "expired 0 0")
+        #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications WHERE event_id = 'reset-21'").contains("maximum age"))
+        let keys = try rig.redisServer.probe(["KEYS", "reset_password_token:*"])
+        try #require(keys.arrayCount == 1, "one token, for the reset sent: \(keys)")
+        if case .array(let items?) = keys, let key = items.first?.text {
+            #expect(try rig.redisServer.probe(["GET", key]).text == "u20")
+        }
+    }
+
+    final class RecordingMailObserver: MailQueueObserver {
+        let seen = Mutex<[String]>([])
+
+        func queued(kind: NotificationKind, status: NotificationStatus) {
+            seen.withLock { $0.append("\(kind.rawValue) \(status.rawValue)") }
+        }
+    }
+
+    /// Counts the tokens the courier stores.
+    final class CountingTokens: LinkTokenStore {
+        let inner: any LinkTokenStore
+        let stored = Mutex(0)
+
+        init(_ inner: any LinkTokenStore) { self.inner = inner }
+
+        func store(_ grant: LinkGrant, tokenHash: String, ttl: Duration) async throws {
+            stored.withLock { $0 += 1 }
+            try await inner.store(grant, tokenHash: tokenHash, ttl: ttl)
+        }
+
+        func remove(_ purpose: LinkPurpose, tokenHash: String) async throws {
+            try await inner.remove(purpose, tokenHash: tokenHash)
+        }
+    }
+
+    @Test("a reset queued fresh whose turn comes after its maximum age is expired then, without minting a token")
+    func expiredWhenSent() async throws {
+        let rig = try await Rig()
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer()
+        defer { mailer.close() }
+        let requested = EventTime.now()
+        try await rig.record([
+            Self.registered("u22", "lee@example.com", name: "lee"), Self.reset("u22", id: "reset-22", at: RFC3339.format(requested)),
+        ])
+        #expect(try rig.status(.passwordReset) == "queued")
+        let tokens = CountingTokens(RedisLinkTokenStore(client: rig.redis))
+        let courier = rig.courier(mailer, maxAges: MailMaxAges.defaults.merging([.passwordReset: .seconds(1)]), tokens: tokens)
+        // Its turn comes late (an SMTP outage, a long queue): past the one-second maximum age.
+        try await TestCluster.eventually("the request older than its maximum age", timeout: .seconds(30)) {
+            EventTime.now().millisecondsSinceEpoch - requested.millisecondsSinceEpoch > 1_100
+        }
+        let pass = try await courier.sendDue()
+        #expect(pass.outcomes[.expired] == 1)
+        #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications WHERE event_id = 'reset-22'") == "expired 0")
+        #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications WHERE event_id = 'reset-22'").contains("maximum age of 1s"))
+        #expect(tokens.stored.withLock { $0 } == 0, "no token minted")
+        #expect(try rig.redisServer.probe(["KEYS", "reset_password_token:*"]).arrayCount == 0)
+        #expect(try rig.smtp.received().isEmpty)
+    }
+
+    // MARK: - Claims: leases, shutdown, ownership
+
+    static func welcome(_ i: Int) -> String {
+        #"{"event_type":"UserCreated","event_id":"w-\#(i)","user_id":"w\#(i)","username":"w\#(i)","email":"w\#(i)@example.com"}"#
+    }
+
+    @Test(
+        "a courier claims only what its senders start; at shutdown the sends in flight finish and the rest stays queued, attempts unchanged"
+    )
+    func shutdownFinishesOnlyInFlight() async throws {
+        let rig = try await Rig(smtp: .init(hold: true))
+        defer { rig.shutdown() }
+        let mailer = try rig.mailer(workers: 2, transferTimeout: .seconds(300))
+        defer { mailer.close() }
+        try await rig.record((0..<6).map(Self.welcome))
+        let courier = rig.courier(mailer, concurrency: 2)
+        let running = Task { await courier.run() }
+        try await TestCluster.eventually("two sends held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 2 }
+        // The claim covers only the two sends in flight.
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sending'") == "2")
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued' AND claim_number = 0") == "4")
+        courier.triggerShutdown()
+        try rig.smtp.releaseAll()
+        await running.value
+        #expect(try rig.smtp.held() == 2, "no send started after the shutdown began")
+        #expect(try rig.smtp.received().count == 2)
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent' AND attempts = 1") == "2")
+        #expect(
+            try rig.pg.psql(
+                "SELECT count(*) FROM herald.notifications WHERE status = 'queued' AND attempts = 0 AND claimed_at IS NULL AND last_error IS NULL"
+            ) == "4")
+        #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sending'") == "0")
+    }
+
+    @Test("a courier whose claim was requeued and taken by another cannot record its stale outcome over the newer one")
+    func staleOutcomeNotRecorded() async throws {
+        let rig = try await Rig(smtp: .init(hold: true))
+        defer { rig.shutdown() }
+        let mailerA = try rig.mailer(workers: 1, transferTimeout: .seconds(300))
+        let mailerB = try rig.mailer(workers: 1, transferTimeout: .seconds(300))
+        defer {
+            mailerA.close()
+            mailerB.close()
+        }
+        try await rig.record([Self.welcome(30)])
+        let a = rig.courier(mailerA, concurrency: 1)
+        let b = rig.courier(mailerB, concurrency: 1)
+        let passA = Task { try await a.sendDue() }
+        try await TestCluster.eventually("A's send held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 1 }
+        // A's claim outlives the claim timeout: another courier's sweep requeues the mail and B takes it.
+        _ = try rig.pg.psql("UPDATE herald.notifications SET claimed_at = now() - interval '1 hour'")
+        #expect(try await rig.queue.requeueStale(claimedLongerThan: .seconds(600)) == 1)
+        let passB = Task { try await b.sendDue() }
+        try await TestCluster.eventually("B's send held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 2 }
+        #expect(
+            try rig.pg.psql("SELECT status || ' ' || claim_number || ' ' || claimed_by FROM herald.notifications")
+                == "sending 2 \(b.instanceID)")
+        // A's send ends (refused) while B holds the claim: A's outcome must not count.
+        try rig.smtp.release(1, reply: "550")
+        #expect(try await passA.value.outcomes[.failed] == 1)
+        #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications") == "sending 0")
+        try rig.smtp.release(2)
+        #expect(try await passB.value.outcomes[.sent] == 1)
+        #expect(
+            try rig.pg.psql(
+                "SELECT status || ' ' || attempts || ' ' || coalesce(last_error, '-') || ' ' || claimed_by FROM herald.notifications")
+                == "sent 1 - \(b.instanceID)")
         #expect(try rig.smtp.received().count == 1)
     }
 }

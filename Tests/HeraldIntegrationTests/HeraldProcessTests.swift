@@ -172,6 +172,7 @@ struct HeraldProcessTests {
             ("HERALD_LOG_LEVEL", "loud"),
             ("HERALD_RETRY_INITIAL", "fast"),
             ("HERALD_MAIL_RATE_LIMITS", "password_reset=lots"),
+            ("HERALD_MAIL_MAX_AGE", "password_reset=soon"),
             ("HERALD_LINK_BASE_URL", "ftp://example.com"),
         ]
         for (name, value) in cases {

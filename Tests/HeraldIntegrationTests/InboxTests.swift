@@ -95,7 +95,9 @@ struct InboxTests {
         #expect(try pg.psql("SELECT deleted_at IS NOT NULL FROM herald.recipients WHERE user_id = 'u1'") == "t")
     }
 
-    @Test("mail is queued once per event, kind and recipient; deleted recipients get nothing; no address is permanent")
+    @Test(
+        "mail is queued once per event and kind (also for another group after an address change); deleted recipients get nothing; no address is permanent"
+    )
     func queuesMail() async throws {
         let pg = try await PostgresServer.start()
         defer { pg.shutdown() }
@@ -122,7 +124,20 @@ struct InboxTests {
         // The stored address is used when the event has none.
         _ = try await inbox.record(
             [try event(#"{"event_type":"PasswordResetRequested","event_id":"p1","user_id":"u1"}"#)], consumerGroup: "g")
-        #expect(try pg.psql("SELECT recipient FROM herald.notifications WHERE kind = 'password_reset'") == "ada@example.com")
+        #expect(
+            try pg.psql("SELECT recipient || ' ' || address_from FROM herald.notifications WHERE kind = 'password_reset'")
+                == "ada@example.com user")
+        // Mail is unique per (event, kind): the same reset read by another group after the
+        // address changed queues nothing new (its address is taken when it is sent).
+        _ = try await inbox.record(
+            [
+                try event(
+                    #"{"event_type":"EmailChanged","event_id":"e1","user_id":"u1","old_email":"ada@example.com","new_email":"ada@elsewhere.example"}"#
+                )
+            ], consumerGroup: "g")
+        _ = try await inbox.record(
+            [try event(#"{"event_type":"PasswordResetRequested","event_id":"p1","user_id":"u1"}"#)], consumerGroup: "other")
+        #expect(try pg.psql("SELECT count(*) FROM herald.notifications WHERE kind = 'password_reset'") == "1")
         // Deleted: nothing queued.
         _ = try await inbox.record([try event(#"{"event_type":"UserDeleted","event_id":"d1","user_id":"u1"}"#)], consumerGroup: "g")
         _ = try await inbox.record(

@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import HeraldCourier
 import HeraldKafka
+import HeraldPostgres
 import Testing
 
 #if canImport(Glibc)
@@ -85,5 +86,77 @@ struct MailProcessTests {
         #expect(!a.output.isEmpty && !b.output.isEmpty)
         #expect(!a.output.contains(token) && !b.output.contains(token))
         #expect(!(try setup.postgres.psql("SELECT string_agg(n::text, ' ') FROM herald.notifications n").contains(token)))
+    }
+
+    @Test(
+        "herald mail list --json and mail show: snake_case keys, variables as an object, empty columns as null; expired mail is not requeued, with the reason"
+    )
+    func operatorJSON() async throws {
+        let pg = try await PostgresServer.start()
+        defer { pg.shutdown() }
+        let (client, inbox) = try await InboxTests.database(pg)
+        defer { client.close() }
+        let threeDaysAgo = RFC3339.format(EventTime(millisecondsSinceEpoch: EventTime.now().millisecondsSinceEpoch - 3 * 86_400_000))
+        _ = try await inbox.record(
+            [
+                try InboxTests.registered("r1", user: "u1", email: "ada@example.com", name: "ada", at: "2024-01-01T00:00:00Z"),
+                try InboxTests.accepted(
+                    #"{"event_type":"EmailChangeRequested","event_id":"c1","user_id":"u1","old_email":"ada@example.com","new_email":"ada@new.example"}"#,
+                    offset: 1),
+                try InboxTests.accepted(
+                    #"{"event_type":"PasswordResetRequested","event_id":"p1","user_id":"u1","occurred_at":"\#(threeDaysAgo)"}"#, offset: 2),
+            ], consumerGroup: "g")
+        let dir = try HeraldBinary.temporaryDirectory()
+        func herald(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+            let process = try ChildProcess(
+                HeraldBinary.path, arguments, environment: ["PATH": "/usr/bin:/bin", "HERALD_DATABASE_URL": pg.url],
+                logPath: dir + "/\(UUID().uuidString).log")
+            return (try await process.waitForExit(timeout: .seconds(60)), process.output)
+        }
+        func object(_ line: some StringProtocol) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+        }
+        let columns: Set<String> = [
+            "id", "event_id", "kind", "user_id", "recipient", "address_from", "event_email", "locale", "status", "attempts",
+            "next_attempt_at", "last_error", "message_id", "requested_at", "created_at", "claimed_at", "claimed_by", "claim_number",
+            "sent_at", "variables",
+        ]
+
+        var (status, output) = try await herald(["mail", "list", "--json"])
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 3, "one object per line: \(output)")
+        let rows = try lines.map { try object($0) }
+        for row in rows { #expect(Set(row.keys) == columns, "\(row.keys.sorted())") }
+        let byKind = Dictionary(uniqueKeysWithValues: rows.map { ($0["kind"] as? String ?? "", $0) })
+        let confirm = try #require(byKind["email_change_confirm"])
+        #expect(confirm["variables"] as? [String: String] == ["old_email": "ada@example.com", "new_email": "ada@new.example"])
+        #expect(confirm["sent_at"] is NSNull && confirm["message_id"] is NSNull && confirm["claimed_by"] is NSNull)
+        #expect(confirm["event_email"] as? String == "ada@new.example")
+        #expect(confirm["address_from"] as? String == "event")
+        #expect(confirm["attempts"] as? Int == 0)
+        let reset = try #require(byKind["password_reset"])
+        #expect(reset["status"] as? String == "expired")
+        #expect(reset["address_from"] as? String == "user")
+        #expect(reset["event_email"] is NSNull)
+        #expect((reset["last_error"] as? String)?.contains("maximum age") == true)
+        let resetID = try #require(reset["id"] as? String)
+
+        (status, output) = try await herald(["mail", "show", resetID])
+        #expect(status == 0, "\(output)")
+        let shown = try object(output.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(Set(shown.keys) == columns)
+        #expect(shown["id"] as? String == resetID)
+
+        (status, output) = try await herald(["mail", "list"])
+        #expect(status == 0 && output.contains("expired 1"), "\(output)")
+
+        (status, output) = try await herald(["mail", "retry", resetID])
+        #expect(status != 0)
+        #expect(output.contains("its link would be past its age"), "\(output)")
+        (status, output) = try await herald(["mail", "retry", "--status", "expired"])
+        #expect(status != 0)
+        #expect(output.contains("expired mail cannot be requeued"), "\(output)")
+        #expect(try pg.psql("SELECT status FROM herald.notifications WHERE event_id = 'p1'") == "expired")
     }
 }

@@ -176,7 +176,9 @@ struct OperationsTests {
         #expect(m.sum("herald_kafka_partitions_assigned") == 4)
 
         // Names follow the conventions; labels come from small sets, never ids.
-        let allowedLabels: Set<String> = ["topic", "partition", "type", "outcome", "kind", "status", "dependency", "final", "le"]
+        let allowedLabels: Set<String> = [
+            "topic", "partition", "type", "outcome", "kind", "status", "dependency", "final", "reason", "le",
+        ]
         for family in m.families where family.name.hasPrefix("herald_") {
             if family.type == "counter" { #expect(family.samples.allSatisfy { $0.name.hasSuffix("_total") }, "\(family.name)") }
             #expect(family.samples.count <= 64, "\(family.name) has \(family.samples.count) series")

@@ -72,6 +72,17 @@ struct OutboxProcessTests {
         #expect(output.contains("failed: 1, processed: 1"), "\(output)")
         #expect(output.contains(ids[0]) && output.contains("no topic for aggregate type \"Nope\""), "\(output)")
         #expect(!output.contains(ids[1]))
+        (status, output) = try await herald(["outbox", "list", "--json"])
+        #expect(status == 0, "\(output)")
+        let row = try #require(
+            try JSONSerialization.jsonObject(with: Data(output.split(separator: "\n").first.map(String.init)?.utf8 ?? "".utf8))
+                as? [String: Any], "\(output)")
+        #expect(
+            Set(row.keys) == [
+                "id", "aggregate_type", "aggregate_id", "event_type", "status", "retry_count", "created_at", "processed_at",
+                "error_message",
+            ])
+        #expect(row["processed_at"] is NSNull, "an empty column is null, not left out")
 
         (status, output) = try await herald(["outbox", "retry", "--all"])
         #expect(status == 0 && output.contains("1 row(s) back to pending"), "\(output)")

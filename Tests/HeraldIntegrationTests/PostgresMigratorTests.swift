@@ -138,4 +138,45 @@ struct PostgresMigratorTests {
         #expect(try pg.psql("SELECT count(*) FROM \"user\".things") == "1")
         #expect(try pg.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'x%'") == "0")
     }
+
+    @Test(
+        "Herald's migration 5 on a populated queue: rows kept, a legacy second row per (event, kind) renamed, expired allowed, one mail per (event, kind)"
+    )
+    func notificationsMigration() async throws {
+        let pg = try await PostgresServer.start()
+        defer { pg.shutdown() }
+        let client = PostgresTests.client(pg.url)
+        defer { client.close() }
+        let released = HeraldSchema.migrations.filter { $0.version <= 4 }
+        _ = try await PostgresMigrator(client: client, schema: "herald", migrations: released, logger: PostgresTests.quietLogger)
+            .migrate()
+        // The same reset queued by two consumer groups to two addresses, and a welcome.
+        _ = try pg.psql(
+            """
+            INSERT INTO herald.notifications (event_id, kind, user_id, recipient, requested_at, created_at, status) VALUES
+                ('r1', 'password_reset', 'u1', 'old@example.com', now(), now() - interval '1 minute', 'sent'),
+                ('r1', 'password_reset', 'u1', 'new@example.com', now(), now(), 'queued'),
+                ('w1', 'welcome', 'u1', 'old@example.com', now(), now(), 'queued')
+            """)
+        let applied = try await PostgresMigrator(
+            client: client, schema: "herald", migrations: HeraldSchema.migrations, logger: PostgresTests.quietLogger
+        ).migrate()
+        #expect(applied.map(\.version) == [5])
+        #expect(try pg.psql("SELECT count(*) FROM herald.notifications") == "3")
+        #expect(try pg.psql("SELECT recipient FROM herald.notifications WHERE event_id = 'r1'") == "old@example.com")
+        #expect(
+            try pg.psql("SELECT recipient FROM herald.notifications WHERE event_id LIKE 'r1 (duplicate %)'") == "new@example.com")
+        #expect(
+            try pg.psql("SELECT DISTINCT address_from || ' ' || claim_number || ' ' || (claimed_by IS NULL) FROM herald.notifications")
+                == "event 0 true")
+        _ = try pg.psql("UPDATE herald.notifications SET status = 'expired' WHERE event_id = 'w1'")
+        #expect(throws: (any Error).self, "one mail per (event, kind)") {
+            try pg.psql(
+                "INSERT INTO herald.notifications (event_id, kind, user_id, recipient, requested_at) VALUES ('w1', 'welcome', 'u1', 'x@example.com', now())"
+            )
+        }
+        #expect(throws: (any Error).self, "statuses are still checked") {
+            try pg.psql("UPDATE herald.notifications SET status = 'lost' WHERE event_id = 'w1'")
+        }
+    }
 }

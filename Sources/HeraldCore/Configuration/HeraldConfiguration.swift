@@ -344,6 +344,19 @@ public func parseDuration(_ text: String) -> Duration? {
     return nil
 }
 
+/// `duration` in the units `parseDuration` reads, largest first, zero parts left out:
+/// `1h`, `1d 2h`, `30m 5s`, `1500ms` → `1s 500ms`.
+public func formatDuration(_ duration: Duration) -> String {
+    var rest = Int64(duration.seconds * 1000)
+    if rest <= 0 { return rest == 0 ? "0s" : "-" + formatDuration(.milliseconds(-rest)) }
+    var parts: [String] = []
+    for (unit, ms) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where rest >= ms {
+        parts.append("\(rest / ms)\(unit)")
+        rest %= ms
+    }
+    return parts.joined(separator: " ")
+}
+
 extension StringProtocol {
     func trimmingWhitespace() -> String {
         var s = Substring(self)

@@ -36,6 +36,9 @@ extension HeraldConfiguration {
         public var disabledKinds: Set<NotificationKind> = []
         /// `HERALD_MAIL_RATE_LIMITS=password_reset=5/1h,…`; `none` for no limits.
         public var rateLimits: [NotificationKind: MailRateLimit] = Mail.defaultRateLimits
+        /// `HERALD_MAIL_MAX_AGE=password_reset=30m,welcome=2d`: per kind, how old an event may
+        /// be for its mail to be sent; kinds not named keep their default.
+        public var maxAges = MailMaxAges.defaults
         public var maxAttempts = 8
         public var retryInitial: Duration = .seconds(30)
         public var retryMax: Duration = .seconds(3600)
@@ -150,6 +153,9 @@ extension HeraldConfiguration {
             if let list = try reader.string("HERALD_MAIL_RATE_LIMITS") {
                 m.rateLimits = try rateLimits(list)
             }
+            if let list = try reader.string("HERALD_MAIL_MAX_AGE") {
+                m.maxAges = MailMaxAges.defaults.merging(try maxAges(list))
+            }
             m.maxAttempts = try reader.integer("HERALD_MAIL_MAX_ATTEMPTS", in: 1...1000) ?? m.maxAttempts
             m.retryInitial = try reader.duration("HERALD_MAIL_RETRY_INITIAL") ?? m.retryInitial
             m.retryMax = try reader.duration("HERALD_MAIL_RETRY_MAX") ?? m.retryMax
@@ -178,6 +184,31 @@ extension HeraldConfiguration {
                 kinds.insert(kind)
             }
             return kinds
+        }
+
+        /// `kind=duration[,…]`.
+        static func maxAges(_ list: String) throws(ConfigurationError) -> [NotificationKind: Duration] {
+            let setting = "HERALD_MAIL_MAX_AGE"
+            var ages: [NotificationKind: Duration] = [:]
+            let items = list.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+            if items.isEmpty {
+                throw ConfigurationError(setting: setting, problem: "expected kind=duration[,…] such as password_reset=30m,welcome=2d")
+            }
+            for item in items {
+                let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+                guard parts.count == 2, let age = parseDuration(parts[1]), age > .zero else {
+                    throw ConfigurationError(
+                        setting: setting, problem: "expected kind=duration[,…] such as password_reset=30m,welcome=2d")
+                }
+                guard let kind = NotificationKind(rawValue: parts[0]) else {
+                    throw ConfigurationError(
+                        setting: setting,
+                        problem:
+                            "unknown mail kind \(parts[0]); expected \(NotificationKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                ages[kind] = age
+            }
+            return ages
         }
 
         /// `kind=count/duration[,…]`, or `none`.

@@ -12,9 +12,41 @@ public enum NotificationStatus: String, Sendable, Hashable, CaseIterable {
     case abandoned
     /// Not sent on purpose: over the recipient's rate limit, or the recipient was deleted.
     case suppressed
+    /// Not sent, and no token minted: its event was older than the kind's maximum age
+    /// (`MailMaxAges`) when it was queued or when its turn to be sent came.
+    case expired
 
-    /// The statuses an operator may requeue.
+    /// The statuses an operator may requeue. Expired mail is final: the request is too old to
+    /// act on (a link in it would be past its age; a notice would arrive as stale news).
     public var isRetryable: Bool { self == .failed || self == .abandoned || self == .suppressed }
+}
+
+/// Whose address a notification goes to.
+public enum MailAddressing: String, Sendable, Hashable {
+    /// The address the event named (`recipient`, fixed when the mail is queued): a notice
+    /// about an address change goes to the address it is about.
+    case event
+    /// The user's address when the mail is sent, from the recipients model (the event's
+    /// address only when none is stored): a password reset that waited out an SMTP outage
+    /// follows an address change made meanwhile.
+    case user
+}
+
+/// One claim on a notification: the courier instance that holds it and the claim's number
+/// (counted per notification). An outcome is recorded only under the claim that is current.
+public struct NotificationClaim: Sendable, Hashable {
+    /// The notification's UUID.
+    public let id: String
+    /// The claiming courier instance's id.
+    public let owner: String
+    /// 1 for the notification's first claim, 2 for its next, …
+    public let number: Int
+
+    public init(id: String, owner: String, number: Int) {
+        self.id = id
+        self.owner = owner
+        self.number = number
+    }
 }
 
 /// A queued notification a courier claimed: everything it needs to render and send it.
@@ -24,6 +56,8 @@ public struct ClaimedNotification: Sendable, Hashable {
     public let eventID: String
     public let kind: NotificationKind
     public let userID: UserID
+    /// Where the mail goes: for `MailAddressing.user` mail, the user's address as stored
+    /// when it was claimed.
     public let recipient: EmailAddress
     public let locale: LanguageTag?
     /// The variables queued with it (`old_email`, `new_email`): never secrets.
@@ -36,11 +70,15 @@ public struct ClaimedNotification: Sendable, Hashable {
     public let username: Username?
     /// The recipient was deleted after the mail was queued: it must not be sent.
     public let recipientDeleted: Bool
+    /// Who holds the notification, under which claim.
+    public let claim: NotificationClaim
 
     public init(
         id: String, eventID: String, kind: NotificationKind, userID: UserID, recipient: EmailAddress, locale: LanguageTag?,
-        variables: [String: String], attempts: Int, requestedAt: EventTime, username: Username?, recipientDeleted: Bool
+        variables: [String: String], attempts: Int, requestedAt: EventTime, username: Username?, recipientDeleted: Bool,
+        claim: NotificationClaim
     ) {
+        self.claim = claim
         self.id = id
         self.eventID = eventID
         self.kind = kind
@@ -69,6 +107,8 @@ public enum NotificationOutcome: Sendable, Hashable {
     case abandoned(reason: String)
     /// Deliberately not sent.
     case suppressed(reason: String)
+    /// Not sent: older than its kind's maximum age; no token was minted.
+    case expired(reason: String)
 
     public var status: NotificationStatus {
         switch self {
@@ -77,23 +117,38 @@ public enum NotificationOutcome: Sendable, Hashable {
         case .failed: .failed
         case .abandoned: .abandoned
         case .suppressed: .suppressed
+        case .expired: .expired
         }
     }
 }
 
 /// The durable mail queue (PostgreSQL `notifications`), shared by every Herald instance.
 public protocol MailQueue: Sendable {
-    /// Claims up to `limit` due notifications, oldest due first, and marks them `sending`
-    /// in a committed transaction (rows another courier holds are skipped, never waited for),
-    /// so two couriers never claim the same notification.
-    func claim(limit: Int) async throws -> [ClaimedNotification]
+    /// Claims up to `limit` due notifications for the courier instance `owner`, oldest due
+    /// first, and marks them `sending` in a committed transaction (rows another courier holds
+    /// are skipped, never waited for), so two couriers never claim the same notification.
+    /// Each claim gets the next claim number of its notification.
+    func claim(limit: Int, owner: String) async throws -> [ClaimedNotification]
 
-    /// Records the outcomes of claimed notifications, in one transaction.
-    func complete(_ outcomes: [(id: String, outcome: NotificationOutcome)]) async throws
+    /// Records the outcome of one claimed notification, only if `claim` is still the current
+    /// claim (the notification is `sending`, held by that owner under that number). Returns
+    /// false when it is not: the claim outlived the claim timeout, the notification was
+    /// requeued and another courier holds it now, and its outcome is the one that counts.
+    func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome) async throws -> Bool
+
+    /// Puts claimed notifications whose send never started back in the queue, due at once and
+    /// without using an attempt (a courier stopping); claims no longer current are skipped.
+    func release(_ claims: [NotificationClaim]) async throws
 
     /// Puts notifications left `sending` for longer than `timeout` (their courier crashed or
     /// lost its connection) back in the queue; returns how many.
     func requeueStale(claimedLongerThan timeout: Duration) async throws -> Int
+}
+
+/// Told what the inbox decided for mail it did not queue for sending (recorded `expired` or
+/// `suppressed` at once), for metrics.
+public protocol MailQueueObserver: Sendable {
+    func queued(kind: NotificationKind, status: NotificationStatus)
 }
 
 /// What a one-time link grants, as the auth API reads it from Redis under the token's hash.
@@ -132,4 +187,40 @@ public struct MailRateLimit: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(count) per \(window.components.seconds)s" }
+}
+
+/// How old a mail's event may be, per kind: mail past it is not sent (`expired`), whether it
+/// is found so when queued (a new consumer group, or a restore, reading old events) or when
+/// its turn to be sent comes (a mail that waited out an SMTP outage). Counted from the
+/// event's time.
+public struct MailMaxAges: Sendable, Hashable {
+    public var byKind: [NotificationKind: Duration]
+
+    /// An hour for the mails with a one-time link, a day for the notices and the welcome.
+    public static let defaults = MailMaxAges(
+        byKind: Dictionary(uniqueKeysWithValues: NotificationKind.allCases.map { ($0, $0.link == nil ? .seconds(86_400) : .seconds(3600)) })
+    )
+
+    /// Only the kinds in `byKind` have a maximum age.
+    public init(byKind: [NotificationKind: Duration]) {
+        self.byKind = byKind
+    }
+
+    /// These maximum ages with `changes` applied: kinds not named keep theirs.
+    public func merging(_ changes: [NotificationKind: Duration]) -> MailMaxAges {
+        MailMaxAges(byKind: byKind.merging(changes) { _, new in new })
+    }
+
+    /// The maximum age of `kind`; nil when it has none.
+    public subscript(kind: NotificationKind) -> Duration? { byKind[kind] }
+
+    /// Why a mail of `kind` asked for at `requestedAt` is too old at `now`; nil while it is not.
+    public func expiry(_ kind: NotificationKind, requestedAt: EventTime, now: EventTime) -> String? {
+        guard let maxAge = byKind[kind] else { return nil }
+        let age = Duration.milliseconds(now.millisecondsSinceEpoch - requestedAt.millisecondsSinceEpoch)
+        guard age > maxAge else { return nil }
+        let seconds = age >= .seconds(1) ? Duration.seconds(Int64(age.seconds)) : age
+        return
+            "requested at \(requestedAt), \(formatDuration(seconds)) ago: older than the \(kind.rawValue) maximum age of \(formatDuration(maxAge))"
+    }
 }

@@ -90,23 +90,27 @@ public enum LinkPurpose: String, Sendable, Hashable {
     }
 }
 
-/// A mail to queue. With no address, the recipient's stored address is used at queue time.
+/// A mail to queue. With `MailAddressing.event` it goes to `to`, else (no address in the
+/// event) to the recipient's address stored when it is queued. With `MailAddressing.user`
+/// it goes to the user's address stored when it is sent, else to `to`.
 public struct MailRequest: Sendable, Hashable {
     public var kind: NotificationKind
     public var userID: UserID
     public var to: EmailAddress?
+    public var addressing: MailAddressing
     public var locale: LanguageTag?
     /// Extra template variables (old_email, new_email, ...): never secrets.
     public var variables: [String: String]
     public var requestedAt: EventTime
 
     public init(
-        kind: NotificationKind, userID: UserID, to: EmailAddress?, locale: LanguageTag?, variables: [String: String] = [:],
-        requestedAt: EventTime
+        kind: NotificationKind, userID: UserID, to: EmailAddress?, addressing: MailAddressing = .event, locale: LanguageTag?,
+        variables: [String: String] = [:], requestedAt: EventTime
     ) {
         self.kind = kind
         self.userID = userID
         self.to = to
+        self.addressing = addressing
         self.locale = locale
         self.variables = variables
         self.requestedAt = requestedAt

@@ -71,11 +71,15 @@ public struct MailHandler: EventHandler {
 
     public func decide(_ event: DomainEvent, metadata: EventMetadata) throws(Rejection) -> [Effect] {
         let at = metadata.occurredAt
-        func mail(_ kind: NotificationKind, _ user: UserID, _ to: EmailAddress?, _ locale: LanguageTag?, _ vars: [String: String] = [:])
-            -> Effect?
-        {
+        func mail(
+            _ kind: NotificationKind, _ user: UserID, _ to: EmailAddress?, _ locale: LanguageTag?, _ vars: [String: String] = [:],
+            addressing: MailAddressing = .event
+        ) -> Effect? {
             disabled.contains(kind)
-                ? nil : .queueMail(MailRequest(kind: kind, userID: user, to: to, locale: locale, variables: vars, requestedAt: at))
+                ? nil
+                : .queueMail(
+                    MailRequest(
+                        kind: kind, userID: user, to: to, addressing: addressing, locale: locale, variables: vars, requestedAt: at))
         }
         let effects: [Effect?]
         switch event {
@@ -84,9 +88,10 @@ public struct MailHandler: EventHandler {
         case .emailVerificationRequested(let e):
             effects = [mail(.verifyEmail, e.userID, e.email, e.locale)]
         case .passwordResetRequested(let e):
-            effects = [mail(.passwordReset, e.userID, e.email, e.locale)]
+            // To the user's address when it is sent: the event's may be out of date by then.
+            effects = [mail(.passwordReset, e.userID, e.email, e.locale, addressing: .user)]
         case .passwordChanged(let e):
-            effects = [mail(.passwordChanged, e.userID, e.email, nil)]
+            effects = [mail(.passwordChanged, e.userID, e.email, nil, addressing: .user)]
         case .emailChangeRequested(let e):
             let vars = ["old_email": e.oldEmail.rawValue, "new_email": e.newEmail.rawValue]
             effects = [

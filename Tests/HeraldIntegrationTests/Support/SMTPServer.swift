@@ -29,16 +29,20 @@ final class SMTPServer: Sendable {
         var auth: (user: String, password: String)?
         /// Successive answers: `"451"` for the next DATA, `"rcpt:550"` for the next RCPT.
         var script: [String] = []
+        /// Hold every message at DATA until the test releases it (`held()`, `release(_:reply:)`,
+        /// `releaseAll()`).
+        var hold = false
 
         init(
             certificate: TestCertificate? = nil, requireStartTLS: Bool = false, implicitTLS: Bool = false,
-            auth: (user: String, password: String)? = nil, script: [String] = []
+            auth: (user: String, password: String)? = nil, script: [String] = [], hold: Bool = false
         ) {
             self.certificate = certificate
             self.requireStartTLS = requireStartTLS
             self.implicitTLS = implicitTLS
             self.auth = auth
             self.script = script
+            self.hold = hold
         }
     }
 
@@ -163,6 +167,25 @@ final class SMTPServer: Sendable {
         }
     }
 
+    /// With `hold`: how many messages reached DATA and were held (released ones included).
+    func held() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("held-") }.count
+    }
+
+    /// With `hold`: answers held message `number` (counted from 1) with `reply` (250 accepts).
+    func release(_ number: Int, reply: String = "250") throws {
+        try write(reply, to: "release-\(number)")
+    }
+
+    /// With `hold`: answers every held message, and every later one, at once.
+    func releaseAll() throws {
+        try write("", to: "release-all")
+    }
+
+    private func write(_ text: String, to name: String) throws {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + name), options: .atomic)
+    }
+
     /// The server's output and errors.
     func log() -> String {
         ["/server.log", "/server.log.err"].map { (try? String(contentsOfFile: directory + $0, encoding: .utf8)) ?? "" }
@@ -180,6 +203,7 @@ final class SMTPServer: Sendable {
         if options.implicitTLS { arguments.append("--implicit-tls") }
         if let auth = options.auth { arguments += ["--auth", "\(auth.user):\(auth.password)"] }
         if !options.script.isEmpty { arguments += ["--script", options.script.joined(separator: ",")] }
+        if options.hold { arguments.append("--hold") }
         return arguments
     }
 

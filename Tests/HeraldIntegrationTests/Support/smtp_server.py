@@ -2,7 +2,7 @@
 """SMTP server for Herald's integration tests (Debian's python3-aiosmtpd).
 
     smtp_server.py --port P --dir D [--tls-cert C --tls-key K] [--require-starttls]
-                   [--implicit-tls] [--auth user:pass] [--script "451,250,rcpt:550"]
+                   [--implicit-tls] [--auth user:pass] [--script "451,250,rcpt:550"] [--hold]
     smtp_server.py --parse FILE
 
 Listens on 127.0.0.1:P. Each accepted message is stored as D/msg-<n>.json: the connection
@@ -12,6 +12,10 @@ is written once the server listens.
 --script: successive answers. A plain code applies to the next DATA (the end of the
 message), "rcpt:CODE" to the next RCPT TO; 250 accepts, anything else is answered with that
 code. Once the script is used up, everything is accepted.
+
+--hold: the server holds each message's DATA before answering: it writes D/held-<k> (k
+counts messages from 1, across restarts) and waits until D/release-<k> or D/release-all
+exists; a code in that file (550, 451) answers the message instead of the script's.
 
 --parse FILE: parses a stored raw message with Python's email package and prints JSON
 (decoded headers, each leaf part's content type, charset, transfer encoding and decoded
@@ -69,7 +73,22 @@ def serve(args):
     data_script = [int(e) for e in script if not e.startswith("rcpt:")]
     # Numbering continues across restarts in the same directory.
     stored = [name for name in os.listdir(args.dir) if name.startswith("msg-") and name.endswith(".json")]
-    counters = {"connection": 0, "message": len(stored)}
+    counters = {"connection": 0, "message": len(stored),
+                "held": len([name for name in os.listdir(args.dir) if name.startswith("held-")])}
+
+    async def hold():
+        """Waits for the test to release this message; returns the code it chose, if any."""
+        counters["held"] += 1
+        k = counters["held"]
+        open(os.path.join(args.dir, f"held-{k}"), "w").close()
+        while True:
+            for name in (f"release-{k}", "release-all"):
+                path = os.path.join(args.dir, name)
+                if os.path.exists(path):
+                    with open(path) as f:
+                        code = f.read().strip()
+                    return int(code) if code else None
+            await asyncio.sleep(0.01)
 
     def reply(code, where):
         if code < 400:
@@ -88,6 +107,10 @@ def serve(args):
             return "250 OK"
 
         async def handle_DATA(self, server, session, envelope):
+            if args.hold:
+                code = await hold()
+                if code is not None and code != 250:
+                    return reply(code, "message")
             if data_script:
                 code = data_script.pop(0)
                 if code != 250:
@@ -165,6 +188,7 @@ if __name__ == "__main__":
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--auth")
     parser.add_argument("--script")
+    parser.add_argument("--hold", action="store_true")
     parser.add_argument("--parse")
     arguments = parser.parse_args()
     if arguments.parse:
