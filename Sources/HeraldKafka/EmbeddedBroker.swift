@@ -46,6 +46,30 @@ public final class EmbeddedBroker: Sendable {
         rd_kafka_mock_broker_set_rtt(cluster, id, Int32(milliseconds))
     }
 
+    /// Errors the embedded broker can be told to answer with (fault injection for tests and
+    /// `herald broker`).
+    public enum InjectedError: String, Sendable, CaseIterable {
+        /// The idempotent producer's sequence is out of step with the broker's: librdkafka
+        /// raises a fatal error, the producer can never send again.
+        case outOfOrderSequence = "out-of-order-sequence"
+        /// The topic is not authorized for this client.
+        case topicAuthorizationFailed = "topic-authorization-failed"
+
+        var code: rd_kafka_resp_err_t {
+            switch self {
+            case .outOfOrderSequence: RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+            case .topicAuthorizationFailed: RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+            }
+        }
+    }
+
+    /// Answers the next `count` produce requests (from any client) with `error`.
+    public func failProduceRequests(_ count: Int, with error: InjectedError) {
+        var errors = [rd_kafka_resp_err_t](repeating: error.code, count: count)
+        // ApiKey 0 is Produce.
+        rd_kafka_mock_push_request_errors_array(cluster, 0, errors.count, &errors)
+    }
+
     /// Takes broker `id` (1-based) down or up: clients see connection failures meanwhile.
     /// Coming up binds the old port again, and librdkafka aborts the process when something
     /// else took that port meanwhile: in tests that share the machine, prefer

@@ -361,7 +361,17 @@ public final class KafkaEventConsumer: Sendable {
             }
         }
         let workers = partitions.compactMap { p in loop.workers.removeValue(forKey: p) }
-        for w in workers { w.close() }
+        for w in workers {
+            w.close()
+            // A batch waiting on a failing dependency is abandoned at once rather than after the
+            // drain timeout: it is redelivered to whoever gets the partition.
+            if w.isRetrying {
+                logger.notice(
+                    "partition waits on a dependency; abandoning its in-flight records (redelivered)",
+                    metadata: ["topic": "\(w.topic)", "partition": "\(w.partition)"])
+                w.cancel()
+            }
+        }
         let deadline = DispatchTime.now() + .milliseconds(Int(timeout.seconds * 1000))
         var stragglers: [PartitionWorker] = []
         for w in workers where w.finished.wait(timeout: deadline) == .timedOut {

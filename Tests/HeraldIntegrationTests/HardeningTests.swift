@@ -203,6 +203,51 @@ struct HardeningTests {
         #expect(try await herald.waitForExit() == 0)
     }
 
+    @Test("the producer fails for good (idempotence broken): Herald exits non-zero instead of keeping a dead producer; nothing is lost")
+    func producerFatalExits() async throws {
+        let cluster = try TestCluster(partitions: 1)
+        let redis = try await RedisServer.start()
+        let postgres = try await PostgresServer.start()
+        let dir = try HeraldBinary.temporaryDirectory()
+        defer {
+            redis.shutdown()
+            postgres.shutdown()
+        }
+        try await cluster.send([
+            TestCluster.roleEvent("first", id: "fatal-1", at: 1_764_000_000, type: "RoleDeleted"),
+            OutboundRecord(topic: TestCluster.authTopic, key: Array("k".utf8), value: Array("not json".utf8)),
+            TestCluster.roleEvent("after", id: "fatal-2", at: 1_764_000_001, type: "RoleDeleted"),
+        ])
+        // The next produce request, the dead letter's, breaks the idempotent producer's sequence.
+        cluster.broker.failProduceRequests(1, with: .outOfOrderSequence)
+        func start(_ name: String) throws -> ChildProcess {
+            try ChildProcess(
+                HeraldBinary.path, ["run"],
+                environment: [
+                    "PATH": "/usr/bin:/bin", "HERALD_KAFKA_BROKERS": cluster.bootstrap, "HERALD_KAFKA_GROUP": "hard-fatal",
+                    "HERALD_REDIS_URL": redis.url, "HERALD_DATABASE_URL": postgres.url, "HERALD_DATABASE_AUTO_MIGRATE": "true",
+                    "HERALD_COMMIT_INTERVAL": "200ms", "HERALD_LOG_FORMAT": "json",
+                ].merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }, logPath: "\(dir)/\(name).log")
+        }
+        let first = try start("herald-1")
+        let status = try await first.waitForExit(timeout: .seconds(120))
+        #expect(status == 1, "exit status \(status); output ends: \(first.output.suffix(2000))")
+        #expect(first.output.contains("failed for good"))
+        let inspector = try cluster.inspector(group: "hard-fatal")
+        #expect(try await inspector.committed(TestCluster.authTopic)[0] ?? 0 <= 1, "the poison record was not skipped")
+        #expect(try await inspector.readAll(TestCluster.authTopic + ".dlq").isEmpty)
+
+        // Its supervisor starts it again: a new producer publishes the dead letter, the rest applies.
+        let second = try start("herald-2")
+        try await TestCluster.eventually("dead-lettered once and everything applied") {
+            let letters = try await inspector.readAll(TestCluster.authTopic + ".dlq")
+            let applied = try redis.probe(["EXISTS", "invalid_role: after"]).integer ?? 0
+            return letters.count == 1 && applied == 1
+        }
+        second.signal(SIGTERM)
+        #expect(try await second.waitForExit() == 0)
+    }
+
     @Test("events without an id after the embedded broker restarts (offsets from 0 again) are new events, not duplicates")
     func idlessEventsAfterBrokerRestart() async throws {
         let dir = try HeraldBinary.temporaryDirectory()

@@ -149,7 +149,7 @@ struct KafkaPipelineTests {
     @Test("a batch that outlives the drain stores no offset after the consumer is gone; it is redelivered")
     func stragglerAfterShutdown() async throws {
         let cluster = try TestCluster(partitions: 1)
-        // Blocks its thread, deaf to cancellation, well past the drain and the wait after it.
+        // Blocks its thread, deaf to cancellation, past the drain and the wait after it.
         let blocking = BlockingApplier()
         let logs = RedisLogRecorder()
         try await cluster.send([TestCluster.roleEvent("r", id: "late-1", at: 1_700_000_000)])
@@ -157,6 +157,7 @@ struct KafkaPipelineTests {
             cluster: cluster, group: "g-late", applier: blocking, drainTimeout: .milliseconds(100), logger: logs.logger)
         try await TestCluster.eventually("the batch is being applied") { blocking.started.load(ordering: .acquiring) }
         try await consumer.stop()  // returns with the batch still in flight; the handle is destroyed
+        blocking.release()
         try await TestCluster.eventually("the straggler finished and stored nothing") {
             blocking.finished.load(ordering: .acquiring) && logs.transcript.contains("its offset is not stored")
         }
@@ -198,6 +199,27 @@ struct KafkaPipelineTests {
             try await publisher.publish([letter(3, value: 5), letter(4, key: 200_000, value: 5)])
         }
         #expect(refused?.unpublished == [1])
+        await producer.close()
+    }
+
+    @Test("a producer whose idempotence broke reports its fatal error and refuses to send; dead letters then wait")
+    func producerFatalError() async throws {
+        let cluster = try TestCluster(partitions: 1)
+        let producer = try KafkaProducer(bootstrapServers: cluster.bootstrap, logger: TestLogging.logger("test.fatal"))
+        try await producer.send([TestCluster.roleEvent("r", id: "before", at: 1_764_000_000)])
+        #expect(producer.fatalError == nil)
+        let watcher = Task { await producer.waitForFatalError() }
+        cluster.broker.failProduceRequests(1, with: .outOfOrderSequence)
+        _ = try? await producer.send([TestCluster.roleEvent("r", id: "during", at: 1_764_000_001)])
+        let fatal = try #require(await watcher.value)
+        #expect(fatal.isFatal)
+        #expect(producer.fatalError?.isFatal == true)
+        // Every later send fails at once with the fatal error: nothing can be dead-lettered,
+        // so a partition with a dead letter waits (reason dead_letter_refused) until Herald,
+        // which watches for this, is restarted with a new producer.
+        let errors = try await producer.deliver([TestCluster.roleEvent("r", id: "after", at: 1_764_000_002)])
+        #expect(errors.count == 1 && errors[0]?.isFatal == true)
+        #expect(errors[0]?.isTransient == false)
         await producer.close()
     }
 
@@ -249,15 +271,19 @@ struct KafkaPipelineTests {
     }
 }
 
-/// Blocks the calling thread for two seconds, ignoring cancellation, then applies nothing.
+/// Blocks the calling thread, deaf to cancellation, until the test calls `release()`; then
+/// applies nothing.
 final class BlockingApplier: EffectApplier {
     let started = Atomic<Bool>(false)
     let finished = Atomic<Bool>(false)
+    private let gate = DispatchSemaphore(value: 0)
 
     func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         started.store(true, ordering: .releasing)
-        usleep(2_000_000)  // blocks the thread; cancellation cannot end it
+        gate.wait()
         finished.store(true, ordering: .releasing)
         return []
     }
+
+    func release() { gate.signal() }
 }
