@@ -69,6 +69,9 @@ struct OutboxCommand: AsyncParsableCommand {
                 return
             }
             let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(
+                    service: ProducerWatchdog(producer: producer, logger: logger), successTerminationBehavior: .ignore,
+                    failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: CloseOnShutdownService(name: "producer") { await producer.close() }),
                 .init(
                     service: OutboxWiring.service(config, producer: producer), successTerminationBehavior: .gracefullyShutdownGroup,

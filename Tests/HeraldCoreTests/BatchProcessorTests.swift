@@ -223,6 +223,14 @@ struct BatchProcessorTests {
         #expect(h.retryStates.current == [true, false])
     }
 
+    @Test("a dead-letter publisher's failure never ends the partition's work, whatever its type")
+    func deadLetterFailureNeverEndsWork() async throws {
+        let h = Harness(deadLetters: FakeDeadLetters { call in if call <= 2 { throw EventContentError("refused") } })
+        try await h.process([Self.raw("not json", offset: 3)])
+        #expect(h.deadLetters.calls.current.count == 3)
+        #expect(h.observer.stallReasons == [.deadLetterUnavailable, .deadLetterUnavailable])
+    }
+
     @Test("redeliveries the applier reports as already applied count as duplicates")
     func duplicatesCounted() async throws {
         let h = Harness(

@@ -180,9 +180,11 @@ public struct BatchProcessor: Sendable {
         }
     }
 
-    /// Runs `operation` until it succeeds. An `EventContentError` is rethrown as
-    /// `ContentFailure`; cancellation ends it; every other failure is an outage of a
+    /// Runs `operation` until it succeeds. An `EventContentError` while applying effects is
+    /// rethrown as `ContentFailure`; cancellation ends it; every other failure (and any failure
+    /// to publish dead letters: there is nowhere further to send them) is an outage of a
     /// dependency: the partition waits with backoff and tries again, for as long as it takes.
+    /// So `process` ends only with every record's outcome final, or by cancellation.
     private func attempt(
         _ what: String, publishingDeadLetters: Bool = false, retry: inout RetryState, _ operation: () async throws -> Void
     ) async throws {
@@ -193,7 +195,7 @@ public struct BatchProcessor: Sendable {
                 try await operation()
                 retry.end(observer)
                 return
-            } catch let error as EventContentError {
+            } catch let error as EventContentError where !publishingDeadLetters {
                 retry.end(observer)
                 throw ContentFailure(message: error.reason, attempts: attempt + 1)
             } catch is CancellationError {
