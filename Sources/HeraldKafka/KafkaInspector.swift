@@ -14,11 +14,15 @@ public final class KafkaInspector: Sendable {
     let timeoutMs: Int32
     /// The timestamp of the record at an offset never changes: read once per (partition, offset).
     let timestampCache = Mutex<[TimestampKey: Int64]>([:])
+    /// Set (on `queue`) when `close()` destroyed the handle.
+    private let closed = Atomic<Bool>(false)
 
-    /// - Parameter groupID: the group whose committed offsets `committed` reads.
+    /// - Parameters:
+    ///   - groupID: the group whose committed offsets `committed` reads.
+    ///   - secretProperties: properties whose values must never appear in an error.
     public init(
         bootstrapServers: String, groupID: String = "herald-inspector", properties: [String: String] = [:],
-        timeout: Duration = .seconds(10), logger: Logger
+        secretProperties: Set<String> = [], timeout: Duration = .seconds(10), logger: Logger
     ) throws(KafkaError) {
         let context = RDKafkaClientContext(logger: logger)
         self.context = context
@@ -28,24 +32,50 @@ public final class KafkaInspector: Sendable {
             ("bootstrap.servers", bootstrapServers), ("group.id", groupID), ("enable.auto.commit", "false"),
             ("enable.partition.eof", "true"),
         ]
-        let conf = try RDKafkaConfiguration.make(props, secretKeys: [], context: context)
+        let conf = try RDKafkaConfiguration.make(props, secretKeys: secretProperties, context: context)
         self.handle = try RDKafkaConfiguration.handle(RD_KAFKA_CONSUMER, conf: conf)
         rd_kafka_poll_set_consumer(handle)
     }
 
     deinit {
-        rd_kafka_destroy(handle)
+        if !closed.load(ordering: .acquiring) { rd_kafka_destroy(handle) }
+    }
+
+    /// Destroys the client now rather than at deinit, so that it stops talking to (and logging
+    /// about) brokers that are going away; every later call throws.
+    public func close() async {
+        _ = try? await blocking { [self] () throws(KafkaError) in
+            closed.store(true, ordering: .releasing)
+            // rd_kafka_destroy blocks until the client's threads have ended.
+            rd_kafka_destroy(handle)
+        }
     }
 
     func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws -> T {
         try await withCheckedThrowingContinuation { c in
-            queue.async {
+            queue.async { [self] in
                 do throws(KafkaError) {
+                    guard !closed.load(ordering: .acquiring) else {
+                        throw KafkaError.client("the inspector is closed", transient: false)
+                    }
                     c.resume(returning: try body())
                 } catch {
                     c.resume(throwing: error)
                 }
             }
+        }
+    }
+
+    /// Asks the brokers for metadata, waiting at most `timeout`: throws when none answers
+    /// (wrong address, broker down), a quick check before work that would wait much longer.
+    public func checkReachable(timeout: Duration) async throws {
+        let milliseconds = Int32(min(timeout.seconds * 1000, Double(Int32.max)))
+        try await blocking { [self] () throws(KafkaError) in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            // rd_kafka_metadata blocks until a broker answers or the timeout passes.
+            let err = rd_kafka_metadata(handle, 0, nil, &metadata, milliseconds)
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err) }
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import HeraldCore
 import HeraldPostgres
+import Synchronization
 import Testing
 
 /// The NOTIFY channel for queued mail (`<schema>_mail`) is an identifier: at most 63 bytes.
