@@ -10,12 +10,17 @@ final class ChildProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String], logPath: String) throws {
+    /// - Parameter currentDirectory: where it runs (default: the test's own).
+    init(
+        _ executable: String, _ arguments: [String], environment: [String: String], logPath: String,
+        currentDirectory: String? = nil
+    ) throws {
         self.logPath = logPath
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         // Every herald gets its own free port for /metrics unless the test chose one: several run at once.
         process.environment =
             environment["HERALD_HTTP_ADDRESS"] == nil
