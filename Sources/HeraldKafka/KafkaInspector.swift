@@ -44,25 +44,41 @@ public final class KafkaInspector: Sendable {
     /// Destroys the client now rather than at deinit, so that it stops talking to (and logging
     /// about) brokers that are going away; every later call throws.
     public func close() async {
-        _ = try? await blocking { [self] () throws(KafkaError) in
+        _ = try? await blocking { [self] (_) throws(KafkaError) in
             closed.store(true, ordering: .releasing)
             // rd_kafka_destroy blocks until the client's threads have ended.
             rd_kafka_destroy(handle)
         }
     }
 
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { c in
-            queue.async { [self] in
-                do throws(KafkaError) {
-                    guard !closed.load(ordering: .acquiring) else {
-                        throw KafkaError.client("the inspector is closed", transient: false)
+    /// Runs `body` on the inspector's queue. When the waiting task is cancelled, the body's
+    /// polling loops see `cancellation` and stop within one poll (100 ms), and the call throws
+    /// `CancellationError`: a lag sample in progress no longer holds up a shutdown for up to
+    /// the timeout. (A single librdkafka request already sent is still awaited: one round
+    /// trip, or the timeout when the broker does not answer.)
+    func blocking<T: Sendable>(_ body: @escaping @Sendable (Cancellation) throws(KafkaError) -> T) async throws -> T {
+        let cancellation = Cancellation()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { c in
+                queue.async { [self] in
+                    if closed.load(ordering: .acquiring) {
+                        c.resume(throwing: KafkaError.client("the inspector is closed", transient: false))
+                        return
                     }
-                    c.resume(returning: try body())
-                } catch {
-                    c.resume(throwing: error)
+                    if cancellation.isCancelled {
+                        c.resume(throwing: CancellationError())
+                        return
+                    }
+                    do throws(KafkaError) {
+                        let value = try body(cancellation)
+                        if cancellation.isCancelled { c.resume(throwing: CancellationError()) } else { c.resume(returning: value) }
+                    } catch {
+                        c.resume(throwing: error)
+                    }
                 }
             }
+        } onCancel: {
+            cancellation.cancel()
         }
     }
 
@@ -70,7 +86,7 @@ public final class KafkaInspector: Sendable {
     /// (wrong address, broker down), a quick check before work that would wait much longer.
     public func checkReachable(timeout: Duration) async throws {
         let milliseconds = Int32(min(timeout.seconds * 1000, Double(Int32.max)))
-        try await blocking { [self] () throws(KafkaError) in
+        try await blocking { [self] (_) throws(KafkaError) in
             var metadata: UnsafePointer<rd_kafka_metadata>?
             // rd_kafka_metadata blocks until a broker answers or the timeout passes.
             let err = rd_kafka_metadata(handle, 0, nil, &metadata, milliseconds)
@@ -81,7 +97,7 @@ public final class KafkaInspector: Sendable {
 
     /// The number of partitions of `topic`.
     public func partitionCount(_ topic: String) async throws -> Int {
-        try await blocking { [self] () throws(KafkaError) in try metadataPartitionCount(topic) }
+        try await blocking { [self] (_) throws(KafkaError) in try metadataPartitionCount(topic) }
     }
 
     private func metadataPartitionCount(_ topic: String) throws(KafkaError) -> Int {
@@ -100,7 +116,7 @@ public final class KafkaInspector: Sendable {
 
     /// Low and high watermarks of every partition of `topic`, by partition.
     public func watermarks(_ topic: String) async throws -> [Int32: (low: Int64, high: Int64)] {
-        try await blocking { [self] () throws(KafkaError) in
+        try await blocking { [self] (_) throws(KafkaError) in
             let count = try metadataPartitionCount(topic)
             var result: [Int32: (low: Int64, high: Int64)] = [:]
             for p in 0..<Int32(count) {
@@ -117,7 +133,7 @@ public final class KafkaInspector: Sendable {
 
     /// The group's committed offset per partition of `topic` (-1001 when none is committed).
     public func committed(_ topic: String) async throws -> [Int32: Int64] {
-        try await blocking { [self] () throws(KafkaError) in
+        try await blocking { [self] (_) throws(KafkaError) in
             let count = try metadataPartitionCount(topic)
             let list = RDKafkaPartitionList((0..<Int32(count)).map { (topic, $0, Int64(RD_KAFKA_OFFSET_INVALID)) })
             // rd_kafka_committed blocks on the group coordinator.
@@ -132,7 +148,7 @@ public final class KafkaInspector: Sendable {
     /// Every record currently in `topic`, partition by partition in offset order.
     public func readAll(_ topic: String) async throws -> [InboundMessage] {
         let marks = try await watermarks(topic)
-        return try await blocking { [self] () throws(KafkaError) in
+        return try await blocking { [self] cancellation throws(KafkaError) in
             let wanted = marks.filter { $0.value.high > $0.value.low }
             if wanted.isEmpty { return [] }
             let list = RDKafkaPartitionList(wanted.map { (topic, $0.key, $0.value.low) })
@@ -142,7 +158,7 @@ public final class KafkaInspector: Sendable {
             var remaining = Set(wanted.keys)
             var result: [InboundMessage] = []
             let deadline = DispatchTime.now() + .milliseconds(Int(timeoutMs))
-            while !remaining.isEmpty {
+            while !remaining.isEmpty, !cancellation.isCancelled {
                 guard DispatchTime.now() < deadline else { throw KafkaError.client("timed out reading \(topic)") }
                 // rd_kafka_consumer_poll blocks up to 100 ms.
                 guard let m = rd_kafka_consumer_poll(handle, 100) else { continue }
@@ -160,4 +176,13 @@ public final class KafkaInspector: Sendable {
             return result
         }
     }
+}
+
+/// Tells a blocking call's loops that the task waiting for it was cancelled.
+final class Cancellation: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    var isCancelled: Bool { flag.load(ordering: .acquiring) }
+
+    func cancel() { flag.store(true, ordering: .releasing) }
 }
