@@ -2,7 +2,7 @@
 /// identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes), always double-quoted in SQL, so
 /// it is matched exactly as written.
 public struct OutboxTableLayout: Sendable, Hashable {
-    /// The columns the relay uses, by their names in the seeds' table.
+    /// The columns the relay uses, by their default names (docs/integration.md's table).
     public enum Column: String, Sendable, CaseIterable, Hashable {
         case id
         case aggregateType = "aggregate_type"
