@@ -79,10 +79,12 @@ enum Environment {
     /// Fails fast, with exit code 75 and a message naming the address, when no broker answers
     /// within `reachabilityTimeout`, instead of waiting minutes for delivery timeouts.
     static func requireReachable(_ address: BrokerAddress, _ configuration: HeraldConfiguration) async throws {
+        // Its connection errors would only repeat the one message below.
+        var quiet = Logger(label: "herald.kafka.check")
+        quiet.logLevel = .critical
         let inspector = try KafkaInspector(
             bootstrapServers: address.servers, properties: configuration.kafka.properties,
-            secretProperties: configuration.kafka.secretProperties, timeout: reachabilityTimeout,
-            logger: Logger(label: "herald.kafka.check"))
+            secretProperties: configuration.kafka.secretProperties, timeout: reachabilityTimeout, logger: quiet)
         var failure: (any Error)?
         do {
             try await inspector.checkReachable(timeout: reachabilityTimeout)
