@@ -4,9 +4,14 @@ CONFIG ?= debug
 # SwiftPM re-reads every package manifest and re-plans the build whenever its environment
 # differs from the previous run's (MAKELEVEL, TERM, an exported HERALD_* variable...): 10-30 s
 # here, before anything compiles. make runs it with a fixed, minimal environment, so that
-# make run, make build and make test one after another rebuild nothing.
+# make run, make build and make test one after another rebuild nothing: only variables that
+# belong to the machine rather than the session (toolchain path, locale, proxies and CA
+# bundles for fetching packages) are passed on, when set.
 # (The recipes echo the swift command without this prefix.)
-SWIFTPM = env -i PATH="$(PATH)" HOME="$(HOME)" $(if $(TMPDIR),TMPDIR="$(TMPDIR)") $(if $(LANG),LANG="$(LANG)") $(SWIFT)
+SWIFTPM_KEEP = PATH HOME TMPDIR LANG LC_ALL XDG_CACHE_HOME \
+	http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
+	SSL_CERT_FILE SSL_CERT_DIR GIT_SSL_CAINFO CURL_CA_BUNDLE
+SWIFTPM = env -i $(foreach v,$(SWIFTPM_KEEP),$(if $($(v)),$(v)="$($(v))")) $(SWIFT)
 BIN_DIR = $(shell $(SWIFTPM) build -c $(CONFIG) --show-bin-path 2>/dev/null)
 HERALD = $(BIN_DIR)/herald
 
