@@ -96,16 +96,19 @@ struct StartupShutdownTests {
     }
 
     @Test(
-        "HERALD_KAFKA_BROKERS=embedded: an idle SIGTERM drains, logs the final commit, stops the lag sampler before the broker, removes the bootstrap file, exits 0"
+        "HERALD_KAFKA_BROKERS=embedded (outbox relay allowed): an idle SIGTERM drains, logs the final commit, stops the lag sampler before the broker, removes the bootstrap file, exits 0"
     )
     func embeddedIdleStop() async throws {
         let redis = try await RedisServer.start()
         defer { redis.shutdown() }
         let pg = try await PostgresServer.start()
         defer { pg.shutdown() }
+        // The outbox relay runs too, told that the embedded broker is acceptable here.
+        _ = try pg.psql(OutboxFixture.seedsTable)
         let dir = try HeraldBinary.temporaryDirectory()
         let bootstrapFile = dir + "/kafka-bootstrap"
         let environment = Self.base.merging(HeraldBinary.fileMail(dir + "/mail")) { a, _ in a }.merging([
+            "HERALD_OUTBOX_ENABLED": "true", "HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER": "true",
             "HERALD_KAFKA_BROKERS": "embedded", "HERALD_EMBEDDED_BOOTSTRAP_FILE": bootstrapFile, "HERALD_REDIS_URL": redis.url,
             "HERALD_DATABASE_URL": pg.url, "HERALD_DATABASE_AUTO_MIGRATE": "true", "HERALD_COMMIT_INTERVAL": "200ms",
             // The sampler reads lag often: if its client outlived the broker, it would complain.
@@ -116,6 +119,7 @@ struct StartupShutdownTests {
             herald.output.contains("partitions assigned")
         }
         #expect(herald.output.contains("embedded broker started"))
+        #expect(herald.output.contains("outbox relay started"))
         #expect(FileManager.default.fileExists(atPath: bootstrapFile))
 
         // A client command finds the embedded broker through the bootstrap file.
@@ -141,6 +145,7 @@ struct StartupShutdownTests {
         let complaints = lines[signal...].filter { ["warning", "error", "critical"].contains($0.level) }
         #expect(complaints.isEmpty, "a quiet shutdown: \(complaints.map { "\($0.logger): \($0.msg)" })")
         #expect(!lines[stopped...].contains { $0.logger == "herald.kafka.lag" }, "the lag sampler stopped before the broker")
+        #expect(Self.index(of: "outbox relay stopped", in: lines, after: stopped) != nil)
         #expect(!FileManager.default.fileExists(atPath: bootstrapFile), "the bootstrap file is removed at exit")
     }
 
