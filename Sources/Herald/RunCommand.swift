@@ -75,6 +75,8 @@ struct RunCommand: AsyncParsableCommand {
             embedded = EmbeddedBrokerService(broker: broker, bootstrapFile: config.kafka.bootstrapFile)
             services.append(.init(service: embedded!))
         }
+        // Also when start-up is interrupted or fails: no address of a broker that is gone.
+        defer { embedded?.removeBootstrapFile() }
 
         // The one slow start-up step (PostgreSQL may be down, migrations may run): a signal
         // interrupts it, and Herald exits 0 having started nothing else.
@@ -82,7 +84,6 @@ struct RunCommand: AsyncParsableCommand {
             try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate, observer: metrics)
         }
         guard let database = try await stop.interruptible(open) else {
-            embedded?.removeBootstrapFile()
             logger.notice("herald stopped during start-up", metadata: ["signal": "\(stop.signal.map { "\($0)" } ?? "")"])
             return
         }
