@@ -1,7 +1,18 @@
 # Herald: `make help` lists the targets.
 SWIFT ?= swift
 CONFIG ?= debug
-BIN_DIR = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path 2>/dev/null)
+# SwiftPM re-reads every package manifest and re-plans the build whenever its environment
+# differs from the previous run's (MAKELEVEL, TERM, an exported HERALD_* variable...): 10-30 s
+# here, before anything compiles. make runs it with a fixed, minimal environment, so that
+# make run, make build and make test one after another rebuild nothing: only variables that
+# belong to the machine rather than the session (toolchain path, locale, proxies and CA
+# bundles for fetching packages) are passed on, when set.
+# (The recipes echo the swift command without this prefix.)
+SWIFTPM_KEEP = PATH HOME TMPDIR LANG LC_ALL XDG_CACHE_HOME \
+	http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
+	SSL_CERT_FILE SSL_CERT_DIR GIT_SSL_CAINFO CURL_CA_BUNDLE
+SWIFTPM = env -i $(foreach v,$(SWIFTPM_KEEP),$(if $($(v)),$(v)="$($(v))")) $(SWIFT)
+BIN_DIR = $(shell $(SWIFTPM) build -c $(CONFIG) --show-bin-path 2>/dev/null)
 HERALD = $(BIN_DIR)/herald
 
 .PHONY: help deps build run test bench format lint clean
@@ -14,23 +25,25 @@ deps: ## Install the Debian packages Herald needs (apt-get, only what is missing
 
 build: ## Build herald (debug; CONFIG=release for an optimized build)
 	@scripts/deps.sh build
-	$(SWIFT) build -c $(CONFIG)
+	@echo "swift build -c $(CONFIG)"; $(SWIFTPM) build -c $(CONFIG)
 
-run: ## Start a local Redis and Herald with an embedded Kafka broker (Ctrl-C stops both)
+run: ## Start local Redis and PostgreSQL and Herald with an embedded Kafka broker (Ctrl-C stops them)
 	@scripts/deps.sh run
-	$(SWIFT) build -c $(CONFIG)
+	@echo "swift build -c $(CONFIG)"; $(SWIFTPM) build -c $(CONFIG)
 	@scripts/run.sh $(HERALD)
 
 test: ## Install what is missing, build, and run every test against real Redis and Kafka (mock cluster)
 	@scripts/deps.sh test
-	$(SWIFT) build --build-tests
-	HERALD_BINARY=$(shell $(SWIFT) build --show-bin-path)/herald $(SWIFT) test --skip-build
+	@echo "swift build --build-tests"; $(SWIFTPM) build --build-tests
+	@# The tests find the herald just built in .build/debug (HERALD_BINARY overrides it; not set
+	@# here, so that swift test sees the same environment as swift build).
+	@echo "swift test --skip-build"; $(SWIFTPM) test --skip-build
 
 bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench
-	$(SWIFT) build -c release
-	@scripts/bench.sh $(shell $(SWIFT) build -c release --show-bin-path)/herald
-	@scripts/bench-mail.sh $(shell $(SWIFT) build -c release --show-bin-path)/herald
+	@echo "swift build -c release"; $(SWIFTPM) build -c release
+	@scripts/bench.sh $(shell $(SWIFTPM) build -c release --show-bin-path)/herald
+	@scripts/bench-mail.sh $(shell $(SWIFTPM) build -c release --show-bin-path)/herald
 
 format: ## Format the sources in place (swift format)
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests

@@ -6,7 +6,7 @@ profile=${1:-test}
 packages=(pkg-config librdkafka-dev libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server)
 case "$profile" in
   build) ;;
-  run) packages+=(redis-tools postgresql python3) ;;
+  run) packages+=(redis-tools postgresql python3 kcat) ;;
   test) packages+=(redis-tools postgresql python3 python3-jsonschema python3-yaml python3-aiosmtpd openssl curl python3-prometheus-client prometheus) ;;
   bench) packages+=(redis-tools postgresql kcat time python3 postfix stunnel4 openssl) ;;
   *) echo "usage: $0 [build|run|test|bench]" >&2; exit 2 ;;

@@ -11,8 +11,8 @@ struct BrokerCommand: AsyncParsableCommand {
         abstract: "Run only the embedded Kafka broker (librdkafka's mock cluster), for tests, benchmarks and kcat.",
         discussion: """
             Creates the catalogue's topics and their dead-letter topics, writes the bootstrap \
-            address to --bootstrap-file, prints it, and serves until SIGTERM or SIGINT. Data \
-            lives in memory; the mock keeps only the newest ~5 MB per partition.
+            address to --bootstrap-file, prints it, and serves until SIGTERM or SIGINT (then removes the file). \
+            Data lives in memory; the mock keeps only the newest ~5 MB per partition.
             """)
 
     @Option(help: "Partitions per topic.")
@@ -43,7 +43,7 @@ struct BrokerCommand: AsyncParsableCommand {
         logger.notice("embedded broker ready", metadata: ["bootstrap": "\(broker.bootstrapServers)", "topics": "\(topics)"])
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: KeepAliveService(name: "embedded broker", resource: broker))],
+                services: [.init(service: EmbeddedBrokerService(broker: broker, bootstrapFile: path))],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -48,6 +48,8 @@ enum Database {
         let backoff = Backoff(initial: .milliseconds(200), cap: .seconds(10))
         var attempt = 0
         while true {
+            // A signal during start-up cancels the wait (StopSignals).
+            try Task.checkCancellation()
             do {
                 return try await body()
             } catch let error as ClassifiedError where error.isTransient {

@@ -1,4 +1,6 @@
 import ArgumentParser
+import HeraldCore
+import HeraldKafka
 
 #if canImport(Glibc)
     import Glibc
@@ -15,7 +17,7 @@ struct HeraldCommand: AsyncParsableCommand {
             Herald consumes the auth and user services' events from Kafka and does the slow, failure-prone work: \
             it keeps role invalidations and user revocations in Redis, and queues and sends the platform's \
             transactional email (welcome, address verification, password reset, security notices). Configuration comes from HERALD_* environment variables (see the README); \
-            with no HERALD_KAFKA_BROKERS, `herald run` starts an embedded broker.
+            `herald run` requires HERALD_KAFKA_BROKERS (`embedded` starts an in-memory development broker).
             """,
         version: version,
         subcommands: [
@@ -35,6 +37,10 @@ struct HeraldCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let error as KafkaError where error.isConfiguration {
+            // A refused librdkafka property: a configuration error like any other (exit 78).
+            Environment.fail(
+                ConfigurationError(setting: "HERALD_KAFKA_PROPERTY_* / HERALD_KAFKA_PROPERTIES_FILE", problem: error.message))
         } catch {
             exit(withError: error)
         }

@@ -60,12 +60,14 @@ struct LagCommand: AsyncParsableCommand {
         guard let windowDuration = parseDuration(window), windowDuration > .zero else {
             throw ValidationError("--window: expected a positive duration such as 3s or 500ms")
         }
-        let bootstrap = try Environment.brokers(config, override: brokers)
+        let address = try Environment.brokers(config, override: brokers)
         let groupID = group ?? config.kafka.groupID
+        // The same secret properties as `herald run`: a refused one is named, its value never shown.
         let inspector = try KafkaInspector(
-            bootstrapServers: bootstrap, groupID: groupID,
+            bootstrapServers: address.servers, groupID: groupID,
             properties: config.kafka.properties.merging(Self.inspectorProperties) { _, ours in ours },
-            logger: Logger(label: "herald.lag"))
+            secretProperties: config.kafka.secretProperties, logger: Logger(label: "herald.lag"))
+        try await Environment.requireReachable(address, config)
         var partitions: [(topic: String, partition: Int32)] = []
         for topic in topics.isEmpty ? [config.kafka.userTopic, config.kafka.authTopic] : topics {
             let count = try await inspector.partitionCount(topic)

@@ -1,3 +1,4 @@
+import HeraldCore
 import Logging
 
 /// Wraps a log handler and masks email addresses in messages and metadata
@@ -42,11 +43,8 @@ struct EmailMaskingLogHandler: LogHandler {
         }
     }
 
-    /// Replaces the local part of every `local@domain.tld` in `text` with its first character and `***`.
+    /// Replaces the local part of every address in `text` (see `EmailMasking`).
     static func mask(_ text: String) -> String {
-        guard text.contains("@") else { return text }
-        return text.replacing(/([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)/) { match in
-            "\(match.output.1)***@\(match.output.2)"
-        }
+        EmailMasking.mask(text)
     }
 }

@@ -15,11 +15,14 @@ struct MailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mail",
         abstract: "Look at the mail queue and requeue failed mail (HERALD_DATABASE_URL).",
+        discussion: """
+            HERALD_DATABASE_URL unset in a `make run` tree: the database `make run` started (var/postgres/url).
+            """,
         subcommands: [List.self, Show.self, Retry.self])
 
     /// The queue in HERALD_DATABASE_URL; the schema must be current.
     static func queue() async throws -> (PostgresMailQueue, PostgresClient) {
-        let config = Environment.configuration()
+        let config = Environment.configuration(makeRunDatabaseUnless: ["HERALD_DATABASE_URL"])
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel == "info" ? "warning" : config.logLevel)
         var quiet = config
         quiet.database.poolSize = 1

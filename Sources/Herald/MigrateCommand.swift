@@ -11,14 +11,15 @@ struct MigrateCommand: AsyncParsableCommand {
             Migrations ship inside the binary and are applied in order, each in its own transaction, and \
             recorded in <schema>.schema_migrations. Safe when several instances run it at once: an advisory \
             lock serialises them. `herald run` refuses to start while migrations are pending, unless \
-            HERALD_DATABASE_AUTO_MIGRATE=true.
+            HERALD_DATABASE_AUTO_MIGRATE=true. With HERALD_DATABASE_URL unset in a `make run` tree, the \
+            database `make run` started (var/postgres/url).
             """)
 
     @Flag(help: "Only list the pending migrations.")
     var dryRun = false
 
     func run() async throws {
-        let config = Environment.configuration()
+        let config = Environment.configuration(makeRunDatabaseUnless: ["HERALD_DATABASE_URL"])
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
         let logger = Logger(label: "herald.migrate")
         let url: String

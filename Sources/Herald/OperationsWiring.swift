@@ -73,12 +73,13 @@ enum OperationsWiring {
     }
 }
 
-/// Runs the lag monitor until shutdown.
+/// Runs the lag monitor until shutdown, then closes its client.
 struct LagMonitorService: Service {
     let monitor: KafkaLagMonitor
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await monitor.run() }
+        await monitor.close()
     }
 }
 

@@ -13,7 +13,8 @@ struct OutboxCommand: AsyncParsableCommand {
         abstract: "Relay the API's transactional outbox (a PostgreSQL table) to Kafka, and inspect it.",
         discussion: """
             The outbox table is HERALD_OUTBOX_TABLE (default outbox_events) in HERALD_OUTBOX_DATABASE_URL \
-            (default HERALD_DATABASE_URL). `herald run` relays it too when HERALD_OUTBOX_ENABLED=true.
+            (default HERALD_DATABASE_URL; with both unset in a `make run` tree, the database `make run` started). \
+            `herald run` relays it too when HERALD_OUTBOX_ENABLED=true.
             """,
         subcommands: [Relay.self, List.self, Retry.self, InstallTrigger.self])
 
@@ -25,21 +26,39 @@ struct OutboxCommand: AsyncParsableCommand {
                 Each row goes to the topic mapped from its aggregate_type (HERALD_OUTBOX_TOPICS, else \
                 HERALD_OUTBOX_TOPIC_PATTERN), keyed by aggregate_id, with headers ce_id, ce_type and ce_time. \
                 With --once: relay until nothing is left to claim, print a summary as JSON, and exit (0; 75 when the \
-                database or the broker stayed unreachable). Safe to run as several replicas.
+                database or the broker stayed unreachable). Safe to run as several replicas. HERALD_KAFKA_BROKERS (or \
+                --brokers) is required; the embedded broker (HERALD_KAFKA_BROKERS=embedded) is refused unless \
+                HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER=true, since it forgets the rows it acknowledges.
                 """)
 
         @Flag(help: "Relay what is pending now, then exit.")
         var once = false
 
-        @Option(help: "Bootstrap servers (default: HERALD_KAFKA_BROKERS, else the embedded broker's bootstrap file).")
+        @Option(help: "Bootstrap servers (default: HERALD_KAFKA_BROKERS).")
         var brokers: String?
 
+        /// --brokers, else HERALD_KAFKA_BROKERS (required). The embedded broker only with
+        /// HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER=true: it would acknowledge rows and forget them.
+        static func bootstrap(_ config: HeraldConfiguration, override: String?) throws -> String {
+            if let override { return override }
+            do {
+                let choice = try config.kafka.requireBrokers()
+                try config.outbox.checkBroker(embedded: choice == .embedded, enabledBy: "herald outbox relay")
+                switch choice {
+                case .servers(let servers): return servers
+                case .embedded: return try Environment.embeddedBroker(config).servers
+                }
+            } catch let error as ConfigurationError {
+                Environment.fail(error)
+            }
+        }
+
         func run() async throws {
-            let config = Environment.configuration()
+            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
             HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
             let logger = Logger(label: "herald.outbox")
             let producer = try KafkaProducer(
-                bootstrapServers: try Environment.brokers(config, override: brokers), properties: config.kafka.properties,
+                bootstrapServers: try Self.bootstrap(config, override: brokers), properties: config.kafka.properties,
                 secretProperties: config.kafka.secretProperties, clientID: config.kafka.clientID,
                 flushTimeout: config.kafka.shutdownTimeout, logger: Logger(label: "herald.kafka.producer"))
             if once {
@@ -97,7 +116,7 @@ struct OutboxCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let config = Environment.configuration()
+            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
             HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
             let client = OutboxWiring.client(config, poolSize: 1, applicationName: "herald-outbox-list")
             defer { client.close() }
@@ -143,7 +162,7 @@ struct OutboxCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let config = Environment.configuration()
+            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
             HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
             let client = OutboxWiring.client(config, poolSize: 1, applicationName: "herald-outbox-retry")
             defer { client.close() }
@@ -176,7 +195,7 @@ struct OutboxCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let config = Environment.configuration()
+            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
             HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
             let migrations = OutboxTriggerSchema.migrations(layout: config.outbox.layout, channel: config.outbox.channel)
             if print {

@@ -8,6 +8,9 @@ import ServiceLifecycle
 /// Builds the outbox relay's pieces from the configuration; shared by `herald run` and
 /// `herald outbox`.
 enum OutboxWiring {
+    /// The settings naming the outbox's database.
+    static let databaseVariables = ["HERALD_OUTBOX_DATABASE_URL", "HERALD_DATABASE_URL"]
+
     /// A client for the outbox database (HERALD_OUTBOX_DATABASE_URL, else HERALD_DATABASE_URL);
     /// exits 78 naming the setting when neither is set.
     static func client(_ config: HeraldConfiguration, poolSize: Int, applicationName: String) -> PostgresClient {

@@ -15,7 +15,8 @@ struct PublishCommand: AsyncParsableCommand {
               herald publish --topic auth_service_topic --file events.jsonl
             Brokers: --brokers, else HERALD_KAFKA_BROKERS, else the address the embedded broker \
             wrote to HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap). \
-            Records are produced idempotently and the command waits for every acknowledgement.
+            Records are produced idempotently and the command waits for every acknowledgement. \
+            When no broker answers within 5 s it stops (exit 75) naming the address.
             """)
 
     @Option(help: "Bootstrap servers (host:port,...).")
@@ -59,7 +60,8 @@ struct PublishCommand: AsyncParsableCommand {
     func run() async throws {
         let config = Environment.configuration()
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel == "info" ? "warning" : config.logLevel)
-        let bootstrap = try Environment.brokers(config, override: brokers)
+        let address = try Environment.brokers(config, override: brokers)
+        let bootstrap = address.servers
 
         var extraHeaders: [MessageHeader] = try headers.map { pair in
             guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("--header expects key=value") }
@@ -101,6 +103,8 @@ struct PublishCommand: AsyncParsableCommand {
             }
         }
 
+        // A stopped broker would otherwise keep the records queued for minutes (message.timeout.ms).
+        try await Environment.requireReachable(address, config)
         let producer = try KafkaProducer(
             bootstrapServers: bootstrap, properties: config.kafka.properties,
             secretProperties: config.kafka.secretProperties, clientID: "herald-publish",

@@ -16,9 +16,10 @@ struct RunCommand: AsyncParsableCommand {
             Joins consumer group HERALD_KAFKA_GROUP on the user and auth topics, applies role \
             invalidations and user revocations to Redis (HERALD_REDIS_URL), keeps recipients and \
             queues transactional mail in PostgreSQL (HERALD_DATABASE_URL), sends that mail \
-            (HERALD_SMTP_URL), and sends records that can never be processed to <topic>.dlq. With no HERALD_KAFKA_BROKERS it first \
-            starts an embedded broker (librdkafka's mock cluster) and writes its address to \
-            HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap). \
+            (HERALD_SMTP_URL), and sends records that can never be processed to <topic>.dlq. HERALD_KAFKA_BROKERS is \
+            required; HERALD_KAFKA_BROKERS=embedded starts an in-memory development broker (librdkafka's mock \
+            cluster) and writes its address to HERALD_EMBEDDED_BOOTSTRAP_FILE (default var/kafka-bootstrap; removed \
+            at exit). A signal during start-up (waiting for PostgreSQL, migrating) stops it there, exit 0. \
             On SIGTERM/SIGINT it stops fetching, lets in-flight work finish (up to \
             HERALD_SHUTDOWN_TIMEOUT), commits offsets, leaves the group, flushes and exits 0.
             """)
@@ -33,12 +34,19 @@ struct RunCommand: AsyncParsableCommand {
     var benchWithoutInbox = false
 
     func run() async throws {
+        // First of all: from here on SIGTERM and SIGINT stop Herald cleanly, also while it starts.
+        let stop = await StopSignals.install()
         let config = Environment.configuration()
         HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel, maskEmails: config.operations.maskEmails)
         let logger = Logger(label: "herald")
         // Required settings, mail settings and templates are checked before anything starts.
         let databaseURL: String
+        let brokerChoice: HeraldConfiguration.Kafka.BrokerChoice
         do {
+            brokerChoice = try config.kafka.requireBrokers()
+            if config.outbox.enabled {
+                try config.outbox.checkBroker(embedded: brokerChoice == .embedded, enabledBy: "HERALD_OUTBOX_ENABLED=true")
+            }
             databaseURL = try config.database.requireURL()
         } catch {
             Environment.fail(error)
@@ -47,11 +55,13 @@ struct RunCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         let metrics = OperationsWiring.bootstrapMetrics()
 
-        // Embedded broker when none is configured.
+        // The embedded broker only when asked for (HERALD_KAFKA_BROKERS=embedded).
         let brokers: String
-        if let configured = config.kafka.brokers {
-            brokers = configured
-        } else {
+        var embedded: EmbeddedBrokerService?
+        switch brokerChoice {
+        case .servers(let servers):
+            brokers = servers
+        case .embedded:
             let broker = try EmbeddedBroker(logger: Logger(label: "herald.embedded-broker"))
             for topic in [config.kafka.userTopic, config.kafka.authTopic] {
                 try broker.createTopic(topic, partitions: config.kafka.embeddedPartitions)
@@ -62,10 +72,21 @@ struct RunCommand: AsyncParsableCommand {
                 "embedded broker started (librdkafka mock cluster: in memory, for development only)",
                 metadata: ["bootstrap": "\(broker.bootstrapServers)", "bootstrap_file": "\(config.kafka.bootstrapFile)"])
             brokers = broker.bootstrapServers
-            services.append(.init(service: KeepAliveService(name: "embedded broker", resource: broker)))
+            embedded = EmbeddedBrokerService(broker: broker, bootstrapFile: config.kafka.bootstrapFile)
+            services.append(.init(service: embedded!))
         }
+        // Also when start-up is interrupted or fails: no address of a broker that is gone.
+        defer { embedded?.finish() }
 
-        let database = try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate, observer: metrics)
+        // The one slow start-up step (PostgreSQL may be down, migrations may run): a signal
+        // interrupts it, and Herald exits 0 having started nothing else.
+        let open = { @Sendable in
+            try await Database.open(config, logger: logger, migrateIfBehind: config.database.autoMigrate, observer: metrics)
+        }
+        guard let database = try await stop.interruptible(open) else {
+            logger.notice("herald stopped during start-up", metadata: ["signal": "\(stop.signal.map { "\($0)" } ?? "")"])
+            return
+        }
         let inbox = PostgresEventInbox(
             client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, maxAges: config.mail.maxAges,
             mailObserver: metrics, logger: Logger(label: "herald.inbox"))
@@ -122,7 +143,7 @@ struct RunCommand: AsyncParsableCommand {
             inspector: try KafkaInspector(
                 bootstrapServers: brokers, groupID: config.kafka.groupID,
                 properties: config.kafka.properties.merging(LagCommand.inspectorProperties) { _, ours in ours },
-                timeout: .seconds(5), logger: Logger(label: "herald.kafka.lag")),
+                secretProperties: config.kafka.secretProperties, timeout: .seconds(5), logger: Logger(label: "herald.kafka.lag")),
             interval: config.operations.sampleInterval, observer: metrics, logger: Logger(label: "herald.kafka.lag"))
 
         // Shutdown runs in reverse: the consumer stops first, then the courier finishes its
@@ -170,8 +191,9 @@ struct RunCommand: AsyncParsableCommand {
                 service: ConsumerService(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
                 failureTerminationBehavior: .gracefullyShutdownGroup))
 
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // No signals of its own: StopSignals (installed first) triggers its graceful shutdown.
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        await stop.attach(group)
         try await group.run()
         logger.info("herald stopped")
     }
@@ -226,14 +248,25 @@ struct CloseOnShutdownService: Service {
     }
 }
 
-/// Keeps a resource alive until shutdown.
-struct KeepAliveService<Resource: Sendable>: Service {
-    let name: String
-    let resource: Resource
+/// Keeps the embedded broker alive until shutdown, then removes its bootstrap file, so that
+/// `herald publish` and `herald lag` do not go looking for a broker that is gone.
+struct EmbeddedBrokerService: Service {
+    let broker: EmbeddedBroker
+    let bootstrapFile: String
 
     func run() async throws {
         try? await gracefulShutdown()
-        withExtendedLifetime(resource) {}
+        finish()
+    }
+
+    /// Removes the bootstrap file if it still holds this broker's address (another instance
+    /// may have written its own since), and keeps the broker until the process exits:
+    /// destroying the in-memory cluster only waits for its thread, in librdkafka 2.0 up to a
+    /// second in half the runs (measured: rd_kafka_mock_cluster_destroy), for nothing.
+    func finish() {
+        let written = (try? String(contentsOfFile: bootstrapFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if written == broker.bootstrapServers { try? FileManager.default.removeItem(atPath: bootstrapFile) }
+        _ = Unmanaged.passRetained(broker)
     }
 }
 

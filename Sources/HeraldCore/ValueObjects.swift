@@ -70,8 +70,8 @@ public struct RoleName: Hashable, Sendable, CustomStringConvertible {
     public var description: String { rawValue }
 }
 
-/// A user's identifier as the auth service publishes it (a UUID string in the seed, any
-/// printable identifier accepted).
+/// A user's identifier as the auth service publishes it (a UUID string in the platform's
+/// services; any printable identifier accepted).
 public struct UserID: Hashable, Sendable, CustomStringConvertible {
     public static let maxLength = 128
     public let rawValue: String

@@ -2,7 +2,7 @@ import HeraldCore
 import HeraldMail
 import HeraldSMTP
 
-/// Where one-time links point: `{baseURL}{path}?token=…` (PRODUCT.md's link formats).
+/// Where one-time links point: `{baseURL}{path}?token=…` (docs/integration.md's link formats).
 public struct LinkSettings: Sendable, Hashable {
     /// `HERALD_LINK_BASE_URL`, without a trailing slash.
     public var baseURL: String

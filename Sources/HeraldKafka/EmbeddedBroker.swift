@@ -14,7 +14,11 @@ public final class EmbeddedBroker: Sendable {
     public let bootstrapServers: String
 
     public init(brokers: Int = 1, logger: Logger) throws(KafkaError) {
-        let context = RDKafkaClientContext(logger: logger)
+        // The bookkeeping handle has no bootstrap.servers, and librdkafka says so at notice
+        // level on every start ("client will not be able to connect"): true, and no concern.
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        let context = RDKafkaClientContext(logger: quiet)
         self.context = context
         // The mock cluster needs a client handle for its bookkeeping; it serves any client.
         let conf = try RDKafkaConfiguration.make([("client.id", "herald-embedded-broker")], secretKeys: [], context: context)

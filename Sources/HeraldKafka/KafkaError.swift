@@ -14,6 +14,10 @@ public struct KafkaError: ClassifiedError, CustomStringConvertible, Sendable {
 
     public var description: String { name.isEmpty ? message : "\(name): \(message)" }
 
+    /// True when librdkafka refused a property or a combination of them: a configuration
+    /// error, which retrying never fixes. Its message never holds a secret property's value.
+    public var isConfiguration: Bool { code == 0 && name == "Configuration" }
+
     /// True when the record is larger than the broker or client accepts.
     public var isMessageTooLarge: Bool {
         code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue || code == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue

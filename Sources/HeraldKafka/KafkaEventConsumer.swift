@@ -419,7 +419,11 @@ public final class KafkaEventConsumer: Sendable {
         // rd_kafka_commit with async=0 blocks until the coordinator answers.
         let err = rd_kafka_commit(handle, nil, 0)
         if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET {
-            logger.debug("offsets committed", metadata: ["reason": "\(reason)"])
+            // The final commit is worth a line at the default level; the periodic ones are not.
+            logger.log(
+                level: reason == "shutdown" ? .info : .debug,
+                err == RD_KAFKA_RESP_ERR__NO_OFFSET ? "no new offsets to commit" : "offsets committed",
+                metadata: ["reason": "\(reason)"])
         } else {
             logger.warning("offset commit failed", metadata: ["reason": "\(reason)", "error": "\(KafkaError(code: err))"])
         }

@@ -17,7 +17,7 @@ extension KafkaInspector {
     /// cached by offset, so a partition stuck on one offset costs one read in all.
     public func lag(_ partitions: [(topic: String, partition: Int32)]) async throws -> [PartitionLag] {
         if partitions.isEmpty { return [] }
-        return try await blocking { [self] () throws(KafkaError) in
+        return try await blocking { [self] cancellation throws(KafkaError) in
             let list = RDKafkaPartitionList(partitions.map { ($0.topic, $0.partition, Int64(RD_KAFKA_OFFSET_INVALID)) })
             // rd_kafka_committed blocks on the group coordinator.
             var err = rd_kafka_committed(handle, list.pointer, timeoutMs)
@@ -25,7 +25,7 @@ extension KafkaInspector {
             var committed: [String: [Int32: Int64]] = [:]
             for e in RDKafkaPartitionList.entries(list.pointer) { committed[e.topic, default: [:]][e.partition] = e.offset }
             var result: [PartitionLag] = []
-            for p in partitions {
+            for p in partitions where !cancellation.isCancelled {
                 var low: Int64 = 0
                 var high: Int64 = 0
                 // rd_kafka_query_watermark_offsets blocks on a broker round trip.
@@ -43,7 +43,7 @@ extension KafkaInspector {
             let keys = lagging.map {
                 TimestampKey(topic: result[$0].topic, partition: result[$0].partition, offset: result[$0].resumeOffset)
             }
-            let timestamps = try readTimestamps(keys)
+            let timestamps = try readTimestamps(keys, cancellation: cancellation)
             for (i, key) in zip(lagging, keys) { result[i].oldestUnconsumedTimestamp = timestamps[key] }
             let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
             for i in result.indices { result[i].sampledAt = now }
@@ -52,8 +52,8 @@ extension KafkaInspector {
     }
 
     /// The timestamp of the first record at or after each position; cached. Runs on the
-    /// inspector's queue.
-    private func readTimestamps(_ keys: [TimestampKey]) throws(KafkaError) -> [TimestampKey: Int64] {
+    /// inspector's queue; stops early (with what it found) when `cancellation` is set.
+    private func readTimestamps(_ keys: [TimestampKey], cancellation: Cancellation) throws(KafkaError) -> [TimestampKey: Int64] {
         var found: [TimestampKey: Int64] = [:]
         timestampCache.withLock { cache in
             for k in keys { if let ts = cache[k] { found[k] = ts } }
@@ -66,7 +66,7 @@ extension KafkaInspector {
         defer { rd_kafka_assign(handle, nil) }
         var remaining = Dictionary(uniqueKeysWithValues: missing.map { ("\($0.topic)\u{0}\($0.partition)", $0) })
         let deadline = DispatchTime.now() + .milliseconds(Int(timeoutMs))
-        while !remaining.isEmpty, DispatchTime.now() < deadline {
+        while !remaining.isEmpty, DispatchTime.now() < deadline, !cancellation.isCancelled {
             // rd_kafka_consumer_poll blocks up to 100 ms.
             guard let m = rd_kafka_consumer_poll(handle, 100) else { continue }
             defer { rd_kafka_message_destroy(m) }

@@ -57,4 +57,11 @@ public final class KafkaLagMonitor: Sendable {
             try? await Task.sleep(for: interval)
         }
     }
+
+    /// Destroys the inspector's client once sampling has stopped, so it neither keeps
+    /// connections to the brokers nor logs about them going away (the embedded broker stops
+    /// after the sampler).
+    public func close() async {
+        await inspector.close()
+    }
 }

@@ -18,6 +18,6 @@ extension NotificationKind {
     }
 
     /// The lifetime of the kind's one-time link, matching the token's TTL in Redis
-    /// (PRODUCT.md): 15 minutes for a password reset, 24 hours for the others.
+    /// (docs/integration.md): 15 minutes for a password reset, 24 hours for the others.
     public var defaultLinkLifetime: Duration? { link?.lifetime }
 }

@@ -97,8 +97,20 @@ public struct PostgresEventInbox: EventInbox {
         }
     }
 
-    /// `{schema}_mail`: the channel couriers LISTEN on for the queue in `schema`.
-    public static func mailChannel(schema: String) -> String { schema + "_mail" }
+    /// `{schema}_mail`: the channel couriers LISTEN on for the queue in `schema`, and the one
+    /// the inbox NOTIFYs. A channel name is an identifier (at most 63 bytes: `pg_notify`
+    /// refuses a longer one, `LISTEN` cuts it): for a schema of 59 bytes or more, the schema is
+    /// cut to 49 bytes and followed by `_` and 8 hex digits of FNV-1a over the whole schema
+    /// name, so two long schemas that share a prefix still get different channels.
+    public static func mailChannel(schema: String) -> String {
+        let channel = schema + "_mail"
+        guard channel.utf8.count > 63 else { return channel }
+        var hash: UInt32 = 2_166_136_261
+        for byte in schema.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        let hex = String(hash, radix: 16)
+        let prefix = String(decoding: schema.utf8.prefix(63 - 5 - 9), as: UTF8.self)
+        return prefix + "_" + String(repeating: "0", count: 8 - hex.count) + hex + "_mail"
+    }
 
     /// What the inbox does with mail requests: rate limits and maximum ages per kind.
     struct MailPolicy: Sendable {

@@ -1,7 +1,7 @@
 import HeraldCore
 import Logging
 
-/// The API's transactional outbox table in PostgreSQL (the seeds' `outbox_events`; table and
+/// The API's transactional outbox table in PostgreSQL (`outbox_events` of docs/integration.md; table and
 /// column names from `OutboxTableLayout`). Status values: `pending`, `processed`, `failed`.
 ///
 /// Claiming, and why rows of one aggregate are never published out of order, even with many

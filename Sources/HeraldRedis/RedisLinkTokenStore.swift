@@ -1,7 +1,7 @@
 import Foundation
 import HeraldCore
 
-/// The one-time link tokens the auth API redeems, in the keys of its contract (PRODUCT.md),
+/// The one-time link tokens the auth API redeems, in the keys of its contract (docs/integration.md),
 /// each under the SHA-256 of the token (lower-case hex), never the token itself:
 ///
 /// - `reset_password_token:{hash}` = user id

@@ -1,7 +1,7 @@
 import HeraldCore
 import Testing
 
-/// Type, id and time resolution (PRODUCT.md "Event contract").
+/// Type, id and time resolution (docs/integration.md, "Events Herald consumes").
 @Suite("Envelope decoding")
 struct EnvelopeDecoderTests {
     let decoder = EnvelopeDecoder(clock: fixedClock)

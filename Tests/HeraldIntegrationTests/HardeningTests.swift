@@ -262,7 +262,8 @@ struct HardeningTests {
             try ChildProcess(
                 HeraldBinary.path, ["run"],
                 environment: [
-                    "PATH": "/usr/bin:/bin", "HERALD_EMBEDDED_BOOTSTRAP_FILE": bootstrapFile, "HERALD_EMBEDDED_PARTITIONS": "2",
+                    "PATH": "/usr/bin:/bin", "HERALD_KAFKA_BROKERS": "embedded", "HERALD_EMBEDDED_BOOTSTRAP_FILE": bootstrapFile,
+                    "HERALD_EMBEDDED_PARTITIONS": "2",
                     "HERALD_REDIS_URL": redis.url, "HERALD_DATABASE_URL": postgres.url, "HERALD_DATABASE_AUTO_MIGRATE": "true",
                     "HERALD_COMMIT_INTERVAL": "200ms", "HERALD_LOG_FORMAT": "json", "HERALD_HTTP_ADDRESS": "127.0.0.1:\(port)",
                     "HERALD_LOG_LEVEL": "debug",

@@ -177,7 +177,9 @@ struct HeraldProcessTests {
         ]
         for (name, value) in cases {
             let herald = try ChildProcess(
-                HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", name: value], logPath: "\(dir)/\(name).log")
+                HeraldBinary.path, ["run"],
+                environment: ["PATH": "/usr/bin:/bin", "HERALD_KAFKA_BROKERS": "127.0.0.1:1"].merging([name: value]) { $1 },
+                logPath: "\(dir)/\(name).log")
             let status = try await herald.waitForExit()
             #expect(status == 78, "\(name)")
             #expect(herald.output.contains(name), "\(name): \(herald.output)")
@@ -211,7 +213,10 @@ struct HeraldProcessTests {
         #expect(brokenTemplate.output.contains("pt/welcome.subject.mustache"), "\(brokenTemplate.output)")
 
         let secret = try ChildProcess(
-            HeraldBinary.path, ["run"], environment: ["PATH": "/usr/bin:/bin", "HERALD_REDIS_URL": "redis://:hunter2@host:notaport"],
+            HeraldBinary.path, ["run"],
+            environment: [
+                "PATH": "/usr/bin:/bin", "HERALD_KAFKA_BROKERS": "127.0.0.1:1", "HERALD_REDIS_URL": "redis://:hunter2@host:notaport",
+            ],
             logPath: "\(dir)/secret.log")
         #expect(try await secret.waitForExit() == 78)
         #expect(!secret.output.contains("hunter2"))

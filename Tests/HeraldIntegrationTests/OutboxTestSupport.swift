@@ -6,7 +6,7 @@ import Logging
 import Synchronization
 import Testing
 
-/// The seeds' outbox table in a throwaway PostgreSQL, rows written as the API writes them,
+/// The outbox table of docs/integration.md in a throwaway PostgreSQL, rows written as the API writes them,
 /// and relays wired to an in-process mock cluster.
 struct OutboxFixture {
     let pg: PostgresServer
@@ -17,7 +17,8 @@ struct OutboxFixture {
 
     static let topics = ["user.events", "order.events"]
 
-    /// The seeds' `outbox_events`, except `created_at` defaults to `clock_timestamp()` so that
+    /// docs/integration.md's `outbox_events` (with a nullable status and counters, as an older
+    /// table may have them), except `created_at` defaults to `clock_timestamp()` so that
     /// rows written by one transaction keep their order.
     static let seedsTable = """
         CREATE TABLE outbox_events (

@@ -2,8 +2,19 @@
 /// before anything starts. See the README's configuration table.
 public struct HeraldConfiguration: Sendable {
     public struct Kafka: Sendable {
-        /// nil: start the embedded broker (librdkafka's mock cluster).
+        /// Where the daemons get their Kafka cluster from (`HERALD_KAFKA_BROKERS`).
+        public enum BrokerChoice: Sendable, Hashable {
+            /// `host:port[,host:port...]`.
+            case servers(String)
+            /// `embedded`: librdkafka's mock cluster, in memory (development only).
+            case embedded
+        }
+
+        /// Bootstrap servers; nil when `HERALD_KAFKA_BROKERS` is unset or `embedded`.
         public var brokers: String?
+        /// `HERALD_KAFKA_BROKERS=embedded`: `herald run` starts the embedded broker; client
+        /// commands read its address from `bootstrapFile`.
+        public var embeddedBroker = false
         public var groupID = "herald"
         public var clientID = "herald"
         public var userTopic = "user_service_topic"
@@ -21,6 +32,18 @@ public struct HeraldConfiguration: Sendable {
         public var shutdownTimeout: Duration = .seconds(10)
 
         public func deadLetterTopic(for topic: String) -> String { topic + deadLetterSuffix }
+
+        /// The brokers `herald run` and the outbox relay use. Unset is an error, never a silent
+        /// in-memory broker: events and outbox rows acknowledged by it would be lost.
+        public func requireBrokers() throws(ConfigurationError) -> BrokerChoice {
+            if let brokers { return .servers(brokers) }
+            if embeddedBroker { return .embedded }
+            throw ConfigurationError(
+                setting: "HERALD_KAFKA_BROKERS",
+                problem:
+                    "required: the Kafka bootstrap servers, host:port[,host:port...]; or `embedded` for an in-memory development broker that keeps nothing (make run sets it)"
+            )
+        }
 
         public var topic: [EventCatalog.CatalogTopic: String] { [.user: userTopic, .auth: authTopic] }
     }
@@ -103,10 +126,12 @@ public struct HeraldConfiguration: Sendable {
         var c = HeraldConfiguration()
 
         // Kafka
-        if let brokers = try reader.string("HERALD_KAFKA_BROKERS") {
+        if let brokers = try reader.string("HERALD_KAFKA_BROKERS"), brokers.trimmingWhitespace() == "embedded" {
+            c.kafka.embeddedBroker = true
+        } else if let brokers = try reader.string("HERALD_KAFKA_BROKERS") {
             let list = brokers.split(separator: ",").map { $0.trimmingWhitespace() }
             guard !list.isEmpty, list.allSatisfy({ !$0.isEmpty && $0.contains(":") }) else {
-                throw ConfigurationError(setting: "HERALD_KAFKA_BROKERS", problem: "expected host:port[,host:port...]")
+                throw ConfigurationError(setting: "HERALD_KAFKA_BROKERS", problem: "expected host:port[,host:port...] or embedded")
             }
             c.kafka.brokers = list.joined(separator: ",")
         }

@@ -2,7 +2,7 @@
 /// identifier (`[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes), always double-quoted in SQL, so
 /// it is matched exactly as written.
 public struct OutboxTableLayout: Sendable, Hashable {
-    /// The columns the relay uses, by their names in the seeds' table.
+    /// The columns the relay uses, by their default names (docs/integration.md's table).
     public enum Column: String, Sendable, CaseIterable, Hashable {
         case id
         case aggregateType = "aggregate_type"
@@ -60,8 +60,24 @@ public struct OutboxConfiguration: Sendable {
     /// LISTEN on `channel` for wake-ups (the trigger `herald outbox install-trigger` installs).
     public var listen = true
     public var channel = "herald_outbox"
+    /// Relay to the embedded broker all the same (`HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER`): it
+    /// acknowledges rows and forgets them, and they are marked processed (demos only).
+    public var allowEmbeddedBroker = false
 
     public init() {}
+
+    /// Refuses to relay to the embedded broker unless `allowEmbeddedBroker`: a row is marked
+    /// processed once the broker acknowledged it, and the embedded broker keeps nothing.
+    /// - Parameter enabledBy: how the relay was asked for, for the message
+    ///   (`HERALD_OUTBOX_ENABLED=true`, `herald outbox relay`).
+    public func checkBroker(embedded: Bool, enabledBy: String) throws(ConfigurationError) {
+        guard embedded, !allowEmbeddedBroker else { return }
+        throw ConfigurationError(
+            setting: "HERALD_KAFKA_BROKERS",
+            problem:
+                "the outbox relay (\(enabledBy)) refuses the embedded broker (HERALD_KAFKA_BROKERS=embedded): it would acknowledge rows, which are then marked processed, and forget them. Point HERALD_KAFKA_BROKERS at a real cluster, or set HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER=true to relay into it anyway (demos only)"
+        )
+    }
 
     /// The outbox database URL, falling back to Herald's own, or an error naming both.
     public func requireURL(fallback: Secret?) throws(ConfigurationError) -> String {
@@ -142,6 +158,7 @@ public struct OutboxConfiguration: Sendable {
         c.pollInterval = try reader.duration("HERALD_OUTBOX_POLL_INTERVAL") ?? c.pollInterval
         c.retention = try reader.duration("HERALD_OUTBOX_RETENTION") ?? c.retention
         c.listen = try reader.boolean("HERALD_OUTBOX_LISTEN") ?? c.listen
+        c.allowEmbeddedBroker = try reader.boolean("HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER") ?? c.allowEmbeddedBroker
         if let channel = try reader.string("HERALD_OUTBOX_CHANNEL") {
             guard OutboxTableLayout.isIdentifier(channel) else {
                 throw ConfigurationError(setting: "HERALD_OUTBOX_CHANNEL", problem: "expected an identifier ([A-Za-z_][A-Za-z0-9_]*)")

@@ -51,7 +51,8 @@ public struct Rejection: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(errorClass.rawValue): \(message)" }
 }
 
-/// Resolves type, id and time as PRODUCT.md specifies:
+/// Resolves type, id and time as the event contract specifies (Topics/asyncapi.yaml,
+/// docs/integration.md):
 /// - type: header `ce_type`, header `event_type`, field `event_type`, field `type`, then
 ///   the topic's configured default type;
 /// - id: header `ce_id`, field `event_id`, field `id`, else derived from the record

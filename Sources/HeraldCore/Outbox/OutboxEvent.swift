@@ -1,6 +1,6 @@
 /// One row of the API's transactional outbox, as the relay reads it.
 public struct OutboxEvent: Sendable, Hashable {
-    /// The row's primary key in its text form (a UUID in the seeds' table); sent as `ce_id`.
+    /// The row's primary key in its text form (a UUID in docs/integration.md's table); sent as `ce_id`.
     public let id: String
     public let aggregateType: String
     /// The Kafka key: every event of one aggregate goes to one partition, in order.

@@ -80,7 +80,7 @@ public enum LinkPurpose: String, Sendable, Hashable {
     case resetPassword = "reset_password"
     case confirmEmailChange = "confirm_email_change"
 
-    /// The link's path under `HERALD_LINK_BASE_URL` unless configured (PRODUCT.md).
+    /// The link's path under `HERALD_LINK_BASE_URL` unless configured (docs/integration.md).
     public var defaultPath: String {
         switch self {
         case .resetPassword: "/auth/reset-password/confirm"

@@ -52,7 +52,8 @@ enum RDKafkaConfiguration {
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 let detail = cString(errstr)
-                let shown = secretKeys.contains(key) ? "" : " (value \(value))"
+                // An unknown name may be a misspelt secret (`sasl.pasword`): its value is not shown either.
+                let shown = secretKeys.contains(key) || result == RD_KAFKA_CONF_UNKNOWN ? "" : " (value \(value))"
                 throw KafkaError.configuration("librdkafka property \(key)\(shown): \(detail)")
             }
         }

@@ -10,12 +10,17 @@ final class ChildProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String], logPath: String) throws {
+    /// - Parameter currentDirectory: where it runs (default: the test's own).
+    init(
+        _ executable: String, _ arguments: [String], environment: [String: String], logPath: String,
+        currentDirectory: String? = nil
+    ) throws {
         self.logPath = logPath
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         // Every herald gets its own free port for /metrics unless the test chose one: several run at once.
         process.environment =
             environment["HERALD_HTTP_ADDRESS"] == nil
@@ -40,6 +45,7 @@ final class ChildProcess: @unchecked Sendable {
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
+            if let status = exitedWithoutReaping() { return status }
             guard ContinuousClock.now < deadline else {
                 kill(process.processIdentifier, SIGKILL)
                 Issue.record("process did not exit in time; output:\n\(output.suffix(3000))")
@@ -49,6 +55,22 @@ final class ChildProcess: @unchecked Sendable {
         }
         // A signal death reports the signal number: make it distinguishable from exit codes.
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    /// The exit status when the child has exited, read with `waitid(WNOWAIT)`, which leaves it
+    /// for Foundation to reap. Foundation.Process learns of an exit through a socket the child
+    /// inherits; a process another test spawns at that moment can inherit the socket too, and
+    /// `isRunning` then stays true until that process exits
+    /// (swiftlang/swift-corelibs-foundation#4795): seen as a false "did not exit in time" when
+    /// the whole suite runs at once.
+    private func exitedWithoutReaping() -> Int32? {
+        var info = siginfo_t()
+        let pid = process.processIdentifier
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid else {
+            return nil
+        }
+        let status = info._sifields._sigchld.si_status
+        return info.si_code == Int32(CLD_EXITED) ? status : 128 + status
     }
 }
 
