@@ -37,7 +37,7 @@ struct HeraldCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let error as KafkaError where error.isConfiguration {
+        } catch let error as KafkaError where error.code == .configuration {
             // A refused librdkafka property: a configuration error like any other (exit 78).
             Environment.fail(
                 ConfigurationError(setting: "HERALD_KAFKA_PROPERTY_* / HERALD_KAFKA_PROPERTIES_FILE", problem: error.message))

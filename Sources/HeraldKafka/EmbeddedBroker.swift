@@ -25,7 +25,7 @@ public final class EmbeddedBroker: Sendable {
         self.owner = try RDKafkaConfiguration.handle(RD_KAFKA_PRODUCER, conf: conf)
         guard let cluster = rd_kafka_mock_cluster_new(owner, Int32(brokers)) else {
             rd_kafka_destroy(owner)
-            throw KafkaError.client("cannot start the embedded broker", transient: false)
+            throw KafkaError.make(.clientFailure, "cannot start the embedded broker")
         }
         self.cluster = cluster
         self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
@@ -40,7 +40,7 @@ public final class EmbeddedBroker: Sendable {
     public func createTopic(_ name: String, partitions: Int) throws(KafkaError) {
         let err = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), 1)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
-            throw KafkaError(code: err, message: "cannot create topic \(name)")
+            throw KafkaError.rdKafka(err, message: "cannot create topic \(name)")
         }
     }
 

@@ -36,7 +36,7 @@ public struct KafkaDeadLetterPublisher: DeadLetterPublisher {
         var tooLarge: [Int] = []
         for (index, error) in errors.enumerated() {
             guard let error else { continue }
-            if error.isMessageTooLarge && letters[index].original.value != nil {
+            if error.code == .messageTooLarge && letters[index].original.value != nil {
                 tooLarge.append(index)
             } else {
                 failed.append((index, error))

@@ -133,7 +133,7 @@ public final class KafkaEventConsumer: Sendable {
         let list = RDKafkaPartitionList(settings.topics.map { ($0, RD_KAFKA_PARTITION_UA, 0) })
         let err = rd_kafka_subscribe(handle, list.pointer)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            failure = KafkaError(code: err, message: "cannot subscribe to \(settings.topics.joined(separator: ", "))")
+            failure = KafkaError.rdKafka(err, message: "cannot subscribe to \(settings.topics.joined(separator: ", "))")
         } else {
             logger.info(
                 "consumer started",
@@ -204,7 +204,7 @@ public final class KafkaEventConsumer: Sendable {
             var errstr = [CChar](repeating: 0, count: 512)
             let fatal = rd_kafka_fatal_error(handle, &errstr, errstr.count)
             if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
-                let error = KafkaError(code: fatal, message: cString(errstr), fatal: true)
+                let error = KafkaError.rdKafka(fatal, message: cString(errstr), fatal: true)
                 logger.critical("consumer hit a fatal error", metadata: ["error": "\(error)"])
                 return error
             }
@@ -254,7 +254,7 @@ public final class KafkaEventConsumer: Sendable {
             "consumer error",
             metadata: [
                 "topic": "\(topic)", "partition": "\(m.pointee.partition)",
-                "error": "\(KafkaError(code: err, message: String(cString: rd_kafka_message_errstr(m))))",
+                "error": "\(KafkaError.rdKafka(err, message: String(cString: rd_kafka_message_errstr(m))))",
             ])
     }
 
@@ -294,7 +294,7 @@ public final class KafkaEventConsumer: Sendable {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
                 if let error = rd_kafka_incremental_assign(handle, list) {
-                    logger.error("incremental assign failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+                    logger.error("incremental assign failed", metadata: ["error": "\(KafkaError.rdKafka(consuming: error))"])
                 }
             } else {
                 rd_kafka_assign(handle, list)
@@ -328,7 +328,7 @@ public final class KafkaEventConsumer: Sendable {
             commitStoredOffsets(reason: "revocation")
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(handle, list) {
-                    logger.error("incremental unassign failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+                    logger.error("incremental unassign failed", metadata: ["error": "\(KafkaError.rdKafka(consuming: error))"])
                 }
             } else {
                 rd_kafka_assign(handle, nil)
@@ -341,7 +341,7 @@ public final class KafkaEventConsumer: Sendable {
             observer.rebalanced(.revoked, partitions: partitions.count)
             observer.pausedPartitions(loop.paused.count)
         default:
-            logger.error("rebalance failed", metadata: ["error": "\(KafkaError(code: err))"])
+            logger.error("rebalance failed", metadata: ["error": "\(KafkaError.rdKafka(err))"])
             stopWorkers(for: Array(loop.workers.keys), timeout: settings.drainTimeout)
             rd_kafka_assign(handle, nil)
             assigned.withLock { $0.removeAll() }
@@ -411,7 +411,7 @@ public final class KafkaEventConsumer: Sendable {
             let e = err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : list.pointer.pointee.elems[0].err
             logger.debug(
                 "offset not stored (partition no longer assigned); its records will be redelivered",
-                metadata: ["partition": "\(partition)", "offset": "\(next)", "error": "\(KafkaError(code: e))"])
+                metadata: ["partition": "\(partition)", "offset": "\(next)", "error": "\(KafkaError.rdKafka(e))"])
         }
     }
 
@@ -425,7 +425,7 @@ public final class KafkaEventConsumer: Sendable {
                 err == RD_KAFKA_RESP_ERR__NO_OFFSET ? "no new offsets to commit" : "offsets committed",
                 metadata: ["reason": "\(reason)"])
         } else {
-            logger.warning("offset commit failed", metadata: ["reason": "\(reason)", "error": "\(KafkaError(code: err))"])
+            logger.warning("offset commit failed", metadata: ["reason": "\(reason)", "error": "\(KafkaError.rdKafka(err))"])
         }
     }
 
@@ -437,7 +437,7 @@ public final class KafkaEventConsumer: Sendable {
         // rd_kafka_consumer_close blocks: it revokes (our callback commits again) and leaves the group.
         let err = rd_kafka_consumer_close(handle)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("consumer close reported an error", metadata: ["error": "\(KafkaError(code: err))"])
+            logger.warning("consumer close reported an error", metadata: ["error": "\(KafkaError.rdKafka(err))"])
         }
         assigned.withLock { $0.removeAll() }
         inGroup.store(false, ordering: .releasing)

@@ -21,7 +21,7 @@ extension KafkaInspector {
             let list = RDKafkaPartitionList(partitions.map { ($0.topic, $0.partition, Int64(RD_KAFKA_OFFSET_INVALID)) })
             // rd_kafka_committed blocks on the group coordinator.
             var err = rd_kafka_committed(handle, list.pointer, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, message: "committed offsets") }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "committed offsets") }
             var committed: [String: [Int32: Int64]] = [:]
             for e in RDKafkaPartitionList.entries(list.pointer) { committed[e.topic, default: [:]][e.partition] = e.offset }
             var result: [PartitionLag] = []
@@ -31,7 +31,7 @@ extension KafkaInspector {
                 // rd_kafka_query_watermark_offsets blocks on a broker round trip.
                 err = rd_kafka_query_watermark_offsets(handle, p.topic, p.partition, &low, &high, timeoutMs)
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw KafkaError(code: err, message: "watermarks of \(p.topic)[\(p.partition)]")
+                    throw KafkaError.rdKafka(err, message: "watermarks of \(p.topic)[\(p.partition)]")
                 }
                 let c = committed[p.topic]?[p.partition].flatMap { $0 >= 0 ? $0 : nil }
                 result.append(
@@ -62,7 +62,7 @@ extension KafkaInspector {
         if missing.isEmpty { return found }
         let list = RDKafkaPartitionList(missing.map { ($0.topic, $0.partition, $0.offset) })
         var err = rd_kafka_assign(handle, list.pointer)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, message: "assign for a timestamp read") }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "assign for a timestamp read") }
         defer { rd_kafka_assign(handle, nil) }
         var remaining = Dictionary(uniqueKeysWithValues: missing.map { ("\($0.topic)\u{0}\($0.partition)", $0) })
         let deadline = DispatchTime.now() + .milliseconds(Int(timeoutMs))

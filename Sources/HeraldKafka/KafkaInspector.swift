@@ -62,7 +62,7 @@ public final class KafkaInspector: Sendable {
             try await withCheckedThrowingContinuation { c in
                 queue.async { [self] in
                     if closed.load(ordering: .acquiring) {
-                        c.resume(throwing: KafkaError.client("the inspector is closed", transient: false))
+                        c.resume(throwing: KafkaError.clientClosed("the inspector is closed"))
                         return
                     }
                     if cancellation.isCancelled {
@@ -91,7 +91,7 @@ public final class KafkaInspector: Sendable {
             // rd_kafka_metadata blocks until a broker answers or the timeout passes.
             let err = rd_kafka_metadata(handle, 0, nil, &metadata, milliseconds)
             if let metadata { rd_kafka_metadata_destroy(metadata) }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err) }
         }
     }
 
@@ -101,16 +101,16 @@ public final class KafkaInspector: Sendable {
     }
 
     private func metadataPartitionCount(_ topic: String) throws(KafkaError) -> Int {
-        guard let rkt = rd_kafka_topic_new(handle, topic, nil) else { throw KafkaError.client("cannot open topic \(topic)") }
+        guard let rkt = rd_kafka_topic_new(handle, topic, nil) else { throw KafkaError.make(.unknownTopic, "cannot open topic \(topic)") }
         defer { rd_kafka_topic_destroy(rkt) }
         var metadata: UnsafePointer<rd_kafka_metadata>?
         // rd_kafka_metadata blocks until the broker answers or the timeout passes.
         let err = rd_kafka_metadata(handle, 0, rkt, &metadata, timeoutMs)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(code: err) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError.rdKafka(err) }
         defer { rd_kafka_metadata_destroy(metadata) }
-        guard metadata.pointee.topic_cnt == 1 else { throw KafkaError.client("no metadata for \(topic)") }
+        guard metadata.pointee.topic_cnt == 1 else { throw KafkaError.make(.unknownTopic, "no metadata for \(topic)") }
         let t = metadata.pointee.topics[0]
-        if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code: t.err, message: "topic \(topic)") }
+        if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.rdKafka(t.err, message: "topic \(topic)") }
         return Int(t.partition_cnt)
     }
 
@@ -124,7 +124,7 @@ public final class KafkaInspector: Sendable {
                 var high: Int64 = 0
                 // rd_kafka_query_watermark_offsets blocks on a broker round trip.
                 let err = rd_kafka_query_watermark_offsets(handle, topic, p, &low, &high, timeoutMs)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, message: "watermarks of \(topic)[\(p)]") }
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "watermarks of \(topic)[\(p)]") }
                 result[p] = (low, high)
             }
             return result
@@ -138,7 +138,7 @@ public final class KafkaInspector: Sendable {
             let list = RDKafkaPartitionList((0..<Int32(count)).map { (topic, $0, Int64(RD_KAFKA_OFFSET_INVALID)) })
             // rd_kafka_committed blocks on the group coordinator.
             let err = rd_kafka_committed(handle, list.pointer, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err, message: "committed offsets of \(topic)") }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "committed offsets of \(topic)") }
             var result: [Int32: Int64] = [:]
             for e in RDKafkaPartitionList.entries(list.pointer) { result[e.partition] = e.offset }
             return result
@@ -153,13 +153,13 @@ public final class KafkaInspector: Sendable {
             if wanted.isEmpty { return [] }
             let list = RDKafkaPartitionList(wanted.map { (topic, $0.key, $0.value.low) })
             var err = rd_kafka_assign(handle, list.pointer)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err) }
             defer { rd_kafka_assign(handle, nil) }
             var remaining = Set(wanted.keys)
             var result: [InboundMessage] = []
             let deadline = DispatchTime.now() + .milliseconds(Int(timeoutMs))
             while !remaining.isEmpty, !cancellation.isCancelled {
-                guard DispatchTime.now() < deadline else { throw KafkaError.client("timed out reading \(topic)") }
+                guard DispatchTime.now() < deadline else { throw KafkaError.make(.timedOut, "timed out reading \(topic)") }
                 // rd_kafka_consumer_poll blocks up to 100 ms.
                 guard let m = rd_kafka_consumer_poll(handle, 100) else { continue }
                 defer { rd_kafka_message_destroy(m) }
@@ -169,7 +169,7 @@ public final class KafkaInspector: Sendable {
                     remaining.remove(partition)
                     continue
                 }
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: err) }
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err) }
                 result.append(RDKafkaMessage.inbound(m, topic: topic))
                 if let high = wanted[partition]?.high, m.pointee.offset + 1 >= high { remaining.remove(partition) }
             }

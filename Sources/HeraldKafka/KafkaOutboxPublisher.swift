@@ -1,4 +1,3 @@
-import CRdKafka
 import HeraldCore
 
 /// Publishes outbox messages through the idempotent producer and waits for every
@@ -23,13 +22,11 @@ public struct KafkaOutboxPublisher: OutboxPublisher {
 }
 
 extension KafkaError {
-    /// True when the error concerns this record or its topic, not the broker's availability.
+    /// True when the error concerns this record or its topic, not the broker's availability:
+    /// a permanent refusal (too large, invalid, an invalid topic), or a topic the cluster does
+    /// not know or lets this client use. A fatal error is the producer's, not the row's.
     var isRowProblem: Bool {
         if !isTransient && !isFatal { return true }
-        let topicCodes: Set<Int32> = [
-            RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC.rawValue, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue,
-            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED.rawValue, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION.rawValue,
-        ]
-        return topicCodes.contains(code)
+        return code == .unknownTopic || code == .topicAuthorizationFailed
     }
 }

@@ -74,13 +74,13 @@ public final class KafkaProducer: Sendable {
     /// - Throws: `KafkaError` when the producer is closed.
     public func deliver(_ records: [OutboundRecord]) async throws -> [KafkaError?] {
         if records.isEmpty { return [] }
-        guard !closing.load(ordering: .acquiring) else { throw KafkaError.client("producer is closed") }
+        guard !closing.load(ordering: .acquiring) else { throw KafkaError.clientClosed("producer is closed") }
         if let fatal = fatalError { return Array(repeating: fatal, count: records.count) }
         let batch = DeliveryBatch(count: records.count)
         for (index, record) in records.enumerated() {
             if let error = await enqueue(record, ticket: DeliveryTicket(batch: batch, index: index)) {
                 // Records not enqueued will never get a report: account for them here.
-                if error.isMessageTooLarge {
+                if error.code == .messageTooLarge {
                     batch.fail(index, error)
                     continue
                 }
@@ -98,7 +98,7 @@ public final class KafkaProducer: Sendable {
         var attempts = 0
         while true {
             guard let error = produce(record, opaque: opaque) else { return nil }
-            if error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue && attempts < 30_000 {
+            if error.code == .queueFull && attempts < 30_000 {
                 attempts += 1
                 // The poll thread drains the queue meanwhile.
                 try? await Task.sleep(for: .milliseconds(1))
@@ -142,7 +142,7 @@ public final class KafkaProducer: Sendable {
                         return nil  // librdkafka owns the headers now
                     }
                     rd_kafka_headers_destroy(headers)
-                    return KafkaError(consuming: error)
+                    return KafkaError.rdKafka(consuming: error)
                 }
             }
         }
@@ -153,7 +153,7 @@ public final class KafkaProducer: Sendable {
         guard let opaque = message.pointee._private else { return }
         let ticket = Unmanaged<DeliveryTicket>.fromOpaque(opaque).takeRetainedValue()
         let err = message.pointee.err
-        ticket.batch.report(ticket.index, err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(code: err))
+        ticket.batch.report(ticket.index, err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.rdKafka(err))
     }
 
     /// The fatal error the producer hit, if any: it can never send again and must be replaced
@@ -178,7 +178,7 @@ public final class KafkaProducer: Sendable {
         var errstr = [CChar](repeating: 0, count: 512)
         let code = rd_kafka_fatal_error(handle, &errstr, errstr.count)
         guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
-        let error = KafkaError(code: code, message: cString(errstr), fatal: true)
+        let error = KafkaError.rdKafka(code, message: cString(errstr), fatal: true)
         let waiters = fatal.withLock { s -> [CheckedContinuation<KafkaError?, Never>]? in
             guard s.error == nil else { return nil }
             s.error = error

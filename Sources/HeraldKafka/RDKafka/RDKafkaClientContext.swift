@@ -45,7 +45,7 @@ enum RDKafkaConfiguration {
     static func make(
         _ properties: [(String, String)], secretKeys: Set<String>, context: RDKafkaClientContext
     ) throws(KafkaError) -> OpaquePointer {
-        guard let conf = rd_kafka_conf_new() else { throw KafkaError.client("rd_kafka_conf_new failed", transient: false) }
+        guard let conf = rd_kafka_conf_new() else { throw KafkaError.make(.clientFailure, "rd_kafka_conf_new failed") }
         var errstr = [CChar](repeating: 0, count: 512)
         for (key, value) in properties {
             let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
