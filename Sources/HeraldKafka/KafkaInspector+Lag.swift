@@ -1,4 +1,3 @@
-import CRdKafka
 import Dispatch
 import Foundation
 import HeraldCore
@@ -18,26 +17,16 @@ extension KafkaInspector {
     public func lag(_ partitions: [(topic: String, partition: Int32)]) async throws -> [PartitionLag] {
         if partitions.isEmpty { return [] }
         return try await blocking { [self] cancellation throws(KafkaError) in
-            let list = RDKafkaPartitionList(partitions.map { ($0.topic, $0.partition, Int64(RD_KAFKA_OFFSET_INVALID)) })
-            // rd_kafka_committed blocks on the group coordinator.
-            var err = rd_kafka_committed(handle, list.pointer, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "committed offsets") }
-            var committed: [String: [Int32: Int64]] = [:]
-            for e in RDKafkaPartitionList.entries(list.pointer) { committed[e.topic, default: [:]][e.partition] = e.offset }
+            let wanted = partitions.map { KafkaPartition(topic: $0.topic, partition: $0.partition) }
+            let committed = try client.committed(wanted, timeoutMs: timeoutMs)
             var result: [PartitionLag] = []
-            for p in partitions where !cancellation.isCancelled {
-                var low: Int64 = 0
-                var high: Int64 = 0
-                // rd_kafka_query_watermark_offsets blocks on a broker round trip.
-                err = rd_kafka_query_watermark_offsets(handle, p.topic, p.partition, &low, &high, timeoutMs)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw KafkaError.rdKafka(err, message: "watermarks of \(p.topic)[\(p.partition)]")
-                }
-                let c = committed[p.topic]?[p.partition].flatMap { $0 >= 0 ? $0 : nil }
+            for p in wanted where !cancellation.isCancelled {
+                let marks = try client.watermarks(p, timeoutMs: timeoutMs)
+                let c = committed[p].flatMap { $0 >= 0 ? $0 : nil }
                 result.append(
                     PartitionLag(
-                        topic: p.topic, partition: p.partition, committed: c, low: low, high: high, oldestUnconsumedTimestamp: nil,
-                        sampledAt: 0))
+                        topic: p.topic, partition: p.partition, committed: c, low: marks.low, high: marks.high,
+                        oldestUnconsumedTimestamp: nil, sampledAt: 0))
             }
             let lagging = result.indices.filter { result[$0].lagMessages > 0 }
             let keys = lagging.map {
@@ -60,30 +49,25 @@ extension KafkaInspector {
         }
         let missing = keys.filter { found[$0] == nil }
         if missing.isEmpty { return found }
-        let list = RDKafkaPartitionList(missing.map { ($0.topic, $0.partition, $0.offset) })
-        var err = rd_kafka_assign(handle, list.pointer)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "assign for a timestamp read") }
-        defer { rd_kafka_assign(handle, nil) }
-        var remaining = Dictionary(uniqueKeysWithValues: missing.map { ("\($0.topic)\u{0}\($0.partition)", $0) })
+        try client.assign(missing.map { (KafkaPartition(topic: $0.topic, partition: $0.partition), $0.offset) })
+        defer { client.unassignAll() }
+        var remaining = Dictionary(uniqueKeysWithValues: missing.map { (KafkaPartition(topic: $0.topic, partition: $0.partition), $0) })
         let deadline = DispatchTime.now() + .milliseconds(Int(timeoutMs))
         while !remaining.isEmpty, DispatchTime.now() < deadline, !cancellation.isCancelled {
             // rd_kafka_consumer_poll blocks up to 100 ms.
-            guard let m = rd_kafka_consumer_poll(handle, 100) else { continue }
-            defer { rd_kafka_message_destroy(m) }
-            err = m.pointee.err
-            guard let rkt = m.pointee.rkt else { continue }
-            let name = "\(String(cString: rd_kafka_topic_name(rkt)))\u{0}\(m.pointee.partition)"
-            guard let key = remaining[name] else { continue }
-            if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                // Nothing at or after the offset any more (retention): no timestamp.
-                remaining[name] = nil
-                continue
+            client.pollConsumer(timeoutMs: 100) { m in
+                guard let topic = m.topic else { return }
+                let partition = KafkaPartition(topic: topic, partition: m.partition)
+                guard let key = remaining[partition] else { return }
+                if let error = m.error {
+                    // Nothing at or after the offset any more (retention): no timestamp.
+                    if error.code == .partitionEOF { remaining[partition] = nil }
+                    return
+                }
+                guard m.offset >= key.offset else { return }
+                if let ts = m.timestamp { found[key] = ts }
+                remaining[partition] = nil
             }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, m.pointee.offset >= key.offset else { continue }
-            var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            let ts = rd_kafka_message_timestamp(m, &type)
-            if ts >= 0 { found[key] = ts }
-            remaining[name] = nil
         }
         let read = found
         timestampCache.withLock { cache in

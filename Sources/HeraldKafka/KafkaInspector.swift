@@ -1,4 +1,3 @@
-import CRdKafka
 import Dispatch
 import HeraldCore
 import Logging
@@ -8,14 +7,12 @@ import Synchronization
 /// high watermarks, a group's committed offsets, and the records of a topic. Safe to use
 /// beside live consumers. Every blocking librdkafka call runs on a private serial queue.
 public final class KafkaInspector: Sendable {
-    nonisolated(unsafe) let handle: OpaquePointer
-    private let context: RDKafkaClientContext
+    /// Used only on `queue`, which also destroys it.
+    let client: RDKafkaClient
     private let queue = DispatchQueue(label: "herald.kafka.inspector")
     let timeoutMs: Int32
     /// The timestamp of the record at an offset never changes: read once per (partition, offset).
     let timestampCache = Mutex<[TimestampKey: Int64]>([:])
-    /// Set (on `queue`) when `close()` destroyed the handle.
-    private let closed = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - groupID: the group whose committed offsets `committed` reads.
@@ -24,30 +21,22 @@ public final class KafkaInspector: Sendable {
         bootstrapServers: String, groupID: String = "herald-inspector", properties: [String: String] = [:],
         secretProperties: Set<String> = [], timeout: Duration = .seconds(10), logger: Logger
     ) throws(KafkaError) {
-        let context = RDKafkaClientContext(logger: logger)
-        self.context = context
         self.timeoutMs = Int32(timeout.seconds * 1000)
         var props: [(String, String)] = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         props += [
             ("bootstrap.servers", bootstrapServers), ("group.id", groupID), ("enable.auto.commit", "false"),
             ("enable.partition.eof", "true"),
         ]
-        let conf = try RDKafkaConfiguration.make(props, secretKeys: secretProperties, context: context)
-        self.handle = try RDKafkaConfiguration.handle(RD_KAFKA_CONSUMER, conf: conf)
-        rd_kafka_poll_set_consumer(handle)
-    }
-
-    deinit {
-        if !closed.load(ordering: .acquiring) { rd_kafka_destroy(handle) }
+        self.client = try RDKafkaClient(
+            .consumer, properties: props, secretKeys: secretProperties, context: RDKafkaClientContext(logger: logger))
     }
 
     /// Destroys the client now rather than at deinit, so that it stops talking to (and logging
     /// about) brokers that are going away; every later call throws.
     public func close() async {
         _ = try? await blocking { [self] (_) throws(KafkaError) in
-            closed.store(true, ordering: .releasing)
             // rd_kafka_destroy blocks until the client's threads have ended.
-            rd_kafka_destroy(handle)
+            client.destroy()
         }
     }
 
@@ -61,7 +50,7 @@ public final class KafkaInspector: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { c in
                 queue.async { [self] in
-                    if closed.load(ordering: .acquiring) {
+                    if client.isDestroyed {
                         c.resume(throwing: KafkaError.clientClosed("the inspector is closed"))
                         return
                     }
@@ -86,46 +75,21 @@ public final class KafkaInspector: Sendable {
     /// (wrong address, broker down), a quick check before work that would wait much longer.
     public func checkReachable(timeout: Duration) async throws {
         let milliseconds = Int32(min(timeout.seconds * 1000, Double(Int32.max)))
-        try await blocking { [self] (_) throws(KafkaError) in
-            var metadata: UnsafePointer<rd_kafka_metadata>?
-            // rd_kafka_metadata blocks until a broker answers or the timeout passes.
-            let err = rd_kafka_metadata(handle, 0, nil, &metadata, milliseconds)
-            if let metadata { rd_kafka_metadata_destroy(metadata) }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err) }
-        }
+        try await blocking { [self] (_) throws(KafkaError) in try client.checkReachable(timeoutMs: milliseconds) }
     }
 
     /// The number of partitions of `topic`.
     public func partitionCount(_ topic: String) async throws -> Int {
-        try await blocking { [self] (_) throws(KafkaError) in try metadataPartitionCount(topic) }
-    }
-
-    private func metadataPartitionCount(_ topic: String) throws(KafkaError) -> Int {
-        guard let rkt = rd_kafka_topic_new(handle, topic, nil) else { throw KafkaError.make(.unknownTopic, "cannot open topic \(topic)") }
-        defer { rd_kafka_topic_destroy(rkt) }
-        var metadata: UnsafePointer<rd_kafka_metadata>?
-        // rd_kafka_metadata blocks until the broker answers or the timeout passes.
-        let err = rd_kafka_metadata(handle, 0, rkt, &metadata, timeoutMs)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError.rdKafka(err) }
-        defer { rd_kafka_metadata_destroy(metadata) }
-        guard metadata.pointee.topic_cnt == 1 else { throw KafkaError.make(.unknownTopic, "no metadata for \(topic)") }
-        let t = metadata.pointee.topics[0]
-        if t.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.rdKafka(t.err, message: "topic \(topic)") }
-        return Int(t.partition_cnt)
+        try await blocking { [self] (_) throws(KafkaError) in try client.partitionCount(topic, timeoutMs: timeoutMs) }
     }
 
     /// Low and high watermarks of every partition of `topic`, by partition.
     public func watermarks(_ topic: String) async throws -> [Int32: (low: Int64, high: Int64)] {
         try await blocking { [self] (_) throws(KafkaError) in
-            let count = try metadataPartitionCount(topic)
+            let count = try client.partitionCount(topic, timeoutMs: timeoutMs)
             var result: [Int32: (low: Int64, high: Int64)] = [:]
             for p in 0..<Int32(count) {
-                var low: Int64 = 0
-                var high: Int64 = 0
-                // rd_kafka_query_watermark_offsets blocks on a broker round trip.
-                let err = rd_kafka_query_watermark_offsets(handle, topic, p, &low, &high, timeoutMs)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "watermarks of \(topic)[\(p)]") }
-                result[p] = (low, high)
+                result[p] = try client.watermarks(KafkaPartition(topic: topic, partition: p), timeoutMs: timeoutMs)
             }
             return result
         }
@@ -134,13 +98,10 @@ public final class KafkaInspector: Sendable {
     /// The group's committed offset per partition of `topic` (-1001 when none is committed).
     public func committed(_ topic: String) async throws -> [Int32: Int64] {
         try await blocking { [self] (_) throws(KafkaError) in
-            let count = try metadataPartitionCount(topic)
-            let list = RDKafkaPartitionList((0..<Int32(count)).map { (topic, $0, Int64(RD_KAFKA_OFFSET_INVALID)) })
-            // rd_kafka_committed blocks on the group coordinator.
-            let err = rd_kafka_committed(handle, list.pointer, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, message: "committed offsets of \(topic)") }
+            let count = try client.partitionCount(topic, timeoutMs: timeoutMs)
+            let partitions = (0..<Int32(count)).map { KafkaPartition(topic: topic, partition: $0) }
             var result: [Int32: Int64] = [:]
-            for e in RDKafkaPartitionList.entries(list.pointer) { result[e.partition] = e.offset }
+            for (p, offset) in try client.committed(partitions, timeoutMs: timeoutMs) { result[p.partition] = offset }
             return result
         }
     }
@@ -151,27 +112,23 @@ public final class KafkaInspector: Sendable {
         return try await blocking { [self] cancellation throws(KafkaError) in
             let wanted = marks.filter { $0.value.high > $0.value.low }
             if wanted.isEmpty { return [] }
-            let list = RDKafkaPartitionList(wanted.map { (topic, $0.key, $0.value.low) })
-            var err = rd_kafka_assign(handle, list.pointer)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err) }
-            defer { rd_kafka_assign(handle, nil) }
+            try client.assign(wanted.map { (KafkaPartition(topic: topic, partition: $0.key), $0.value.low) })
+            defer { client.unassignAll() }
             var remaining = Set(wanted.keys)
             var result: [InboundMessage] = []
             let deadline = DispatchTime.now() + .milliseconds(Int(timeoutMs))
             while !remaining.isEmpty, !cancellation.isCancelled {
                 guard DispatchTime.now() < deadline else { throw KafkaError.make(.timedOut, "timed out reading \(topic)") }
                 // rd_kafka_consumer_poll blocks up to 100 ms.
-                guard let m = rd_kafka_consumer_poll(handle, 100) else { continue }
-                defer { rd_kafka_message_destroy(m) }
-                err = m.pointee.err
-                let partition = m.pointee.partition
-                if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    remaining.remove(partition)
-                    continue
+                try client.pollConsumer(timeoutMs: 100) { (m: RDKafkaMessage) throws(KafkaError) in
+                    if let error = m.error {
+                        guard error.code == .partitionEOF else { throw error }
+                        remaining.remove(m.partition)
+                        return
+                    }
+                    result.append(m.inbound(topic: topic))
+                    if let high = wanted[m.partition]?.high, m.offset + 1 >= high { remaining.remove(m.partition) }
                 }
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err) }
-                result.append(RDKafkaMessage.inbound(m, topic: topic))
-                if let high = wanted[partition]?.high, m.pointee.offset + 1 >= high { remaining.remove(partition) }
             }
             return result
         }

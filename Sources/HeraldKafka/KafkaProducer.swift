@@ -1,4 +1,3 @@
-import CRdKafka
 import Foundation
 import HeraldCore
 import Logging
@@ -6,11 +5,10 @@ import Synchronization
 
 /// An idempotent producer (`enable.idempotence=true`). `send` returns only when the broker
 /// acknowledged every record, so a caller can store a consumed offset afterwards. A
-/// dedicated thread serves delivery reports and owns the handle: `close()` flushes and
+/// dedicated thread serves delivery reports and owns the client: `close()` flushes and
 /// destroys it before it returns. A producer must be closed (its thread keeps it alive).
 public final class KafkaProducer: Sendable {
-    nonisolated(unsafe) private let handle: OpaquePointer
-    private let context: RDKafkaClientContext
+    private let client: RDKafkaClient
     private let logger: Logger
     private let closing = Atomic<Bool>(false)
     private let pollThreadDone = Mutex<CheckedContinuation<Void, Never>?>(nil)
@@ -38,10 +36,9 @@ public final class KafkaProducer: Sendable {
         self.flushTimeout = flushTimeout
         let context = RDKafkaClientContext(
             logger: logger,
-            delivery: { message in
-                KafkaProducer.delivered(message)
+            delivery: { opaque, error in
+                KafkaProducer.delivered(opaque, error)
             })
-        self.context = context
         var props: [(String, String)] = [
             ("client.id", clientID),
             ("linger.ms", "2"),
@@ -53,8 +50,7 @@ public final class KafkaProducer: Sendable {
             ("bootstrap.servers", bootstrapServers),
             ("enable.idempotence", "true"),
         ]
-        let conf = try RDKafkaConfiguration.make(props, secretKeys: secretProperties, context: context)
-        self.handle = try RDKafkaConfiguration.handle(RD_KAFKA_PRODUCER, conf: conf)
+        self.client = try RDKafkaClient(.producer, properties: props, secretKeys: secretProperties, context: context)
         startPollThread()
     }
 
@@ -97,7 +93,7 @@ public final class KafkaProducer: Sendable {
         let opaque = Unmanaged.passRetained(ticket).toOpaque()
         var attempts = 0
         while true {
-            guard let error = produce(record, opaque: opaque) else { return nil }
+            guard let error = client.produce(record, opaque: opaque) else { return nil }
             if error.code == .queueFull && attempts < 30_000 {
                 attempts += 1
                 // The poll thread drains the queue meanwhile.
@@ -109,51 +105,11 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    private func produce(_ record: OutboundRecord, opaque: UnsafeMutableRawPointer) -> KafkaError? {
-        record.topic.withCString { topic in
-            withOptionalBytes(record.key) { key in
-                withOptionalBytes(record.value) { value in
-                    let headers = rd_kafka_headers_new(record.headers.count)!
-                    for header in record.headers {
-                        if let v = header.value {
-                            v.withUnsafeBytes { raw in
-                                _ = rd_kafka_header_add(headers, header.key, -1, raw.baseAddress, raw.count)
-                            }
-                        } else {
-                            _ = rd_kafka_header_add(headers, header.key, -1, nil, 0)
-                        }
-                    }
-                    var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
-                    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
-                    vus[0].u.cstr = topic
-                    vus[1].vtype = RD_KAFKA_VTYPE_KEY
-                    vus[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
-                    vus[1].u.mem.size = key.count
-                    vus[2].vtype = RD_KAFKA_VTYPE_VALUE
-                    vus[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                    vus[2].u.mem.size = value.count
-                    vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                    vus[3].u.i = RD_KAFKA_MSG_F_COPY
-                    vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE
-                    vus[4].u.ptr = opaque
-                    vus[5].vtype = RD_KAFKA_VTYPE_HEADERS
-                    vus[5].u.headers = headers
-                    guard let error = rd_kafka_produceva(handle, vus, vus.count) else {
-                        return nil  // librdkafka owns the headers now
-                    }
-                    rd_kafka_headers_destroy(headers)
-                    return KafkaError.rdKafka(consuming: error)
-                }
-            }
-        }
-    }
-
     /// Delivery report, on the poll thread.
-    private static func delivered(_ message: UnsafePointer<rd_kafka_message_t>) {
-        guard let opaque = message.pointee._private else { return }
+    private static func delivered(_ opaque: UnsafeMutableRawPointer?, _ error: KafkaError?) {
+        guard let opaque else { return }
         let ticket = Unmanaged<DeliveryTicket>.fromOpaque(opaque).takeRetainedValue()
-        let err = message.pointee.err
-        ticket.batch.report(ticket.index, err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError.rdKafka(err))
+        ticket.batch.report(ticket.index, error)
     }
 
     /// The fatal error the producer hit, if any: it can never send again and must be replaced
@@ -175,10 +131,7 @@ public final class KafkaProducer: Sendable {
 
     /// Records a fatal error librdkafka raised, once, and tells the waiters.
     private func checkFatalError() {
-        var errstr = [CChar](repeating: 0, count: 512)
-        let code = rd_kafka_fatal_error(handle, &errstr, errstr.count)
-        guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
-        let error = KafkaError.rdKafka(code, message: cString(errstr), fatal: true)
+        guard let error = client.fatalError() else { return }
         let waiters = fatal.withLock { s -> [CheckedContinuation<KafkaError?, Never>]? in
             guard s.error == nil else { return nil }
             s.error = error
@@ -192,27 +145,25 @@ public final class KafkaProducer: Sendable {
 
     /// Makes librdkafka raise a fatal error, as a broken idempotence guarantee would (tests).
     func simulateFatalError(_ reason: String) {
-        _ = rd_kafka_test_fatal_error(handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason)
+        client.raiseTestFatalError(reason)
     }
 
     private func startPollThread() {
         let thread = Thread { [self] in
             // rd_kafka_poll blocks up to 100 ms: it runs here, never on the cooperative pool.
             while !closing.load(ordering: .acquiring) {
-                rd_kafka_poll(handle, 100)
+                client.poll(timeoutMs: 100)
                 if fatal.withLock({ $0.error == nil }) { checkFatalError() }
             }
             // rd_kafka_flush blocks until every record is delivered or the timeout passes.
             let ms = Int32(clamping: Int64(flushTimeout.seconds * 1000))
-            let err = rd_kafka_flush(handle, ms)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                logger.error("producer flush timed out; undelivered records fail", metadata: ["pending": "\(rd_kafka_outq_len(handle))"])
-                rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-                rd_kafka_poll(handle, 0)
+            if !client.flush(timeoutMs: ms) {
+                logger.error("producer flush timed out; undelivered records fail", metadata: ["pending": "\(client.outstandingRecords)"])
+                client.purgeOutstandingRecords()
             }
             // rd_kafka_destroy joins librdkafka's threads: none of them may outlive the context
             // its log and delivery callbacks use, which goes when this object does.
-            rd_kafka_destroy(handle)
+            client.destroy()
             let waiters = fatal.withLock { s -> [CheckedContinuation<KafkaError?, Never>] in
                 s.ended = true
                 defer { s.waiters = [] }
@@ -312,12 +263,4 @@ private final class DeliveryBatch: Sendable {
             if let errors { c.resume(returning: errors) }
         }
     }
-}
-
-@inline(__always)
-func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-    if let bytes {
-        return bytes.withUnsafeBytes(body)
-    }
-    return body(UnsafeRawBufferPointer(start: nil, count: 0))
 }
