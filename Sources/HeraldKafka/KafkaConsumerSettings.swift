@@ -4,7 +4,8 @@ public struct KafkaConsumerSettings: Sendable {
     public var groupID: String
     public var clientID: String
     public var topics: [String]
-    /// Raw librdkafka properties; Herald's delivery guarantees are applied on top.
+    /// Raw librdkafka properties; Herald's delivery guarantees (`OffsetCommitPolicy`) are
+    /// applied on top, and properties that contradict them are refused.
     public var properties: [String: String]
     public var secretProperties: Set<String>
     /// Records buffered per partition before Herald stops reading that partition's
@@ -12,7 +13,8 @@ public struct KafkaConsumerSettings: Sendable {
     public var maxBufferedPerPartition: Int
     /// Records handed to the processor at once.
     public var maxBatch: Int
-    /// How often stored offsets are committed (`auto.commit.interval.ms`).
+    /// How often stored offsets are committed (by the consumer's poll thread: see
+    /// `OffsetCommitPolicy`).
     public var commitInterval: Duration
     /// How long revoked partitions and shutdown wait for in-flight batches.
     public var drainTimeout: Duration
@@ -34,19 +36,15 @@ public struct KafkaConsumerSettings: Sendable {
         self.drainTimeout = drainTimeout
     }
 
-    /// Properties a user may not override: they are what makes delivery at-least-once.
-    static let guaranteed: [String: String] = [
-        "enable.auto.offset.store": "false",
-        "enable.auto.commit": "true",
-    ]
+    /// When and how offsets are stored and committed.
+    var commitPolicy: OffsetCommitPolicy { OffsetCommitPolicy(interval: commitInterval) }
 
+    /// The consumer's librdkafka properties: Herald's defaults, then the user's, then what the
+    /// group and the commit policy require.
+    /// - Throws: `KafkaError` (`.configuration`) when the user's properties contradict the
+    ///   commit policy.
     func librdkafkaProperties() throws(KafkaError) -> [(String, String)] {
-        for (key, value) in Self.guaranteed {
-            if let given = properties[key], given != value {
-                throw KafkaError.configuration(
-                    "librdkafka property \(key) must be \(value): Herald stores an offset only after the record's outcome is final")
-            }
-        }
+        try OffsetCommitPolicy.check(properties)
         var props: [(String, String)] = [
             ("client.id", clientID),
             ("auto.offset.reset", "earliest"),
@@ -64,9 +62,8 @@ public struct KafkaConsumerSettings: Sendable {
         props += [
             ("bootstrap.servers", bootstrapServers),
             ("group.id", groupID),
-            ("auto.commit.interval.ms", String(max(1, Int(commitInterval.seconds * 1000)))),
         ]
-        props += Self.guaranteed.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        props += commitPolicy.librdkafkaProperties
         return props
     }
 }

@@ -48,6 +48,7 @@ extension KafkaEventConsumer {
                     records.removeAll(keepingCapacity: true)
                 }
                 reconcilePauses()
+                commitIfDue()
                 if let fatal = client.fatalError() {
                     logger.critical("consumer hit a fatal error", metadata: ["error": "\(fatal)"])
                     return fatal

@@ -19,7 +19,7 @@ import Synchronization
 /// - `+PollLoop`: one turn: the consumer queue, then each partition's queue into its worker;
 /// - `+Rebalance`: what an assignment, a revocation and a failed rebalance do;
 /// - `+Workers`: starting and stopping partition workers (the drain, abandoning);
-/// - `+Offsets`: storing and committing offsets;
+/// - `+Offsets`: storing and committing offsets, under `OffsetCommitPolicy`;
 /// - `+Pausing`: pausing partitions that wait on a retry.
 public final class KafkaEventConsumer: Sendable {
     public typealias Partition = KafkaPartition
@@ -47,6 +47,7 @@ public final class KafkaEventConsumer: Sendable {
         var queues: [Partition: RDKafkaQueue] = [:]
         /// Partitions paused while their worker waits on a retry.
         var paused: Set<Partition> = []
+        var commits: OffsetCommitPolicy.Schedule
     }
 
     private struct RunCompletion {
@@ -70,7 +71,7 @@ public final class KafkaEventConsumer: Sendable {
         // Destroyed by the poll thread when it ends; if run() never starts, when the client goes.
         self.client = try RDKafkaClient(
             .consumer, properties: try settings.librdkafkaProperties(), secretKeys: settings.secretProperties, context: context)
-        self.loop = PollLoopState()
+        self.loop = PollLoopState(commits: settings.commitPolicy.schedule(startingAt: .now))
         rebalanceTarget.consumer = self
     }
 

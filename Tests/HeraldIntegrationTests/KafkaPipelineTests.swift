@@ -35,6 +35,29 @@ struct KafkaPipelineTests {
         #expect(try await inspector.readAll(TestCluster.authTopic + ".dlq").isEmpty)
     }
 
+    @Test("while the consumer runs, its poll thread commits what is stored every commit interval, not only at shutdown")
+    func commitsWhileRunning() async throws {
+        let cluster = try TestCluster(partitions: 2)
+        let applier = RecordingApplier()
+        try await cluster.send((0..<40).map { TestCluster.roleEvent("r\($0 % 5)", id: "c\($0)", at: 1_700_000_000) })
+        let consumer = try TestConsumer(cluster: cluster, group: "g-commit", applier: applier)
+        let inspector = try cluster.inspector(group: "g-commit")
+        let marks = try await inspector.watermarks(TestCluster.authTopic)
+        try await TestCluster.eventually("every offset committed by a running consumer") {
+            let committed = try await inspector.committed(TestCluster.authTopic)
+            return marks.allSatisfy { committed[$0.key] == $0.value.high }
+        }
+        // More events later: committed too, the consumer still running.
+        try await cluster.send((40..<50).map { TestCluster.roleEvent("r\($0 % 5)", id: "c\($0)", at: 1_700_000_000) })
+        let later = try await inspector.watermarks(TestCluster.authTopic)
+        try await TestCluster.eventually("the later offsets committed as well") {
+            let committed = try await inspector.committed(TestCluster.authTopic)
+            return later.allSatisfy { committed[$0.key] == $0.value.high }
+        }
+        try await consumer.stop()
+        #expect(Set(applier.applied.map(\.id.rawValue)).count == 50)
+    }
+
     @Test("a restart after a clean shutdown consumes nothing twice")
     func restartConsumesNothingTwice() async throws {
         let cluster = try TestCluster(partitions: 2)
