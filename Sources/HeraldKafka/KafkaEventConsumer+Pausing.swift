@@ -1,28 +1,18 @@
-/// Pausing: a partition whose worker waits on a retry is paused, so nothing is fetched for it
-/// meanwhile; it is resumed when the retry is over.
+/// Pausing, under `PartitionPauses`' rule: a partition is paused exactly while its worker
+/// waits on a retry. The poll thread asks after each turn and tells librdkafka what changed.
 extension KafkaEventConsumer {
     func reconcilePauses() {
-        var pause: [Partition] = []
-        var resume: [Partition] = []
-        for (partition, worker) in loop.workers {
-            let want = worker.isRetrying
-            let paused = loop.paused.contains(partition)
-            if want && !paused {
-                pause.append(partition)
-            } else if !want && paused {
-                resume.append(partition)
-            }
+        let workers = loop.workers
+        let changes = loop.pauses.reconcile(workers.keys) { workers[$0]?.isRetrying ?? false }
+        guard !changes.isEmpty else { return }
+        if !changes.pause.isEmpty {
+            client.pause(changes.pause)
+            logger.info("partitions paused while retrying", metadata: ["partitions": "\(changes.pause.map(\.description).sorted())"])
         }
-        if !pause.isEmpty {
-            client.pause(pause)
-            loop.paused.formUnion(pause)
-            logger.info("partitions paused while retrying", metadata: ["partitions": "\(pause.map(\.description).sorted())"])
+        if !changes.resume.isEmpty {
+            client.resume(changes.resume)
+            logger.info("partitions resumed", metadata: ["partitions": "\(changes.resume.map(\.description).sorted())"])
         }
-        if !resume.isEmpty {
-            client.resume(resume)
-            loop.paused.subtract(resume)
-            logger.info("partitions resumed", metadata: ["partitions": "\(resume.map(\.description).sorted())"])
-        }
-        if !pause.isEmpty || !resume.isEmpty { observer.pausedPartitions(loop.paused.count) }
+        observer.pausedPartitions(loop.pauses.count)
     }
 }

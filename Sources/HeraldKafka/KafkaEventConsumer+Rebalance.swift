@@ -13,11 +13,11 @@ extension KafkaEventConsumer {
             }
             // A partition paused in an earlier assignment must not stay paused.
             client.resume(rebalance)
-            loop.paused.subtract(partitions)
+            loop.pauses.assigned(partitions)
             assigned.withLock { $0.formUnion(partitions) }
             inGroup.store(true, ordering: .releasing)
             observer.rebalanced(.assigned, partitions: partitions.count)
-            observer.pausedPartitions(loop.paused.count)
+            observer.pausedPartitions(loop.pauses.count)
             logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).sorted())"])
         case .revoke:
             logger.info("partitions revoked", metadata: ["partitions": "\(partitions.map(\.description).sorted())"])
@@ -31,16 +31,16 @@ extension KafkaEventConsumer {
             // An eager revocation takes everything until the next assignment (possibly empty);
             // a cooperative one leaves the member in its group.
             if !client.isCooperative { inGroup.store(false, ordering: .releasing) }
-            loop.paused.subtract(partitions)
+            loop.pauses.revoked(partitions)
             observer.rebalanced(.revoked, partitions: partitions.count)
-            observer.pausedPartitions(loop.paused.count)
+            observer.pausedPartitions(loop.pauses.count)
         case .failed(let error):
             logger.error("rebalance failed", metadata: ["error": "\(error)"])
             stopWorkers(for: Array(loop.workers.keys), timeout: settings.drainTimeout)
             client.unassignAll()
             assigned.withLock { $0.removeAll() }
             inGroup.store(false, ordering: .releasing)
-            loop.paused.removeAll()
+            loop.pauses.removeAll()
             observer.rebalanced(.failed, partitions: partitions.count)
             observer.pausedPartitions(0)
         }

@@ -20,7 +20,7 @@ import Synchronization
 /// - `+Rebalance`: what an assignment, a revocation and a failed rebalance do;
 /// - `+Workers`: starting and stopping partition workers (the drain, abandoning);
 /// - `+Offsets`: storing and committing offsets, under `OffsetCommitPolicy`;
-/// - `+Pausing`: pausing partitions that wait on a retry.
+/// - `+Pausing`: pausing partitions that wait on a retry, under `PartitionPauses`.
 public final class KafkaEventConsumer: Sendable {
     public typealias Partition = KafkaPartition
 
@@ -45,8 +45,7 @@ public final class KafkaEventConsumer: Sendable {
         var workers: [Partition: PartitionWorker] = [:]
         /// Each assigned partition's own librdkafka queue.
         var queues: [Partition: RDKafkaQueue] = [:]
-        /// Partitions paused while their worker waits on a retry.
-        var paused: Set<Partition> = []
+        var pauses = PartitionPauses()
         var commits: OffsetCommitPolicy.Schedule
     }
 

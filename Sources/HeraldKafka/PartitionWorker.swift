@@ -135,5 +135,8 @@ final class PartitionWorker: Sendable {
     /// Records delivered and not yet taken by the task.
     var buffered: Int { state.withLock { $0.buffer.count } }
 
+    /// Whether the batch in flight waits on a retry, as the processor last reported: the poll
+    /// thread pauses the partition meanwhile (`PartitionPauses`), and a stopping consumer
+    /// abandons such a batch at once.
     var isRetrying: Bool { state.withLock { $0.retrying } }
 }
