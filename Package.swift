@@ -135,6 +135,10 @@ let package = Package(
         .testTarget(
             name: "HeraldMailTests",
             dependencies: ["HeraldMail"]),
+        // The Kafka adapter's pure pieces (error classification, commit policy, pause rule): no broker.
+        .testTarget(
+            name: "HeraldKafkaTests",
+            dependencies: ["HeraldKafka"]),
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [
