@@ -11,7 +11,7 @@ import Testing
 
 /// The courier against a real PostgreSQL queue, a real redis-server for the link tokens and
 /// a real SMTP server (aiosmtpd): events go through the inbox, mail comes out of the server.
-@Suite("Courier: queued mail to a real SMTP server", .timeLimit(.minutes(5)))
+@Suite("Courier: queued mail to a real SMTP server", .timeLimit(.minutes(10)))
 struct CourierTests {
     /// PostgreSQL, Redis and an SMTP server, with the inbox and the courier's parts.
     final class Rig: Sendable {
@@ -201,13 +201,13 @@ struct CourierTests {
         // Polls once an hour: only a notification can wake it in time.
         let courier = rig.courier(mailer, doorbell: doorbell, pollInterval: .seconds(3600))
         let running = Task { await courier.run() }
-        try await TestCluster.eventually("the listener connected", timeout: .seconds(15)) {
+        try await TestCluster.eventually("the listener connected", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-mail-listen'") == "1"
         }
         // Its wake-up after connecting, and the courier's first look, found nothing.
         try await Task.sleep(for: .milliseconds(500))
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-n","user_id":"un","username":"nia","email":"nia@example.com"}"#])
-        try await TestCluster.eventually("the mail sent", timeout: .seconds(15)) { try rig.status(.welcome) == "sent" }
+        try await TestCluster.eventually("the mail sent", timeout: .seconds(180)) { try rig.status(.welcome) == "sent" }
         courier.triggerShutdown()
         await running.value
         await listener.stop()
@@ -253,7 +253,7 @@ struct CourierTests {
         let b = rig.courier(mailerB)
         let runA = Task { await a.run() }
         let runB = Task { await b.run() }
-        try await TestCluster.eventually("200 mails sent", timeout: .seconds(60)) {
+        try await TestCluster.eventually("200 mails sent", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'") == "200"
         }
         a.triggerShutdown()
@@ -286,7 +286,7 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications").contains("451"))
         // The failed attempt's token was removed again.
         #expect(try rig.redisServer.probe(["KEYS", "reset_password_token:*"]).arrayCount == 0)
-        try await TestCluster.eventually("the retry", timeout: .seconds(10)) {
+        try await TestCluster.eventually("the retry", timeout: .seconds(180)) {
             try await courier.sendDue()
             return try rig.status(.passwordReset) == "sent"
         }
@@ -320,7 +320,7 @@ struct CourierTests {
         defer { mailer.close() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-6","user_id":"u6","username":"flo","email":"flo@example.com"}"#])
         let courier = rig.courier(mailer, maxAttempts: 3)
-        try await TestCluster.eventually("abandoned", timeout: .seconds(10)) {
+        try await TestCluster.eventually("abandoned", timeout: .seconds(180)) {
             try await courier.sendDue()
             return try rig.status(.welcome) == "abandoned"
         }
@@ -341,14 +341,14 @@ struct CourierTests {
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-7","user_id":"u7","username":"gus","email":"gus@example.com"}"#])
         doorbell.ring()
         // Passes fail to connect meanwhile (the pause is 50–200 ms); none uses an attempt.
-        try await TestCluster.eventually("a failed connection recorded", timeout: .seconds(15)) {
+        try await TestCluster.eventually("a failed connection recorded", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT coalesce(last_error, '') FROM herald.notifications").contains("connection failed")
         }
         try await Task.sleep(for: .milliseconds(500))
         #expect(try rig.pg.psql("SELECT attempts FROM herald.notifications") == "0")
         #expect(["queued", "sending"].contains(try rig.pg.psql("SELECT status FROM herald.notifications")))
         try await rig.smtp.start()
-        try await TestCluster.eventually("sent after the server came back", timeout: .seconds(15)) {
+        try await TestCluster.eventually("sent after the server came back", timeout: .seconds(180)) {
             try rig.status(.welcome) == "sent"
         }
         courier.triggerShutdown()
@@ -370,7 +370,7 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications") == "queued 0")
         #expect(try rig.smtp.received().isEmpty, "no mail with a link that would not work")
         try await rig.redisServer.start()
-        try await TestCluster.eventually("sent once Redis is back", timeout: .seconds(15)) {
+        try await TestCluster.eventually("sent once Redis is back", timeout: .seconds(180)) {
             try await courier.sendDue()
             return try rig.status(.passwordReset) == "sent"
         }
@@ -497,7 +497,7 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications WHERE event_id = 'reset-21'") == "expired 0")
         #expect(rig.decided.seen.withLock { $0 } == ["password_reset expired"], "counted for the metrics")
         // The courier tries the fresh reset while the server is down: it stays queued.
-        try await TestCluster.eventually("the reset attempted during the outage", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the reset attempted during the outage", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT coalesce(last_error, '') FROM herald.notifications WHERE event_id = 'reset-20'")
                 .contains("connection failed")
         }
@@ -505,7 +505,7 @@ struct CourierTests {
             #"{"event_type":"EmailChanged","event_id":"changed-20","user_id":"u20","old_email":"old@example.com","new_email":"new@example.com","occurred_at":"\#(Self.ago(.seconds(10)))"}"#
         ])
         try await rig.smtp.start()
-        try await TestCluster.eventually("the reset and the change notice sent", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the reset and the change notice sent", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'") == "2"
         }
         courier.triggerShutdown()
@@ -575,7 +575,7 @@ struct CourierTests {
         let tokens = CountingTokens(RedisLinkTokenStore(client: rig.redis))
         let courier = rig.courier(mailer, maxAges: MailMaxAges.defaults.merging([.passwordReset: .seconds(1)]), tokens: tokens)
         // Its turn comes late (an SMTP outage, a long queue): past the one-second maximum age.
-        try await TestCluster.eventually("the request older than its maximum age", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the request older than its maximum age", timeout: .seconds(180)) {
             EventTime.now().millisecondsSinceEpoch - requested.millisecondsSinceEpoch > 1_100
         }
         let pass = try await courier.sendDue()
@@ -604,7 +604,7 @@ struct CourierTests {
         try await rig.record((0..<6).map(Self.welcome))
         let courier = rig.courier(mailer, concurrency: 2)
         let running = Task { await courier.run() }
-        try await TestCluster.eventually("two sends held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 2 }
+        try await TestCluster.eventually("two sends held at DATA", timeout: .seconds(180)) { try rig.smtp.held() == 2 }
         // The claim covers only the two sends in flight.
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sending'") == "2")
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued' AND claim_number = 0") == "4")
@@ -635,12 +635,12 @@ struct CourierTests {
         let a = rig.courier(mailerA, concurrency: 1)
         let b = rig.courier(mailerB, concurrency: 1)
         let passA = Task { try await a.sendDue() }
-        try await TestCluster.eventually("A's send held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 1 }
+        try await TestCluster.eventually("A's send held at DATA", timeout: .seconds(180)) { try rig.smtp.held() == 1 }
         // A's claim outlives the claim timeout: another courier's sweep requeues the mail and B takes it.
         _ = try rig.pg.psql("UPDATE herald.notifications SET claimed_at = now() - interval '1 hour'")
         #expect(try await rig.queue.requeueStale(claimedLongerThan: .seconds(600)) == 1)
         let passB = Task { try await b.sendDue() }
-        try await TestCluster.eventually("B's send held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 2 }
+        try await TestCluster.eventually("B's send held at DATA", timeout: .seconds(180)) { try rig.smtp.held() == 2 }
         #expect(
             try rig.pg.psql("SELECT status || ' ' || claim_number || ' ' || claimed_by FROM herald.notifications")
                 == "sending 2 \(b.instanceID)")

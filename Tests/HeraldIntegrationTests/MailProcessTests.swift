@@ -11,7 +11,7 @@ import Testing
 
 /// Mail end to end: events published to Kafka, two `herald run` processes in one group and
 /// on one mail queue, a real SMTP server.
-@Suite("mail end to end", .serialized, .timeLimit(.minutes(5)))
+@Suite("mail end to end", .serialized, .timeLimit(.minutes(10)))
 struct MailProcessTests {
     @Test("two herald processes: every event's mail arrives exactly once; the link works; no token in the logs or the database")
     func twoInstances() async throws {
@@ -52,7 +52,7 @@ struct MailProcessTests {
         // The welcome mails, one reset and one notice.
         let expected = users + 2
         do {
-            try await TestCluster.eventually("\(expected) mails", timeout: .seconds(90)) {
+            try await TestCluster.eventually("\(expected) mails", timeout: .seconds(180)) {
                 (try? setup.postgres.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'")) == String(expected)
             }
         } catch {
@@ -111,7 +111,7 @@ struct MailProcessTests {
             let process = try ChildProcess(
                 HeraldBinary.path, arguments, environment: ["PATH": "/usr/bin:/bin", "HERALD_DATABASE_URL": pg.url],
                 logPath: dir + "/\(UUID().uuidString).log")
-            return (try await process.waitForExit(timeout: .seconds(60)), process.output)
+            return (try await process.waitForExit(timeout: .seconds(180)), process.output)
         }
         func object(_ line: some StringProtocol) throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")

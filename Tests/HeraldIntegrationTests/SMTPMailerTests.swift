@@ -4,7 +4,7 @@ import HeraldSMTP
 import Testing
 
 /// SMTPMailer (libcurl) against a real SMTP server (smtp_server.py, python3-aiosmtpd).
-@Suite("SMTP mailer against a real server", .timeLimit(.minutes(2)))
+@Suite("SMTP mailer against a real server", .timeLimit(.minutes(10)))
 struct SMTPMailerTests {
     private func mailer(_ settings: SMTPSettings, workers: Int = 1) -> SMTPMailer {
         SMTPMailer(settings: settings, workers: workers, logger: SMTPTests.quietLogger)
