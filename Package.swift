@@ -61,7 +61,8 @@ let package = Package(
                 "CRdKafka", "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Dedicated threads for blocking C client calls, shared by the Redis and PostgreSQL adapters.
+        // Dedicated threads for blocking C client calls, shared by the Redis, PostgreSQL and
+        // SMTP adapters: the one thread-confinement mechanism.
         .target(name: "HeraldBlocking"),
         .target(
             name: "HeraldRedis",
@@ -78,7 +79,7 @@ let package = Package(
         .target(
             name: "HeraldSMTP",
             dependencies: [
-                "CCurlShims", "HeraldCore",
+                "CCurlShims", "HeraldCore", "HeraldBlocking",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
