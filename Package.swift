@@ -92,11 +92,12 @@ let package = Package(
             ]),
 
         // The courier: claims queued notifications, mints one-time link tokens, renders and
-        // sends. Talks to the queue and the token store through HeraldCore's ports.
+        // sends. Talks to the queue, the token store and the mail transport through
+        // HeraldCore's ports: it knows no adapter (HeraldSMTP implements the transport).
         .target(
             name: "HeraldCourier",
             dependencies: [
-                "HeraldCore", "HeraldMail", "HeraldSMTP",
+                "HeraldCore", "HeraldMail",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

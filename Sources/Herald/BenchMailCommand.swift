@@ -4,7 +4,6 @@ import HeraldCore
 import HeraldCourier
 import HeraldPostgres
 import HeraldRedis
-import HeraldSMTP
 import Logging
 
 /// `make bench` only: the courier sending queued password-reset mails (token minted and
@@ -117,7 +116,7 @@ struct BenchMailCommand: AsyncParsableCommand {
             result["seconds"] = duration
             for key in ["p50", "p99", "max"] { result["\(key)_ms"] = Double(latency.string(0, key) ?? "") ?? -1 }
         }
-        if let mailer = transport as? SMTPMailer { await mailer.shutdown() }
+        await transport.close()
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }

@@ -107,6 +107,6 @@ struct CourierService: Service {
             courier.triggerShutdown()
         }
         await listener?.stop()
-        if let mailer = transport as? SMTPMailer { await mailer.shutdown() }
+        await transport.close()
     }
 }

@@ -1,6 +1,5 @@
 import HeraldCore
 import HeraldMail
-import HeraldSMTP
 import Logging
 import Synchronization
 
@@ -46,13 +45,14 @@ public protocol CourierObserver: Sendable {
 /// the templates, sends, and records each outcome as soon as its send ends:
 ///
 /// - accepted → `sent`, with the Message-ID;
-/// - 5xx or a message that cannot be sent → `failed`, with the server's reply;
-/// - 4xx, a timeout → queued again with exponential backoff, `abandoned` after
-///   `maxAttempts` attempts;
-/// - the SMTP server, Redis or the database unreachable, or refusing Herald's TLS or
-///   credentials → the mail goes back to the queue without using an attempt and the courier
-///   pauses, with growing pauses while the outage lasts: an outage delays mail, it never
-///   abandons it;
+/// - refused for good (SMTP 5xx) or a message that cannot be sent → `failed`, with the
+///   server's reply;
+/// - deferred (SMTP 4xx, a timeout) → queued again with exponential backoff, `abandoned`
+///   after `maxAttempts` attempts;
+/// - the transport unavailable (the SMTP server unreachable, refusing Herald's TLS or
+///   credentials), Redis or the database unreachable → the mail goes back to the queue
+///   without using an attempt and the courier pauses, with growing pauses while the outage
+///   lasts: an outage delays mail, it never abandons it;
 /// - recipient deleted since the mail was queued → `suppressed`;
 /// - older than its kind's maximum age → `expired`, no token minted.
 ///
@@ -316,28 +316,24 @@ public final class Courier: Sendable {
             return .done(.failed(reason: "cannot render the mail: \(error)"))
         }
         do {
-            let receipt = try await transport.send(message)
+            let receipt = try await transport.deliver(message)
             return .done(.sent(messageID: receipt.messageID, reply: receipt.reply))
-        } catch let error as MailError {
-            await forget(token, grant)
-            return classify(error, notification)
         } catch {
             await forget(token, grant)
-            return classify(MailError.make(.failed, "\(error)"), notification)
+            return classify(error, notification)
         }
     }
 
-    /// The outcome of a send that failed with `error`.
-    func classify(_ error: MailError, _ notification: ClaimedNotification) -> SendResult {
-        let reason = error.serverReply.map { "\(error.summary): \($0)" } ?? "\(error)"
-        switch error.code {
-        case .invalidMessage, .rejected:
+    /// The outcome of a send the transport did not deliver.
+    func classify(_ failure: MailDeliveryFailure, _ notification: ClaimedNotification) -> SendResult {
+        switch failure {
+        case .refused(let reason):
             return .done(.failed(reason: reason))
-        case .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .mailerClosed, .writeFailed:
+        case .unavailable(let reason):
             // Every mail would fail the same way: pause instead of using up attempts.
             return .outage(reason)
-        default:
-            // 4xx, timeouts, other transfer failures: this mail's attempt counts.
+        case .deferred(let reason):
+            // This mail's attempt counts.
             let attempts = notification.attempts + 1
             if attempts >= settings.maxAttempts {
                 return .done(.abandoned(reason: "after \(attempts) attempts: \(reason)"))

@@ -1,6 +1,5 @@
 import HeraldCore
 import HeraldMail
-import HeraldSMTP
 
 /// Where one-time links point: `{baseURL}{path}?token=…` (docs/integration.md's link formats).
 public struct LinkSettings: Sendable, Hashable {

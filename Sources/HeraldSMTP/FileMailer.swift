@@ -25,7 +25,15 @@ public final class FileMailer: MailTransport, Sendable {
         thread.stop()
     }
 
-    public func send(_ message: MailMessage) async throws -> MailReceipt {
+    public func deliver(_ message: MailMessage) async throws(MailDeliveryFailure) -> MailReceipt {
+        do {
+            return try await send(message)
+        } catch {
+            throw error.deliveryFailure
+        }
+    }
+
+    public func send(_ message: MailMessage) async throws(MailError) -> MailReceipt {
         let bytes = try MailRendering.render(message)
         let directory = self.directory
         let name = Self.fileName(message)
@@ -53,6 +61,15 @@ public final class FileMailer: MailTransport, Sendable {
         case .failure(let error):
             logger.error("mail not written", metadata: [SMTPLogKey.messageID: "\(message.messageID)", SMTPLogKey.error: "\(error)"])
             throw error
+        }
+    }
+
+    /// Writes queued before now finish; later ones fail with `mailerClosed`. Returns once the
+    /// writing thread has exited.
+    public func close() async {
+        thread.stop()
+        while !thread.hasExited {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

@@ -9,9 +9,10 @@ import Logging
 /// back the mail behind it. `curl_easy_perform` blocks for up to the transfer timeout and
 /// never runs on Swift's cooperative pool.
 ///
-/// MAIL FROM is `message.from.address`, RCPT TO `message.to.address`. Failures throw
-/// `MailError` (see there for what is transient); a message with a CR or LF in a header value
-/// fails before anything is sent.
+/// MAIL FROM is `message.from.address`, RCPT TO `message.to.address`. `send` throws
+/// `MailError` (see there for what is transient); as the courier's `MailTransport`,
+/// `deliver` reports the same failure as a `MailDeliveryFailure`. A message with a CR or LF in
+/// a header value fails before anything is sent.
 public final class SMTPMailer: MailTransport, Sendable {
     private let settings: SMTPSettings
     private let threads: BlockingThreadPool<CurlSMTPSession>
@@ -30,7 +31,15 @@ public final class SMTPMailer: MailTransport, Sendable {
         threads.close()
     }
 
-    public func send(_ message: MailMessage) async throws -> MailReceipt {
+    public func deliver(_ message: MailMessage) async throws(MailDeliveryFailure) -> MailReceipt {
+        do {
+            return try await send(message)
+        } catch {
+            throw error.deliveryFailure
+        }
+    }
+
+    public func send(_ message: MailMessage) async throws(MailError) -> MailReceipt {
         let bytes: [UInt8]
         do {
             bytes = try MailRendering.render(message)
@@ -82,15 +91,15 @@ public final class SMTPMailer: MailTransport, Sendable {
 
     /// The sender threads finish the sends they started, close their connections (QUIT) and
     /// exit; sends waiting for a thread, and later ones, fail with `mailerClosed`. Returns at
-    /// once.
-    public func close() {
+    /// once (`close()` also waits for the threads).
+    public func stop() {
         threads.close()
     }
 
-    /// `close()`, then waits (at most the transfer timeout plus 5 seconds) until every sender
+    /// `stop()`, then waits (at most the transfer timeout plus 5 seconds) until every sender
     /// thread has closed its connection and exited.
-    public func shutdown() async {
-        close()
+    public func close() async {
+        stop()
         let deadline = ContinuousClock.now + settings.transferTimeout + .seconds(5)
         while threads.runningThreads > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
