@@ -137,6 +137,14 @@ let package = Package(
         .testTarget(
             name: "HeraldMailTests",
             dependencies: ["HeraldMail"]),
+        // The courier with in-memory fakes of its ports (queue, token store, transport): no
+        // servers.
+        .testTarget(
+            name: "HeraldCourierTests",
+            dependencies: [
+                "HeraldCore", "HeraldMail", "HeraldCourier",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [
