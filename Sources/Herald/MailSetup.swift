@@ -68,7 +68,7 @@ struct MailSetup: Sendable {
         courier.retry = Backoff(initial: mail.retryInitial, cap: mail.retryMax)
         courier.pollInterval = mail.pollInterval
         courier.claimTimeout = mail.claimTimeout
-        courier.maxAges = mail.maxAges
+        courier.policy = mail.policy
         return MailSetup(
             smtp: smtp,
             sender: SenderSettings(from: from, replyTo: replyTo, productName: mail.productName, supportEmail: mail.supportEmail),

@@ -88,8 +88,8 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let inbox = PostgresEventInbox(
-            client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, maxAges: config.mail.maxAges,
-            mailObserver: metrics, logger: Logger(label: "herald.inbox"))
+            client: database, schema: config.database.schema, mailPolicy: config.mail.policy, mailObserver: metrics,
+            logger: Logger(label: "herald.inbox"))
         let mailQueued = Doorbell()
 
         let redis = RedisClient(

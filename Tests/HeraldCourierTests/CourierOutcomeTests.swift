@@ -161,7 +161,7 @@ struct CourierOutcomeTests {
     @Test("the recipient deleted after the mail was queued: suppressed, no token, nothing sent")
     func deletedRecipient() async throws {
         let id = queue.add(.passwordReset, addressing: .user)
-        queue.setRecipient("u1", .init(email: email("ana@example.com"), deleted: true))
+        queue.setRecipient("u1", StoredRecipient(email: email("ana@example.com"), deleted: true))
         let transport = FakeTransport()
         #expect(try await courier(transport).sendDue().outcomes == [.suppressed: 1])
         #expect(queue.row(id).status == .suppressed && queue.row(id).attempts == 0)
@@ -175,7 +175,7 @@ struct CourierOutcomeTests {
         let reset = queue.add(.passwordReset, to: "old@example.com", addressing: .user, eventEmail: "old@example.com")
         let notice = queue.add(
             .emailChanged, to: "old@example.com", variables: ["old_email": "old@example.com", "new_email": "new@example.com"])
-        queue.setRecipient("u1", .init(email: email("new@example.com"), username: try Username("pat")))
+        queue.setRecipient("u1", StoredRecipient(email: email("new@example.com"), username: try Username("pat")))
         let transport = FakeTransport()
         #expect(try await courier(transport).sendDue().outcomes == [.sent: 2])
         let byKind = Dictionary(

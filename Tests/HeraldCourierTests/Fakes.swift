@@ -30,14 +30,14 @@ func testComposer() throws -> MailComposer {
 }
 
 /// Fast backoffs, so that retries come due within the tests' polling.
-func testSettings(concurrency: Int = 2, maxAttempts: Int = 8, maxAges: MailMaxAges = .defaults) -> CourierSettings {
+func testSettings(concurrency: Int = 2, maxAttempts: Int = 8, policy: MailPolicy = MailPolicy()) -> CourierSettings {
     var settings = CourierSettings()
     settings.concurrency = concurrency
     settings.maxAttempts = maxAttempts
     settings.retry = Backoff(initial: .milliseconds(1), cap: .milliseconds(2))
     settings.outage = Backoff(initial: .milliseconds(20), cap: .milliseconds(50))
     settings.pollInterval = .milliseconds(50)
-    settings.maxAges = maxAges
+    settings.policy = policy
     return settings
 }
 
@@ -84,16 +84,9 @@ final class FakeMailQueue: MailQueue {
         var description: String { "connection refused" }
     }
 
-    /// The user as the recipients model holds them.
-    struct Recipient: Sendable {
-        var email: EmailAddress?
-        var username: Username?
-        var deleted = false
-    }
-
     private struct State {
         var rows: [Row] = []
-        var recipients: [UserID: Recipient] = [:]
+        var recipients: [UserID: StoredRecipient] = [:]
         var claimsFailing = false
         var claimCalls: [Int] = []
     }
@@ -119,7 +112,7 @@ final class FakeMailQueue: MailQueue {
     }
 
     /// The recipients model the claim reads.
-    func setRecipient(_ user: String, _ recipient: Recipient?) {
+    func setRecipient(_ user: String, _ recipient: StoredRecipient?) {
         state.withLock { $0.recipients[try! UserID(user)] = recipient }
     }
 
@@ -146,26 +139,24 @@ final class FakeMailQueue: MailQueue {
                 state.rows[index].claimedBy = owner
                 state.rows[index].claimNumber += 1
                 state.rows[index].claimedAt = now
-                let stored = state.recipients[state.rows[index].userID]
-                if state.rows[index].addressing == .user {
-                    state.rows[index].recipient = stored?.email ?? state.rows[index].eventEmail ?? state.rows[index].recipient
-                }
                 let row = state.rows[index]
                 return ClaimedNotification(
-                    id: row.id, eventID: row.eventID, kind: row.kind, userID: row.userID, recipient: row.recipient, locale: row.locale,
-                    variables: row.variables, attempts: row.attempts, requestedAt: row.requestedAt, username: stored?.username,
-                    recipientDeleted: stored?.deleted ?? false, claim: NotificationClaim(id: row.id, owner: owner, number: row.claimNumber))
+                    id: row.id, eventID: row.eventID, kind: row.kind, userID: row.userID, addressing: row.addressing,
+                    recipient: row.recipient, eventEmail: row.eventEmail, locale: row.locale, variables: row.variables,
+                    attempts: row.attempts, requestedAt: row.requestedAt, storedRecipient: state.recipients[row.userID],
+                    claim: NotificationClaim(id: row.id, owner: owner, number: row.claimNumber))
             }
         }
     }
 
-    func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome) async throws -> Bool {
+    func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome, recipient: EmailAddress?) async throws -> Bool {
         state.withLock { state in
             guard
                 let index = state.rows.firstIndex(where: {
                     $0.id == claim.id && $0.status == .sending && $0.claimedBy == claim.owner && $0.claimNumber == claim.number
                 })
             else { return false }
+            if let recipient { state.rows[index].recipient = recipient }
             state.rows[index].status = outcome.status
             state.rows[index].claimedAt = nil
             switch outcome {

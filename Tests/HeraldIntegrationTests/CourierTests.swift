@@ -34,8 +34,8 @@ struct CourierTests {
             database = client
             // The inbox checks the default maximum ages, as `herald run` does.
             inbox = PostgresEventInbox(
-                client: client, schema: "herald", rateLimits: rateLimits, maxAges: .defaults, mailObserver: decided,
-                logger: TestLogging.logger("test.inbox"))
+                client: client, schema: "herald", mailPolicy: MailPolicy(rateLimits: rateLimits, maxAges: .defaults),
+                mailObserver: decided, logger: TestLogging.logger("test.inbox"))
             queue = PostgresMailQueue(client: client, schema: "herald")
             redis = RedisClient(
                 endpoint: try RedisEndpoint(url: redisServer.url), connectTimeout: .seconds(2), commandTimeout: .seconds(2),
@@ -67,7 +67,7 @@ struct CourierTests {
             settings.outage = Backoff(initial: .milliseconds(50), cap: .milliseconds(200))
             settings.pollInterval = pollInterval
             settings.concurrency = concurrency
-            settings.maxAges = maxAges
+            settings.policy = MailPolicy(maxAges: maxAges)
             return Courier(
                 queue: queue, tokens: tokens ?? RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
                 settings: settings, doorbell: doorbell, logger: TestLogging.logger("test.courier"))
