@@ -19,8 +19,10 @@ public struct CourierSettings: Sendable {
     /// Pause of the whole courier while the SMTP server, Redis or PostgreSQL is unreachable:
     /// grows from `initial` to `cap` while the outage lasts.
     public var outage = Backoff(initial: .seconds(1), cap: .seconds(60))
-    /// Longest wait between two looks at the queue when nothing rang the doorbell
-    /// (`HERALD_MAIL_POLL_INTERVAL`): mail queued by another instance, or due for a retry.
+    /// Longest wait between two looks at the queue when nothing rang the doorbell (which the
+    /// LISTEN connection rings when any instance's inbox queued mail)
+    /// (`HERALD_MAIL_POLL_INTERVAL`): mail due for a retry, or queued while that connection
+    /// was down.
     public var pollInterval: Duration = .seconds(5)
     /// A notification `sending` for longer than this is requeued: its courier died
     /// (`HERALD_MAIL_CLAIM_TIMEOUT`). Must exceed the SMTP transfer timeout: a claim covers

@@ -65,10 +65,11 @@ public final class FileMailer: MailTransport, Sendable {
     }
 
     /// Writes queued before now finish; later ones fail with `mailerClosed`. Returns once the
-    /// writing thread has exited.
+    /// writing thread has exited (at most 5 seconds later).
     public func close() async {
         thread.stop()
-        while !thread.hasExited {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !thread.hasExited && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }

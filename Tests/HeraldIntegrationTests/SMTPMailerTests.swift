@@ -240,6 +240,10 @@ struct SMTPMailerTests {
         await mailer.close()
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(SMTPTests.message()) })
         #expect(error.code == .mailerClosed && error.isTransient)
+        // Through the port: the transport is unavailable (the courier waits, no attempt used).
+        await #expect(throws: MailDeliveryFailure.unavailable(reason: "SMTP mailer closed: the mailer is closed")) {
+            _ = try await mailer.deliver(SMTPTests.message())
+        }
     }
 
     @Test func fileTransportWritesEML() async throws {
@@ -259,6 +263,11 @@ struct SMTPMailerTests {
         // A resend of the same notification replaces the file.
         _ = try await transport.deliver(message)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).count == 1)
+        // Closed through the port: later sends find the transport unavailable.
+        await transport.close()
+        await #expect(throws: MailDeliveryFailure.unavailable(reason: "SMTP mailer closed: the mailer is closed")) {
+            _ = try await transport.deliver(message)
+        }
         let smtp = makeMailer(try SMTPSettings(url: "smtp://127.0.0.1:1"), workers: 1, logger: SMTPTests.quietLogger)
         #expect(smtp is SMTPMailer)
         (smtp as? SMTPMailer)?.stop()
