@@ -34,8 +34,8 @@ struct CourierTests {
             database = client
             // The inbox checks the default maximum ages, as `herald run` does.
             inbox = PostgresEventInbox(
-                client: client, schema: "herald", rateLimits: rateLimits, maxAges: .defaults, mailObserver: decided,
-                logger: TestLogging.logger("test.inbox"))
+                client: client, schema: "herald", mailPolicy: MailPolicy(rateLimits: rateLimits, maxAges: .defaults),
+                mailObserver: decided, logger: TestLogging.logger("test.inbox"))
             queue = PostgresMailQueue(client: client, schema: "herald")
             redis = RedisClient(
                 endpoint: try RedisEndpoint(url: redisServer.url), connectTimeout: .seconds(2), commandTimeout: .seconds(2),
@@ -67,7 +67,7 @@ struct CourierTests {
             settings.outage = Backoff(initial: .milliseconds(50), cap: .milliseconds(200))
             settings.pollInterval = pollInterval
             settings.concurrency = concurrency
-            settings.maxAges = maxAges
+            settings.policy = MailPolicy(maxAges: maxAges)
             return Courier(
                 queue: queue, tokens: tokens ?? RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
                 settings: settings, doorbell: doorbell, logger: TestLogging.logger("test.courier"))
@@ -118,7 +118,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u1", "ana@example.com", name: "ana"), Self.reset("u1", id: "reset-1")])
         let courier = rig.courier(mailer)
         let pass = try await courier.sendDue()
@@ -164,7 +164,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([
             Self.registered("u2", "old@example.com", name: "bea"),
             #"{"event_type":"EmailChangeRequested","event_id":"chg-1","user_id":"u2","old_email":"old@example.com","new_email":"new@example.org","occurred_at":"\#(Self.ago(.seconds(10)))"}"#,
@@ -192,7 +192,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let doorbell = Doorbell()
         let listener = PostgresListener(
             conninfo: rig.pg.url, channel: rig.inbox.mailChannel, applicationName: "test-mail-listen",
@@ -219,7 +219,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let welcome = #"{"event_type":"UserCreated","event_id":"created-1","user_id":"u3","username":"cy","email":"cy@example.com"}"#
         for _ in 0..<3 { try await rig.record([welcome]) }
         // Also a redelivery to another consumer group's inbox: still one notification.
@@ -246,8 +246,8 @@ struct CourierTests {
         let mailerA = try rig.mailer()
         let mailerB = try rig.mailer()
         defer {
-            mailerA.close()
-            mailerB.close()
+            mailerA.stop()
+            mailerB.stop()
         }
         let a = rig.courier(mailerA)
         let b = rig.courier(mailerB)
@@ -277,7 +277,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["451", "250"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u4", "di@example.com", name: "di"), Self.reset("u4", id: "reset-4")])
         let courier = rig.courier(mailer)
         let first = try await courier.sendDue()
@@ -300,7 +300,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["550"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-5","user_id":"u5","username":"ed","email":"ed@example.com"}"#])
         let courier = rig.courier(mailer)
         try await courier.sendDue()
@@ -317,7 +317,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["451", "451", "451", "451"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-6","user_id":"u6","username":"flo","email":"flo@example.com"}"#])
         let courier = rig.courier(mailer, maxAttempts: 3)
         try await TestCluster.eventually("abandoned", timeout: .seconds(180)) {
@@ -334,7 +334,7 @@ struct CourierTests {
         defer { rig.shutdown() }
         try await rig.smtp.stop()
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let doorbell = Doorbell()
         let courier = rig.courier(mailer, maxAttempts: 2, doorbell: doorbell)
         let running = Task { await courier.run() }
@@ -361,7 +361,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u8", "hal@example.com", name: "hal"), Self.reset("u8", id: "reset-8")])
         try await rig.redisServer.stop()
         let courier = rig.courier(mailer)
@@ -384,7 +384,7 @@ struct CourierTests {
         let rig = try await Rig(rateLimits: [.passwordReset: MailRateLimit(count: 3, window: .seconds(3600))])
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u9", "ivy@example.com", name: "ivy")])
         for i in 0..<5 { try await rig.record([Self.reset("u9", id: "reset-9-\(i)")]) }
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued'") == "3")
@@ -403,7 +403,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-10","user_id":"u10","username":"jo","email":"jo@example.com"}"#])
         // A minute ahead: later than the creation, within the clock skew Herald allows.
         try await rig.record([
@@ -419,7 +419,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-11","user_id":"u11","username":"kai","email":"kai@example.com"}"#]
         )
         // A courier claimed it an hour ago and was never heard of again.
@@ -439,7 +439,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([
             #"{"event_type":"UserCreated","event_id":"c-12","user_id":"u12","username":"<script>alert(1)</script>","email":"lu@example.com"}"#
         ])
@@ -457,7 +457,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["550"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-13","user_id":"u13","username":"max","email":"max@example.com"}"#]
         )
         let courier = rig.courier(mailer)
@@ -484,7 +484,7 @@ struct CourierTests {
         defer { rig.shutdown() }
         try await rig.smtp.stop()
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let courier = rig.courier(mailer)
         let running = Task { await courier.run() }
         try await rig.record([
@@ -566,7 +566,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let requested = EventTime.now()
         try await rig.record([
             Self.registered("u22", "lee@example.com", name: "lee"), Self.reset("u22", id: "reset-22", at: RFC3339.format(requested)),
@@ -600,7 +600,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(hold: true))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 2, transferTimeout: .seconds(300))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record((0..<6).map(Self.welcome))
         let courier = rig.courier(mailer, concurrency: 2)
         let running = Task { await courier.run() }
@@ -628,8 +628,8 @@ struct CourierTests {
         let mailerA = try rig.mailer(workers: 1, transferTimeout: .seconds(300))
         let mailerB = try rig.mailer(workers: 1, transferTimeout: .seconds(300))
         defer {
-            mailerA.close()
-            mailerB.close()
+            mailerA.stop()
+            mailerB.stop()
         }
         try await rig.record([Self.welcome(30)])
         let a = rig.courier(mailerA, concurrency: 1)
