@@ -61,7 +61,8 @@ let package = Package(
                 "CRdKafka", "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Dedicated threads for blocking C client calls, shared by the Redis and PostgreSQL adapters.
+        // Dedicated threads for blocking C client calls, shared by the Redis, PostgreSQL and
+        // SMTP adapters: the one thread-confinement mechanism.
         .target(name: "HeraldBlocking"),
         .target(
             name: "HeraldRedis",
@@ -78,7 +79,7 @@ let package = Package(
         .target(
             name: "HeraldSMTP",
             dependencies: [
-                "CCurlShims", "HeraldCore",
+                "CCurlShims", "HeraldCore", "HeraldBlocking",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
@@ -91,11 +92,12 @@ let package = Package(
             ]),
 
         // The courier: claims queued notifications, mints one-time link tokens, renders and
-        // sends. Talks to the queue and the token store through HeraldCore's ports.
+        // sends. Talks to the queue, the token store and the mail transport through
+        // HeraldCore's ports: it knows no adapter (HeraldSMTP implements the transport).
         .target(
             name: "HeraldCourier",
             dependencies: [
-                "HeraldCore", "HeraldMail", "HeraldSMTP",
+                "HeraldCore", "HeraldMail",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -139,6 +141,14 @@ let package = Package(
         .testTarget(
             name: "HeraldKafkaTests",
             dependencies: ["HeraldKafka"]),
+        // The courier with in-memory fakes of its ports (queue, token store, transport): no
+        // servers.
+        .testTarget(
+            name: "HeraldCourierTests",
+            dependencies: [
+                "HeraldCore", "HeraldMail", "HeraldCourier",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [

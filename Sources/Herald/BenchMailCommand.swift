@@ -4,13 +4,13 @@ import HeraldCore
 import HeraldCourier
 import HeraldPostgres
 import HeraldRedis
-import HeraldSMTP
 import Logging
 
 /// `make bench` only: the courier sending queued password-reset mails (token minted and
 /// stored in Redis, templates rendered, SMTP) to a local sink. `throughput` queues `count`
 /// mails at once and times sending them all; `steady` queues `rate` mails per second for
-/// `duration` seconds, ringing the courier's doorbell after each as the inbox does, and
+/// `duration` seconds, each in a transaction that NOTIFYs the mail channel as the inbox's
+/// does (the courier is woken through its LISTEN connection, as in `herald run`), and
 /// reports the queue's latency from `queued` (created_at) to `sent` (sent_at).
 struct BenchMailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,6 +49,12 @@ struct BenchMailCommand: AsyncParsableCommand {
         let doorbell = Doorbell()
         let (courier, transport) = setup.makeCourier(
             database: client, schema: schema, redis: redis, doorbell: doorbell, logger: Logger(label: "herald.courier"))
+        let channel = PostgresEventInbox.mailChannel(schema: schema)
+        let listener = PostgresListener(
+            conninfo: try config.database.requireURL(), password: config.database.password?.value, channel: channel,
+            connectTimeout: config.database.connectTimeout, applicationName: "herald-mail-listen",
+            logger: Logger(label: "herald.courier.listen"), onNotify: { doorbell.ring() })
+        listener.start()
         let queue = schema + ".notifications"
 
         func sentCount() async throws -> Int {
@@ -57,13 +63,14 @@ struct BenchMailCommand: AsyncParsableCommand {
             }
         }
         func enqueue(_ range: Range<Int>) async throws {
-            _ = try await client.withConnection { c in
+            try await client.transaction { c in
                 try c.execute(
                     """
                     INSERT INTO \(queue) (event_id, kind, user_id, recipient, requested_at)
                     SELECT 'bench-' || g, 'password_reset', 'user-' || g, 'user' || g || '@example.com', now()
                     FROM generate_series($1::int, $2::int) g
                     """, [.int(Int64(range.lowerBound)), .int(Int64(range.upperBound - 1))])
+                try c.execute("SELECT pg_notify($1, '')", [.text(channel)])
             }
         }
 
@@ -93,7 +100,6 @@ struct BenchMailCommand: AsyncParsableCommand {
             for i in 0..<total {
                 try await Task.sleep(until: next, clock: clock)
                 try await enqueue(i..<(i + 1))
-                doorbell.ring()
                 next += interval
             }
             let deadline = clock.now + .seconds(60)
@@ -117,7 +123,8 @@ struct BenchMailCommand: AsyncParsableCommand {
             result["seconds"] = duration
             for key in ["p50", "p99", "max"] { result["\(key)_ms"] = Double(latency.string(0, key) ?? "") ?? -1 }
         }
-        if let mailer = transport as? SMTPMailer { await mailer.shutdown() }
+        await listener.stop()
+        await transport.close()
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }

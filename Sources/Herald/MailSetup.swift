@@ -68,7 +68,7 @@ struct MailSetup: Sendable {
         courier.retry = Backoff(initial: mail.retryInitial, cap: mail.retryMax)
         courier.pollInterval = mail.pollInterval
         courier.claimTimeout = mail.claimTimeout
-        courier.maxAges = mail.maxAges
+        courier.policy = mail.policy
         return MailSetup(
             smtp: smtp,
             sender: SenderSettings(from: from, replyTo: replyTo, productName: mail.productName, supportEmail: mail.supportEmail),
@@ -90,10 +90,10 @@ struct MailSetup: Sendable {
     }
 }
 
-/// Runs the courier, woken by the inbox of this process and, through `listener`, by
-/// NOTIFY from any instance's inbox; a graceful shutdown starts no new send and lets the
-/// sends in flight finish (at most HERALD_SMTP_WORKERS), then closes the mailer's
-/// connections and the listening connection.
+/// Runs the courier, woken through `listener` by the NOTIFY of any instance's inbox (this
+/// one's included) when it queued mail; a graceful shutdown starts no new send and lets the
+/// sends in flight finish (at most HERALD_SMTP_WORKERS), then closes the listening
+/// connection and the mailer's connections.
 struct CourierService: Service {
     let courier: Courier
     let transport: any MailTransport
@@ -107,6 +107,6 @@ struct CourierService: Service {
             courier.triggerShutdown()
         }
         await listener?.stop()
-        if let mailer = transport as? SMTPMailer { await mailer.shutdown() }
+        await transport.close()
     }
 }

@@ -88,9 +88,8 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let inbox = PostgresEventInbox(
-            client: database, schema: config.database.schema, rateLimits: config.mail.rateLimits, maxAges: config.mail.maxAges,
-            mailObserver: metrics, logger: Logger(label: "herald.inbox"))
-        let mailQueued = Doorbell()
+            client: database, schema: config.database.schema, mailPolicy: config.mail.policy, mailObserver: metrics,
+            logger: Logger(label: "herald.inbox"))
 
         let redis = RedisClient(
             endpoint: config.redis.endpoint, connectTimeout: config.redis.connectTimeout,
@@ -118,8 +117,7 @@ struct RunCommand: AsyncParsableCommand {
                 RevocationEffectApplier(store: store)
             } else {
                 InboxEffectApplier(
-                    inbox: inbox, revocations: RevocationEffectApplier(store: store), consumerGroup: config.kafka.groupID,
-                    mailQueued: mailQueued)
+                    inbox: inbox, revocations: RevocationEffectApplier(store: store), consumerGroup: config.kafka.groupID)
             }
         let processor = BatchProcessor(
             dispatcher: dispatcher, applier: applier,
@@ -163,6 +161,9 @@ struct RunCommand: AsyncParsableCommand {
                 failureTerminationBehavior: .gracefullyShutdownGroup))
         services.append(.init(service: CloseOnShutdownService(name: "producer") { await producer.close() }))
         if let mail {
+            // The courier's one wake-up path: the NOTIFY that an inbox transaction queueing mail
+            // sends (this instance's as any other's), received on its own LISTEN connection.
+            let mailQueued = Doorbell()
             let (courier, transport) = mail.makeCourier(
                 database: database, schema: config.database.schema, redis: redis, doorbell: mailQueued,
                 observer: CourierMetrics(metrics: metrics), logger: Logger(label: "herald.courier"))

@@ -9,9 +9,9 @@ import Synchronization
 #endif
 
 /// A dedicated OS thread that owns at most one connection of a C client library (hiredis,
-/// libpq) and runs the blocking calls on it, so they never occupy a thread of Swift's
-/// cooperative pool. Jobs run one at a time, in order. The connection never leaves the
-/// thread, so it need not be `Sendable`.
+/// libpq, a libcurl SMTP session) and runs the blocking calls on it, so they never occupy a
+/// thread of Swift's cooperative pool. Jobs run one at a time, in order. The connection never
+/// leaves the thread, so it need not be `Sendable`.
 ///
 /// The thread blocks `SIGPIPE`: a C library that writes with write(2) to a connection the
 /// server has reset would otherwise raise it and, by default, kill the process. With the
@@ -21,13 +21,16 @@ public final class BlockingThread<Connection>: Sendable {
     public typealias Job = @Sendable (inout Connection?) -> Void
 
     private let mailbox = Mailbox()
+    private let exitFlag = ExitFlag()
 
     /// Starts the thread.
     public init(name: String) {
         let mailbox = self.mailbox
+        let exitFlag = self.exitFlag
         let thread = Thread {
             Self.blockSIGPIPE()
             Self.serve(mailbox)
+            exitFlag.set()
         }
         thread.name = name
         thread.start()
@@ -60,6 +63,10 @@ public final class BlockingThread<Connection>: Sendable {
         mailbox.post(.stop)
     }
 
+    /// True once the thread has exited (after `stop()`: its queued jobs done, its connection
+    /// dropped, so closed on the thread).
+    public var hasExited: Bool { exitFlag.isSet }
+
     // MARK: - The thread
 
     private static func serve(_ mailbox: Mailbox) {
@@ -84,6 +91,14 @@ public final class BlockingThread<Connection>: Sendable {
 }
 
 extension BlockingThread {
+    /// Set by the thread as it exits.
+    fileprivate final class ExitFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
+
     fileprivate enum Message: Sendable {
         case job(Job)
         case stop

@@ -1,7 +1,9 @@
 import Synchronization
 
 /// A fixed number of slots, each a `BlockingThread` created on first use. A caller borrows one
-/// slot at a time; when all are busy it waits in line (cancellable).
+/// slot at a time; when all are busy it waits in line (cancellable), and the slot that comes
+/// free goes to the caller that waited longest. The last slot returned is handed out first,
+/// so a warm connection is reused.
 public final class BlockingThreadPool<Connection>: Sendable {
     private struct Waiter {
         let id: UInt64
@@ -15,6 +17,8 @@ public final class BlockingThreadPool<Connection>: Sendable {
         var waiters: [Waiter] = []
         var nextWaiterID: UInt64 = 0
         var closed = false
+        /// Every thread started, also those `close()` already stopped: until they exit.
+        var started: [BlockingThread<Connection>] = []
     }
 
     private enum EnqueueOutcome {
@@ -52,7 +56,17 @@ public final class BlockingThreadPool<Connection>: Sendable {
         return try await body(thread)
     }
 
-    /// Stops idle threads now and busy ones when they are returned; fails every waiter.
+    /// Threads started and not exited yet (a stopped thread exits once its last job ended and
+    /// its connection was dropped).
+    public var runningThreads: Int {
+        state.withLock { state in
+            state.started.removeAll { $0.hasExited }
+            return state.started.count
+        }
+    }
+
+    /// Stops idle threads now and busy ones when they are returned; fails every waiter, and
+    /// every later caller, with `closedError`.
     public func close() {
         let (threads, waiters) = state.withLock { state -> ([BlockingThread<Connection>], [Waiter]) in
             state.closed = true
@@ -111,6 +125,7 @@ public final class BlockingThreadPool<Connection>: Sendable {
             if let thread = state.threads[slot] { return thread }
             let thread = BlockingThread<Connection>(name: "\(name)-\(slot)")
             state.threads[slot] = thread
+            state.started.append(thread)
             return thread
         }
     }

@@ -1,6 +1,5 @@
 import HeraldCore
 import HeraldMail
-import HeraldSMTP
 import Logging
 import Synchronization
 
@@ -20,16 +19,19 @@ public struct CourierSettings: Sendable {
     /// Pause of the whole courier while the SMTP server, Redis or PostgreSQL is unreachable:
     /// grows from `initial` to `cap` while the outage lasts.
     public var outage = Backoff(initial: .seconds(1), cap: .seconds(60))
-    /// Longest wait between two looks at the queue when nothing rang the doorbell
-    /// (`HERALD_MAIL_POLL_INTERVAL`): mail queued by another instance, or due for a retry.
+    /// Longest wait between two looks at the queue when nothing rang the doorbell (which the
+    /// LISTEN connection rings when any instance's inbox queued mail)
+    /// (`HERALD_MAIL_POLL_INTERVAL`): mail due for a retry, or queued while that connection
+    /// was down.
     public var pollInterval: Duration = .seconds(5)
     /// A notification `sending` for longer than this is requeued: its courier died
     /// (`HERALD_MAIL_CLAIM_TIMEOUT`). Must exceed the SMTP transfer timeout: a claim covers
     /// one send, started as soon as it is claimed.
     public var claimTimeout: Duration = .seconds(600)
-    /// Per kind, how old the event may be when the mail's turn comes (`HERALD_MAIL_MAX_AGE`):
-    /// older mail is `expired`, without a token minted.
-    public var maxAges = MailMaxAges.defaults
+    /// Who gets mail (`MailPolicy.sendDecision`): a recipient deleted since the mail was
+    /// queued, mail older than its kind's maximum age (`HERALD_MAIL_MAX_AGE`), the address at
+    /// send time. Asked before a token is minted.
+    public var policy = MailPolicy()
 
     public init() {}
 }
@@ -40,19 +42,21 @@ public protocol CourierObserver: Sendable {
 }
 
 /// Sends the queued mail: claims due notifications as senders come free
-/// (`FOR UPDATE SKIP LOCKED`, so several instances share the queue), checks the mail is not
-/// older than its kind's maximum age, mints a one-time token for link kinds (only its hash
-/// goes to Redis, before the mail leaves, so the link works as soon as it arrives), renders
-/// the templates, sends, and records each outcome as soon as its send ends:
+/// (`FOR UPDATE SKIP LOCKED`, so several instances share the queue), asks the `MailPolicy`
+/// whether each still goes and to which address, mints a one-time token for link kinds (only
+/// its hash goes to Redis, before the mail leaves, so the link works as soon as it arrives),
+/// renders the templates, sends, and records each outcome as soon as its send ends, with the
+/// address it went to:
 ///
 /// - accepted → `sent`, with the Message-ID;
-/// - 5xx or a message that cannot be sent → `failed`, with the server's reply;
-/// - 4xx, a timeout → queued again with exponential backoff, `abandoned` after
-///   `maxAttempts` attempts;
-/// - the SMTP server, Redis or the database unreachable, or refusing Herald's TLS or
-///   credentials → the mail goes back to the queue without using an attempt and the courier
-///   pauses, with growing pauses while the outage lasts: an outage delays mail, it never
-///   abandons it;
+/// - refused for good (SMTP 5xx) or a message that cannot be sent → `failed`, with the
+///   server's reply;
+/// - deferred (SMTP 4xx, a timeout) → queued again with exponential backoff, `abandoned`
+///   after `maxAttempts` attempts;
+/// - the transport unavailable (the SMTP server unreachable, refusing Herald's TLS or
+///   credentials), Redis or the database unreachable → the mail goes back to the queue
+///   without using an attempt and the courier pauses, with growing pauses while the outage
+///   lasts: an outage delays mail, it never abandons it;
 /// - recipient deleted since the mail was queued → `suppressed`;
 /// - older than its kind's maximum age → `expired`, no token minted.
 ///
@@ -227,11 +231,11 @@ public final class Courier: Sendable {
     /// Records one outcome, retrying while the database is unreachable. Sent mail whose outcome
     /// cannot be recorded before shutdown stays `sending` and is requeued after the claim
     /// timeout (sent again once, with the same Message-ID).
-    private func record(_ notification: ClaimedNotification, _ outcome: NotificationOutcome) async {
+    private func record(_ notification: ClaimedNotification, _ outcome: NotificationOutcome, recipient: EmailAddress?) async {
         var attempt = 0
         while true {
             do {
-                if try await queue.complete(notification.claim, outcome) == false {
+                if try await queue.complete(notification.claim, outcome, recipient: recipient) == false {
                     logger.warning(
                         "mail outcome not recorded: the claim outlived HERALD_MAIL_CLAIM_TIMEOUT, the mail was requeued and another courier's outcome counts",
                         metadata: [
@@ -262,6 +266,13 @@ public final class Courier: Sendable {
         case outage(String)
     }
 
+    /// What one send came to, and the address the policy chose (nil when it was not sent:
+    /// suppressed or expired).
+    struct Attempt: Sendable {
+        let result: SendResult
+        let recipient: EmailAddress?
+    }
+
     /// One finished send: the status recorded, and the outage that stopped it, if any.
     struct Delivery: Sendable {
         let status: NotificationStatus
@@ -273,7 +284,8 @@ public final class Courier: Sendable {
         let started = ContinuousClock.now
         let outcome: NotificationOutcome
         var outage: String?
-        switch await attempt(notification) {
+        let tried = await attempt(notification)
+        switch tried.result {
         case .done(let done):
             outcome = done
             log(notification, done)
@@ -283,22 +295,30 @@ public final class Courier: Sendable {
             outcome = .retry(reason: reason, delay: .zero, countsAsAttempt: false)
             outage = reason
         }
-        await record(notification, outcome)
+        await record(notification, outcome, recipient: tried.recipient)
         return Delivery(status: outcome.status, outage: outage)
     }
 
-    private func attempt(_ notification: ClaimedNotification) async -> SendResult {
-        if notification.recipientDeleted {
-            return .done(.suppressed(reason: "the recipient was deleted after the mail was queued"))
-        }
+    private func attempt(_ notification: ClaimedNotification) async -> Attempt {
         let now = EventTime.now()
-        // Checked before a token exists: a request that waited too long gets no link.
-        if let reason = settings.maxAges.expiry(notification.kind, requestedAt: notification.requestedAt, now: now) {
-            return .done(.expired(reason: reason))
+        // Asked before a token exists: a request that waited too long, or whose recipient is
+        // gone, gets no link.
+        let recipient: EmailAddress
+        switch settings.policy.sendDecision(for: notification, now: now) {
+        case .suppressed(let reason):
+            return Attempt(result: .done(.suppressed(reason: reason)), recipient: nil)
+        case .expired(let reason):
+            return Attempt(result: .done(.expired(reason: reason)), recipient: nil)
+        case .send(let to):
+            recipient = to
         }
+        return Attempt(result: await send(notification, to: recipient, now: now), recipient: recipient)
+    }
+
+    private func send(_ notification: ClaimedNotification, to recipient: EmailAddress, now: EventTime) async -> SendResult {
         // The token: minted here, its hash stored before the mail leaves.
         var token: LinkToken?
-        let grant = composer.grant(for: notification)
+        let grant = composer.grant(for: notification, to: recipient)
         if let grant, let lifetime = notification.kind.link?.lifetime {
             let minted = LinkToken()
             do {
@@ -310,34 +330,30 @@ public final class Courier: Sendable {
         }
         let message: MailMessage
         do {
-            message = try composer.compose(notification, token: token, now: now)
+            message = try composer.compose(notification, to: recipient, token: token, now: now)
         } catch {
             await forget(token, grant)
             return .done(.failed(reason: "cannot render the mail: \(error)"))
         }
         do {
-            let receipt = try await transport.send(message)
+            let receipt = try await transport.deliver(message)
             return .done(.sent(messageID: receipt.messageID, reply: receipt.reply))
-        } catch let error as MailError {
-            await forget(token, grant)
-            return classify(error, notification)
         } catch {
             await forget(token, grant)
-            return classify(MailError.make(.failed, "\(error)"), notification)
+            return classify(error, notification)
         }
     }
 
-    /// The outcome of a send that failed with `error`.
-    func classify(_ error: MailError, _ notification: ClaimedNotification) -> SendResult {
-        let reason = error.serverReply.map { "\(error.summary): \($0)" } ?? "\(error)"
-        switch error.code {
-        case .invalidMessage, .rejected:
+    /// The outcome of a send the transport did not deliver.
+    func classify(_ failure: MailDeliveryFailure, _ notification: ClaimedNotification) -> SendResult {
+        switch failure {
+        case .refused(let reason):
             return .done(.failed(reason: reason))
-        case .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .mailerClosed, .writeFailed:
+        case .unavailable(let reason):
             // Every mail would fail the same way: pause instead of using up attempts.
             return .outage(reason)
-        default:
-            // 4xx, timeouts, other transfer failures: this mail's attempt counts.
+        case .deferred(let reason):
+            // This mail's attempt counts.
             let attempts = notification.attempts + 1
             if attempts >= settings.maxAttempts {
                 return .done(.abandoned(reason: "after \(attempts) attempts: \(reason)"))

@@ -1,6 +1,5 @@
 import HeraldCore
 import HeraldMail
-import HeraldSMTP
 
 /// Where one-time links point: `{baseURL}{path}?token=…` (docs/integration.md's link formats).
 public struct LinkSettings: Sendable, Hashable {
@@ -72,8 +71,8 @@ public struct MailComposer: Sendable {
         "<\(notification.id)@\(sender.messageIDDomain)>"
     }
 
-    /// What the link of `notification` grants, nil for kinds without one.
-    public func grant(for notification: ClaimedNotification) -> LinkGrant? {
+    /// What the link of `notification`, sent to `recipient`, grants; nil for kinds without one.
+    public func grant(for notification: ClaimedNotification, to recipient: EmailAddress) -> LinkGrant? {
         guard let link = notification.kind.link else { return nil }
         switch link.purpose {
         case .verifyEmail:
@@ -82,18 +81,20 @@ public struct MailComposer: Sendable {
             return .resetPassword(notification.userID)
         case .confirmEmailChange:
             // The new address is where the confirmation goes; `new_email` was queued with it.
-            let newEmail = (notification.variables["new_email"]).flatMap { try? EmailAddress($0) } ?? notification.recipient
+            let newEmail = (notification.variables["new_email"]).flatMap { try? EmailAddress($0) } ?? recipient
             return .confirmEmailChange(notification.userID, newEmail: newEmail)
         }
     }
 
-    /// The message for `notification`, with `token`'s link when the kind has one.
-    public func compose(_ notification: ClaimedNotification, token: LinkToken?, now: EventTime) throws(TemplateError)
-        -> MailMessage
+    /// The message for `notification` to `recipient` (greeted by the username stored at the
+    /// claim), with `token`'s link when the kind has one.
+    public func compose(_ notification: ClaimedNotification, to recipient: EmailAddress, token: LinkToken?, now: EventTime)
+        throws(TemplateError) -> MailMessage
     {
+        let username = notification.storedRecipient?.username
         var variables = MailVariables(
-            recipientName: MailVariables.recipientName(username: notification.username, email: notification.recipient),
-            recipientEmail: notification.recipient.rawValue,
+            recipientName: MailVariables.recipientName(username: username, email: recipient),
+            recipientEmail: recipient.rawValue,
             productName: sender.productName,
             supportEmail: sender.supportEmail,
             requestedAt: notification.requestedAt,
@@ -105,7 +106,7 @@ public struct MailComposer: Sendable {
         let rendered = try templates.render(notification.kind, locale: notification.locale, variables: variables)
         return MailMessage(
             from: sender.from,
-            to: MailAddress(notification.recipient, displayName: notification.username?.rawValue),
+            to: MailAddress(recipient, displayName: username?.rawValue),
             replyTo: sender.replyTo,
             subject: rendered.subject,
             textBody: rendered.text,

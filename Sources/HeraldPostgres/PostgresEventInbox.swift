@@ -10,10 +10,9 @@ public struct PostgresEventInbox: EventInbox {
     let client: PostgresClient
     let schema: String
     let logger: Logger
-    /// Per kind: mails beyond the limit to one address are queued as `suppressed`.
-    let rateLimits: [NotificationKind: MailRateLimit]
-    /// Per kind: mail for an event older than this is recorded as `expired`, not queued.
-    let maxAges: MailMaxAges
+    /// Decides whether each requested mail is queued, to whom, or recorded `expired` or
+    /// `suppressed`; the inbox loads what it needs and stores its decision.
+    let mailPolicy: MailPolicy
     /// Told of mail recorded as `expired` or `suppressed` at once.
     let mailObserver: (any MailQueueObserver)?
 
@@ -21,14 +20,13 @@ public struct PostgresEventInbox: EventInbox {
     public let mailChannel: String
 
     public init(
-        client: PostgresClient, schema: String, rateLimits: [NotificationKind: MailRateLimit] = [:],
-        maxAges: MailMaxAges = .defaults, mailObserver: (any MailQueueObserver)? = nil, logger: Logger
+        client: PostgresClient, schema: String, mailPolicy: MailPolicy = MailPolicy(), mailObserver: (any MailQueueObserver)? = nil,
+        logger: Logger
     ) {
         self.client = client
         self.schema = HeraldSchema.quoted(schema)
         self.mailChannel = Self.mailChannel(schema: schema)
-        self.rateLimits = rateLimits
-        self.maxAges = maxAges
+        self.mailPolicy = mailPolicy
         self.mailObserver = mailObserver
         self.logger = logger
     }
@@ -36,7 +34,7 @@ public struct PostgresEventInbox: EventInbox {
     public func record(_ events: [AcceptedEvent], consumerGroup: String) async throws -> Set<EventID> {
         if events.isEmpty { return [] }
         let schema = self.schema
-        let mail = MailPolicy(rateLimits: rateLimits, maxAges: maxAges)
+        let mail = mailPolicy
         let channel = mailChannel
         let (inserted, decided) = try await Self.blamingValues(events) {
             try await client.transaction { connection -> (Set<String>, [MailDecision]) in
@@ -112,12 +110,6 @@ public struct PostgresEventInbox: EventInbox {
         return prefix + "_" + String(repeating: "0", count: 8 - hex.count) + hex + "_mail"
     }
 
-    /// What the inbox does with mail requests: rate limits and maximum ages per kind.
-    struct MailPolicy: Sendable {
-        let rateLimits: [NotificationKind: MailRateLimit]
-        let maxAges: MailMaxAges
-    }
-
     /// A notification the inbox inserted, and its first status.
     struct MailDecision: Sendable {
         let kind: NotificationKind
@@ -178,52 +170,43 @@ public struct PostgresEventInbox: EventInbox {
         return nil
     }
 
-    /// Queues a notification, unique per (event, kind). Deleted recipients get nothing; a mail
-    /// with no address in the event and none stored is a permanent failure. An event older
-    /// than the kind's maximum age is recorded as `expired`; over `rateLimit` (mails of this
-    /// kind to this address in the window, suppressed and expired ones not counted) the
-    /// notification is recorded as `suppressed` instead of `queued`. Mail to the user's
-    /// address (`MailAddressing.user`) records the address known now and the event's; the
-    /// courier's claim takes the address stored then.
+    /// Records the notification `policy` decides on for `request`, unique per (event, kind):
+    /// loads the recipient as stored and, when the policy asks, how many mails of the kind
+    /// went to the address recently; stores the decision. A deleted recipient gets nothing; a
+    /// mail with no address anywhere is the event's content error.
     static func queue(
         _ request: MailRequest, event: EventMetadata, schema: String, policy: MailPolicy, on connection: PostgresConnection
     ) throws -> MailDecision? {
         let stored = try connection.execute(
-            "SELECT email, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
+            "SELECT email, username, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
             [.text(request.userID.rawValue)])
-        if stored.rows.count == 1, stored.string(0, "deleted") == "t" { return nil }
-        let storedEmail = stored.rows.isEmpty ? nil : stored.string(0, "email")
-        let address =
-            switch request.addressing {
-            case .event: request.to?.rawValue ?? storedEmail
-            case .user: storedEmail ?? request.to?.rawValue
-            }
-        guard let to = address else {
-            // The event names no address and none is known: no retry can find one.
-            throw EventContentError(
-                "no address for user \(request.userID): the event carries none and no recipient is stored (\(request.kind.rawValue) mail)")
-        }
-        let locale = request.locale?.rawValue ?? (stored.rows.isEmpty ? nil : stored.string(0, "locale"))
-        let variables = try JSONSerialization.data(withJSONObject: request.variables, options: [.sortedKeys])
-        var status = NotificationStatus.queued
-        var reason: String?
-        if let expired = policy.maxAges.expiry(request.kind, requestedAt: request.requestedAt, now: EventTime.now()) {
-            status = .expired
-            reason = expired
-        } else if let rateLimit = policy.rateLimits[request.kind] {
+        // A stored value Herald cannot read (edited by hand) counts as unknown.
+        let recipient =
+            stored.rows.isEmpty
+            ? nil
+            : StoredRecipient(
+                email: stored.string(0, "email").flatMap { try? EmailAddress($0) },
+                username: stored.string(0, "username").flatMap { try? Username($0) },
+                locale: stored.string(0, "locale").flatMap { try? LanguageTag($0) },
+                deleted: stored.bool(0, "deleted") ?? false)
+        let decision = try policy.queueDecision(for: request, recipient: recipient, now: EventTime.now()) { address, window in
+            // Mails of this kind to `address` within `window`; suppressed and expired ones,
+            // and this event's own (a redelivery), do not count.
             let recent = try connection.execute(
                 """
                 SELECT count(*) FROM \(schema).notifications
                 WHERE recipient = $1 AND kind = $2 AND status NOT IN ('suppressed', 'expired') AND event_id <> $3
                   AND created_at > now() - make_interval(secs => $4::double precision)
                 """,
-                [.text(to), .text(request.kind.rawValue), .text(event.id.rawValue), .text(String(rateLimit.window.seconds))])
-            if let count = recent.string(0, "count").flatMap({ Int($0) }), count >= rateLimit.count {
-                status = .suppressed
-                reason =
-                    "rate limit: at most \(rateLimit.count) \(request.kind.rawValue) mails per \(Int(rateLimit.window.seconds))s to one address"
-            }
+                [.text(address.rawValue), .text(request.kind.rawValue), .text(event.id.rawValue), .text(String(window.seconds))])
+            return recent.string(0, "count").flatMap { Int($0) } ?? 0
         }
+        if case .noAddress(let reason) = decision {
+            // No retry can find an address: the event's own content fails.
+            throw EventContentError(reason)
+        }
+        guard let notification = decision.notification else { return nil }
+        let variables = try JSONSerialization.data(withJSONObject: request.variables, options: [.sortedKeys])
         let inserted = try connection.execute(
             """
             INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, address_from, event_email, locale, variables,
@@ -232,13 +215,13 @@ public struct PostgresEventInbox: EventInbox {
             ON CONFLICT (event_id, kind) DO NOTHING
             """,
             [
-                .text(event.id.rawValue), .text(request.kind.rawValue), .text(request.userID.rawValue), .text(to),
-                .text(request.addressing.rawValue), optional(request.to?.rawValue), optional(locale),
-                .text(String(decoding: variables, as: UTF8.self)), .text(RFC3339.format(request.requestedAt)),
-                .text(status.rawValue), optional(reason),
+                .text(event.id.rawValue), .text(request.kind.rawValue), .text(request.userID.rawValue),
+                .text(notification.addressee.address.rawValue), .text(request.addressing.rawValue), optional(request.to?.rawValue),
+                optional(notification.addressee.locale?.rawValue), .text(String(decoding: variables, as: UTF8.self)),
+                .text(RFC3339.format(request.requestedAt)), .text(notification.status.rawValue), optional(notification.reason),
             ]
         ).affectedRows
-        return inserted == 1 ? MailDecision(kind: request.kind, status: status) : nil
+        return inserted == 1 ? MailDecision(kind: request.kind, status: notification.status) : nil
     }
 
     /// Deletes inbox rows older than `age`, in batches of `batchSize` so the table is never

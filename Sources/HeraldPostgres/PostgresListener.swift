@@ -9,10 +9,11 @@ import Synchronization
 #endif
 
 /// `LISTEN`s on one channel with its own connection and calls `onNotify` for every batch of
-/// notifications. The connection lives on a dedicated thread that waits in `poll(2)` on its
-/// socket (never on Swift's cooperative pool). A lost connection is re-opened with backoff;
-/// `onNotify` is also called after every (re)connect, since notifications sent meanwhile
-/// are lost: the caller then looks for work it may have missed.
+/// notifications (the courier's mail channel, the outbox relay's channel; the channel is in
+/// every log line's metadata). The connection lives on a dedicated thread that waits in
+/// `poll(2)` on its socket (never on Swift's cooperative pool). A lost connection is
+/// re-opened with backoff; `onNotify` is also called after every (re)connect, since
+/// notifications sent meanwhile are lost: the caller then looks for work it may have missed.
 public final class PostgresListener: Sendable {
     private let settings: PostgresConnectionSettings
     private let channel: String
@@ -85,13 +86,13 @@ public final class PostgresListener: Sendable {
                     let opened = try PostgresConnection.open(settings, logger: logger)
                     try opened.listen(channel)
                     connection = opened
-                    if failures > 0 { logger.notice("listening for outbox notifications again", metadata: metadata) }
+                    if failures > 0 { logger.notice("listening for notifications again", metadata: metadata) }
                     failures = 0
                     onNotify()
                 } catch {
                     failures += 1
                     logger.log(
-                        level: failures == 1 ? .warning : .debug, "cannot LISTEN for outbox notifications; polling meanwhile",
+                        level: failures == 1 ? .warning : .debug, "cannot LISTEN for notifications; polling meanwhile",
                         metadata: metadata.merging([PostgresLogKey.error: "\(error)"]) { $1 })
                     // Back off without blocking `stop()`: wait on the interrupt pipe.
                     let delay = min(30.0, 0.2 * Double(1 << min(failures, 8)))
@@ -105,7 +106,7 @@ public final class PostgresListener: Sendable {
                 if !notifications.isEmpty { onNotify() }
             } catch {
                 logger.warning(
-                    "the outbox LISTEN connection broke; reconnecting",
+                    "the LISTEN connection broke; reconnecting",
                     metadata: metadata.merging([PostgresLogKey.error: "\(error)"]) { $1 })
                 connection = nil
                 onNotify()

@@ -7,8 +7,8 @@ public struct NotificationRecord: Sendable, Hashable {
     public var eventID: String
     public var kind: String
     public var userID: String
-    /// The address the mail goes (or went) to; for `addressFrom == "user"`, the user's stored
-    /// address as of the latest claim.
+    /// The address the mail goes (or went) to; for `addressFrom == "user"`, the address its
+    /// latest attempt went to (the user's stored address at that claim).
     public var recipient: String
     /// `event` or `user` (`MailAddressing`).
     public var addressFrom: String

@@ -7,8 +7,10 @@ import Logging
 /// so several Herald instances share one queue and never claim the same row; a row left
 /// `sending` by a crashed courier is requeued after a timeout (`requeueStale`). Each claim
 /// stamps the row with its courier (`claimed_by`) and the next claim number
-/// (`claim_number`); an outcome is recorded only under the current claim. Mail to the user's
-/// address (`address_from = 'user'`) takes the user's stored address when it is claimed.
+/// (`claim_number`); an outcome is recorded only under the current claim. The claim loads the
+/// user as the recipients model holds them then, for the courier's `MailPolicy` to address
+/// the mail (`address_from = 'user'`: the user's address at send time); the outcome records
+/// the address it went to (`recipient`). Who gets mail is decided there, not here.
 public struct PostgresMailQueue: MailQueue {
     let client: PostgresClient
     let schema: String
@@ -24,23 +26,20 @@ public struct PostgresMailQueue: MailQueue {
             try connection.execute(
                 """
                 WITH due AS (
-                    SELECT id FROM \(schema).notifications
+                    SELECT id, user_id FROM \(schema).notifications
                     WHERE status = 'queued' AND next_attempt_at <= now()
                     ORDER BY next_attempt_at
                     LIMIT $1
                     FOR UPDATE SKIP LOCKED)
                 UPDATE \(schema).notifications n SET status = 'sending', claimed_at = now(), claimed_by = $2,
-                    claim_number = n.claim_number + 1,
-                    recipient = CASE WHEN n.address_from = 'user'
-                        THEN coalesce((SELECT r.email FROM \(schema).recipients r WHERE r.user_id = n.user_id), n.event_email, n.recipient)
-                        ELSE n.recipient END
-                FROM due WHERE n.id = due.id
-                RETURNING n.id::text AS id, n.event_id, n.kind, n.user_id, n.recipient, n.locale,
+                    claim_number = n.claim_number + 1
+                FROM due LEFT JOIN \(schema).recipients r ON r.user_id = due.user_id
+                WHERE n.id = due.id
+                RETURNING n.id::text AS id, n.event_id, n.kind, n.user_id, n.address_from, n.recipient, n.event_email, n.locale,
                     n.variables::text AS variables, n.attempts, n.claim_number,
                     (extract(epoch FROM n.requested_at) * 1000)::bigint AS requested_ms,
-                    (SELECT r.username FROM \(schema).recipients r WHERE r.user_id = n.user_id) AS username,
-                    EXISTS (SELECT 1 FROM \(schema).recipients r WHERE r.user_id = n.user_id AND r.deleted_at IS NOT NULL)
-                        AS deleted
+                    r.user_id IS NOT NULL AS stored, r.email AS stored_email, r.username AS stored_username,
+                    r.locale AS stored_locale, r.deleted_at IS NOT NULL AS stored_deleted
                 """,
                 [.int(Int64(limit)), .text(owner)])
         }
@@ -53,7 +52,7 @@ public struct PostgresMailQueue: MailQueue {
             } catch {
                 // A row Herald cannot read (edited by hand) fails with the reason instead of
                 // blocking the queue.
-                _ = try await complete(claim, .failed(reason: "unreadable notification row: \(error)"))
+                _ = try await complete(claim, .failed(reason: "unreadable notification row: \(error)"), recipient: nil)
             }
         }
         return claimed
@@ -74,53 +73,67 @@ public struct PostgresMailQueue: MailQueue {
         guard let requestedMs = result.int(row, "requested_ms") else {
             throw ValidationError(field: "requested_at", reason: "is NULL")
         }
+        guard let addressing = MailAddressing(rawValue: try value("address_from")) else {
+            throw ValidationError(field: "address_from", reason: "is neither event nor user")
+        }
+        // The recipients model as stored now; a value Herald cannot read counts as unknown.
+        let stored =
+            result.bool(row, "stored") == true
+            ? StoredRecipient(
+                email: result.string(row, "stored_email").flatMap { try? EmailAddress($0) },
+                username: result.string(row, "stored_username").flatMap { try? Username($0) },
+                locale: result.string(row, "stored_locale").flatMap { try? LanguageTag($0) },
+                deleted: result.bool(row, "stored_deleted") ?? false)
+            : nil
         return ClaimedNotification(
             id: try value("id"), eventID: try value("event_id"), kind: kind, userID: try UserID(try value("user_id")),
-            recipient: try EmailAddress(try value("recipient")),
+            addressing: addressing, recipient: try EmailAddress(try value("recipient")),
+            eventEmail: try result.string(row, "event_email").map { try EmailAddress($0) },
             locale: try result.string(row, "locale").map { try LanguageTag($0) },
             variables: variables, attempts: Int(result.int(row, "attempts") ?? 0),
-            requestedAt: EventTime(millisecondsSinceEpoch: requestedMs),
-            username: result.string(row, "username").flatMap { try? Username($0) },
-            recipientDeleted: result.bool(row, "deleted") ?? false, claim: claim)
+            requestedAt: EventTime(millisecondsSinceEpoch: requestedMs), storedRecipient: stored, claim: claim)
     }
 
-    public func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome) async throws -> Bool {
+    public func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome, recipient: EmailAddress?) async throws -> Bool {
         let schema = self.schema
         // Only under the current claim: a courier whose claim was requeued (it outlived the
-        // claim timeout) and taken by another must not overwrite the newer outcome.
+        // claim timeout) and taken by another must not overwrite the newer outcome. The
+        // address the mail went to, when the courier addressed it, replaces the one recorded.
         let held = "id = $1::uuid AND status = 'sending' AND claimed_by = $2 AND claim_number = $3"
         let key: [PostgresValue] = [.text(claim.id), .text(claim.owner), .int(Int64(claim.number))]
+        let addressed: PostgresValue = recipient.map { .text($0.rawValue) } ?? .null
         let updated = try await client.withConnection { connection in
             switch outcome {
             case .sent(let messageID, _):
                 try connection.execute(
                     """
-                    UPDATE \(schema).notifications SET status = 'sent', sent_at = now(), message_id = $4,
-                        attempts = attempts + 1, last_error = NULL
+                    UPDATE \(schema).notifications SET status = 'sent', sent_at = now(), message_id = $5,
+                        attempts = attempts + 1, last_error = NULL, recipient = coalesce($4, recipient)
                     WHERE \(held)
-                    """, key + [.text(messageID)]
+                    """, key + [addressed, .text(messageID)]
                 ).affectedRows
             case .retry(let reason, let delay, let countsAsAttempt):
                 try connection.execute(
                     """
-                    UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $4,
-                        attempts = attempts + $5,
-                        next_attempt_at = now() + make_interval(secs => $6::double precision)
+                    UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $5,
+                        attempts = attempts + $6, recipient = coalesce($4, recipient),
+                        next_attempt_at = now() + make_interval(secs => $7::double precision)
                     WHERE \(held)
-                    """, key + [.text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))]
+                    """, key + [addressed, .text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))]
                 ).affectedRows
             case .failed(let reason), .abandoned(let reason):
                 try connection.execute(
                     """
-                    UPDATE \(schema).notifications SET status = $4, last_error = $5, attempts = attempts + 1
+                    UPDATE \(schema).notifications SET status = $5, last_error = $6, attempts = attempts + 1,
+                        recipient = coalesce($4, recipient)
                     WHERE \(held)
-                    """, key + [.text(outcome.status.rawValue), .text(reason)]
+                    """, key + [addressed, .text(outcome.status.rawValue), .text(reason)]
                 ).affectedRows
             case .suppressed(let reason), .expired(let reason):
                 // Never attempted: no attempt used.
                 try connection.execute(
-                    "UPDATE \(schema).notifications SET status = $4, last_error = $5 WHERE \(held)",
-                    key + [.text(outcome.status.rawValue), .text(reason)]
+                    "UPDATE \(schema).notifications SET status = $5, last_error = $6, recipient = coalesce($4, recipient) WHERE \(held)",
+                    key + [addressed, .text(outcome.status.rawValue), .text(reason)]
                 ).affectedRows
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HeraldBlocking
 import HeraldCore
 import Logging
 
@@ -9,7 +10,8 @@ import Logging
 /// resend of the same notification replaces its file.
 public final class FileMailer: MailTransport, Sendable {
     public let directory: String
-    private let threads = WorkerThreads<Void>(count: 1, name: "herald-mail-file")
+    /// Blocking file I/O runs on this thread, never on Swift's cooperative pool.
+    private let thread = BlockingThread<Void>(name: "herald-mail-file")
     private let logger: Logger
 
     public init(directory: String, logger: Logger) {
@@ -20,24 +22,37 @@ public final class FileMailer: MailTransport, Sendable {
     }
 
     deinit {
-        threads.stop()
+        thread.stop()
     }
 
-    public func send(_ message: MailMessage) async throws -> MailReceipt {
+    public func deliver(_ message: MailMessage) async throws(MailDeliveryFailure) -> MailReceipt {
+        do {
+            return try await send(message)
+        } catch {
+            throw error.deliveryFailure
+        }
+    }
+
+    public func send(_ message: MailMessage) async throws(MailError) -> MailReceipt {
         let bytes = try MailRendering.render(message)
         let directory = self.directory
         let name = Self.fileName(message)
-        // Blocking file I/O on the mailer's own thread.
-        let result: Result<String, MailError> = await threads.run(closed: .failure(.make(.mailerClosed, "the mailer is closed"))) {
-            _ in
-            let path = directory + "/" + name
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
-                return .success(path)
-            } catch {
-                return .failure(.make(.writeFailed, "cannot write \(path): \(error.localizedDescription)"))
-            }
+        let result: Result<String, MailError>
+        do {
+            let written = try await thread.run(
+                { (_: inout Void?) throws(MailError) -> String in
+                    let path = directory + "/" + name
+                    do {
+                        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                        try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+                        return path
+                    } catch {
+                        throw .make(.writeFailed, "cannot write \(path): \(error.localizedDescription)")
+                    }
+                }, closed: { MailError.make(.mailerClosed, "the mailer is closed") })
+            result = .success(written)
+        } catch {
+            result = .failure(error)
         }
         switch result {
         case .success(let path):
@@ -46,6 +61,16 @@ public final class FileMailer: MailTransport, Sendable {
         case .failure(let error):
             logger.error("mail not written", metadata: [SMTPLogKey.messageID: "\(message.messageID)", SMTPLogKey.error: "\(error)"])
             throw error
+        }
+    }
+
+    /// Writes queued before now finish; later ones fail with `mailerClosed`. Returns once the
+    /// writing thread has exited (at most 5 seconds later).
+    public func close() async {
+        thread.stop()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !thread.hasExited && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

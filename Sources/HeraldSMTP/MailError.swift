@@ -111,6 +111,25 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
         self.line = line
     }
 
+    /// This failure in the courier's terms (`MailDeliveryFailure`), with the server's reply
+    /// when it answered:
+    /// - refused: a 5xx, or a message that cannot be sent as given;
+    /// - unavailable: no connection, TLS, the certificate or the credentials refused, the
+    ///   mailer closed, the mail directory not writable (every message would fail alike: the
+    ///   mail waits without using an attempt);
+    /// - deferred: a 4xx, a timeout, any other transfer failure (this message's attempt counts).
+    public var deliveryFailure: MailDeliveryFailure {
+        let reason = serverReply.map { "\(summary): \($0)" } ?? description
+        switch code.backing {
+        case .invalidMessage, .rejected:
+            return .refused(reason: reason)
+        case .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .mailerClosed, .writeFailed:
+            return .unavailable(reason: reason)
+        case .deferred, .timeout, .failed:
+            return .deferred(reason: reason)
+        }
+    }
+
     public static func make(
         _ code: Code, _ summary: String, smtpCode: Int? = nil, serverReply: String? = nil,
         file: String = #fileID, line: UInt = #line

@@ -1,31 +1,45 @@
+import HeraldBlocking
 import HeraldCore
 import Logging
 
-/// Sends mail through libcurl's SMTP client. `workers` dedicated threads each keep one
+/// Sends mail through libcurl's SMTP client. `workers` dedicated threads (a
+/// `BlockingThreadPool`, as the Redis and PostgreSQL connections use) each keep one
 /// `CurlSMTPSession` (a libcurl easy handle, so one SMTP connection) across messages; a send
-/// goes to whichever thread is free.
+/// goes to a free thread, or waits in line for one, so one slow server reply does not hold
+/// back the mail behind it. `curl_easy_perform` blocks for up to the transfer timeout and
+/// never runs on Swift's cooperative pool.
 ///
-/// MAIL FROM is `message.from.address`, RCPT TO `message.to.address`. Failures throw
-/// `MailError` (see there for what is transient); a message with a CR or LF in a header value
-/// fails before anything is sent.
+/// MAIL FROM is `message.from.address`, RCPT TO `message.to.address`. `send` throws
+/// `MailError` (see there for what is transient); as the courier's `MailTransport`,
+/// `deliver` reports the same failure as a `MailDeliveryFailure`. A message with a CR or LF in
+/// a header value fails before anything is sent.
 public final class SMTPMailer: MailTransport, Sendable {
     private let settings: SMTPSettings
-    private let threads: WorkerThreads<CurlSMTPSession>
+    private let threads: BlockingThreadPool<CurlSMTPSession>
     private let logger: Logger
 
     public init(settings: SMTPSettings, workers: Int = 2, logger: Logger) {
         self.settings = settings
-        self.threads = WorkerThreads(count: max(1, workers), name: "herald-smtp")
+        self.threads = BlockingThreadPool(
+            size: max(1, workers), name: "herald-smtp", closedError: { MailError.make(.mailerClosed, "the mailer is closed") })
         var logger = logger
         logger[metadataKey: SMTPLogKey.server] = "\(settings)"
         self.logger = logger
     }
 
     deinit {
-        threads.stop()
+        threads.close()
     }
 
-    public func send(_ message: MailMessage) async throws -> MailReceipt {
+    public func deliver(_ message: MailMessage) async throws(MailDeliveryFailure) -> MailReceipt {
+        do {
+            return try await send(message)
+        } catch {
+            throw error.deliveryFailure
+        }
+    }
+
+    public func send(_ message: MailMessage) async throws(MailError) -> MailReceipt {
         let bytes: [UInt8]
         do {
             bytes = try MailRendering.render(message)
@@ -38,14 +52,21 @@ public final class SMTPMailer: MailTransport, Sendable {
         let from = message.from.address.rawValue
         let to = message.to.address.rawValue
         let settings = self.settings
-        let result: Result<String?, MailError> = await threads.run(closed: .failure(.make(.mailerClosed, "the mailer is closed"))) {
-            session in
-            do throws(MailError) {
-                if session == nil { session = try CurlSMTPSession(settings: settings) }
-                return session!.send(from: from, to: to, message: bytes)
-            } catch {
-                return .failure(error)
+        let result: Result<String?, MailError>
+        do {
+            let reply = try await threads.withThread { thread in
+                try await thread.run(
+                    { (session: inout CurlSMTPSession?) throws(MailError) -> String? in
+                        if session == nil { session = try CurlSMTPSession(settings: settings) }
+                        return try session!.send(from: from, to: to, message: bytes).get()
+                    }, closed: { MailError.make(.mailerClosed, "the mailer is closed") })
             }
+            result = .success(reply)
+        } catch let error as MailError {
+            result = .failure(error)
+        } catch {
+            // Cancelled while waiting for a free sender: nothing was sent.
+            result = .failure(.make(.mailerClosed, "no sender thread: \(error)"))
         }
         switch result {
         case .success(let reply):
@@ -68,16 +89,17 @@ public final class SMTPMailer: MailTransport, Sendable {
         }
     }
 
-    /// The sender threads finish the queued sends, close their connections (QUIT) and exit;
-    /// later sends fail with `mailerClosed`. Returns at once.
-    public func close() {
-        threads.stop()
+    /// The sender threads finish the sends they started, close their connections (QUIT) and
+    /// exit; sends waiting for a thread, and later ones, fail with `mailerClosed`. Returns at
+    /// once (`close()` also waits for the threads).
+    public func stop() {
+        threads.close()
     }
 
-    /// `close()`, then waits (at most the transfer timeout plus 5 seconds) until every sender
+    /// `stop()`, then waits (at most the transfer timeout plus 5 seconds) until every sender
     /// thread has closed its connection and exited.
-    public func shutdown() async {
-        close()
+    public func close() async {
+        stop()
         let deadline = ContinuousClock.now + settings.transferTimeout + .seconds(5)
         while threads.runningThreads > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))

@@ -11,7 +11,7 @@ import Testing
 
 /// The courier against a real PostgreSQL queue, a real redis-server for the link tokens and
 /// a real SMTP server (aiosmtpd): events go through the inbox, mail comes out of the server.
-@Suite("Courier: queued mail to a real SMTP server", .timeLimit(.minutes(5)))
+@Suite("Courier: queued mail to a real SMTP server", .timeLimit(.minutes(10)))
 struct CourierTests {
     /// PostgreSQL, Redis and an SMTP server, with the inbox and the courier's parts.
     final class Rig: Sendable {
@@ -34,8 +34,8 @@ struct CourierTests {
             database = client
             // The inbox checks the default maximum ages, as `herald run` does.
             inbox = PostgresEventInbox(
-                client: client, schema: "herald", rateLimits: rateLimits, maxAges: .defaults, mailObserver: decided,
-                logger: TestLogging.logger("test.inbox"))
+                client: client, schema: "herald", mailPolicy: MailPolicy(rateLimits: rateLimits, maxAges: .defaults),
+                mailObserver: decided, logger: TestLogging.logger("test.inbox"))
             queue = PostgresMailQueue(client: client, schema: "herald")
             redis = RedisClient(
                 endpoint: try RedisEndpoint(url: redisServer.url), connectTimeout: .seconds(2), commandTimeout: .seconds(2),
@@ -67,7 +67,7 @@ struct CourierTests {
             settings.outage = Backoff(initial: .milliseconds(50), cap: .milliseconds(200))
             settings.pollInterval = pollInterval
             settings.concurrency = concurrency
-            settings.maxAges = maxAges
+            settings.policy = MailPolicy(maxAges: maxAges)
             return Courier(
                 queue: queue, tokens: tokens ?? RedisLinkTokenStore(client: redis), transport: transport, composer: composer,
                 settings: settings, doorbell: doorbell, logger: TestLogging.logger("test.courier"))
@@ -118,7 +118,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u1", "ana@example.com", name: "ana"), Self.reset("u1", id: "reset-1")])
         let courier = rig.courier(mailer)
         let pass = try await courier.sendDue()
@@ -164,7 +164,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([
             Self.registered("u2", "old@example.com", name: "bea"),
             #"{"event_type":"EmailChangeRequested","event_id":"chg-1","user_id":"u2","old_email":"old@example.com","new_email":"new@example.org","occurred_at":"\#(Self.ago(.seconds(10)))"}"#,
@@ -192,7 +192,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let doorbell = Doorbell()
         let listener = PostgresListener(
             conninfo: rig.pg.url, channel: rig.inbox.mailChannel, applicationName: "test-mail-listen",
@@ -201,13 +201,13 @@ struct CourierTests {
         // Polls once an hour: only a notification can wake it in time.
         let courier = rig.courier(mailer, doorbell: doorbell, pollInterval: .seconds(3600))
         let running = Task { await courier.run() }
-        try await TestCluster.eventually("the listener connected", timeout: .seconds(15)) {
+        try await TestCluster.eventually("the listener connected", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-mail-listen'") == "1"
         }
         // Its wake-up after connecting, and the courier's first look, found nothing.
         try await Task.sleep(for: .milliseconds(500))
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-n","user_id":"un","username":"nia","email":"nia@example.com"}"#])
-        try await TestCluster.eventually("the mail sent", timeout: .seconds(15)) { try rig.status(.welcome) == "sent" }
+        try await TestCluster.eventually("the mail sent", timeout: .seconds(180)) { try rig.status(.welcome) == "sent" }
         courier.triggerShutdown()
         await running.value
         await listener.stop()
@@ -219,7 +219,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let welcome = #"{"event_type":"UserCreated","event_id":"created-1","user_id":"u3","username":"cy","email":"cy@example.com"}"#
         for _ in 0..<3 { try await rig.record([welcome]) }
         // Also a redelivery to another consumer group's inbox: still one notification.
@@ -246,14 +246,14 @@ struct CourierTests {
         let mailerA = try rig.mailer()
         let mailerB = try rig.mailer()
         defer {
-            mailerA.close()
-            mailerB.close()
+            mailerA.stop()
+            mailerB.stop()
         }
         let a = rig.courier(mailerA)
         let b = rig.courier(mailerB)
         let runA = Task { await a.run() }
         let runB = Task { await b.run() }
-        try await TestCluster.eventually("200 mails sent", timeout: .seconds(60)) {
+        try await TestCluster.eventually("200 mails sent", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'") == "200"
         }
         a.triggerShutdown()
@@ -277,7 +277,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["451", "250"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u4", "di@example.com", name: "di"), Self.reset("u4", id: "reset-4")])
         let courier = rig.courier(mailer)
         let first = try await courier.sendDue()
@@ -286,7 +286,7 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT last_error FROM herald.notifications").contains("451"))
         // The failed attempt's token was removed again.
         #expect(try rig.redisServer.probe(["KEYS", "reset_password_token:*"]).arrayCount == 0)
-        try await TestCluster.eventually("the retry", timeout: .seconds(10)) {
+        try await TestCluster.eventually("the retry", timeout: .seconds(180)) {
             try await courier.sendDue()
             return try rig.status(.passwordReset) == "sent"
         }
@@ -300,7 +300,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["550"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-5","user_id":"u5","username":"ed","email":"ed@example.com"}"#])
         let courier = rig.courier(mailer)
         try await courier.sendDue()
@@ -317,10 +317,10 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["451", "451", "451", "451"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-6","user_id":"u6","username":"flo","email":"flo@example.com"}"#])
         let courier = rig.courier(mailer, maxAttempts: 3)
-        try await TestCluster.eventually("abandoned", timeout: .seconds(10)) {
+        try await TestCluster.eventually("abandoned", timeout: .seconds(180)) {
             try await courier.sendDue()
             return try rig.status(.welcome) == "abandoned"
         }
@@ -334,21 +334,21 @@ struct CourierTests {
         defer { rig.shutdown() }
         try await rig.smtp.stop()
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let doorbell = Doorbell()
         let courier = rig.courier(mailer, maxAttempts: 2, doorbell: doorbell)
         let running = Task { await courier.run() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-7","user_id":"u7","username":"gus","email":"gus@example.com"}"#])
         doorbell.ring()
         // Passes fail to connect meanwhile (the pause is 50–200 ms); none uses an attempt.
-        try await TestCluster.eventually("a failed connection recorded", timeout: .seconds(15)) {
+        try await TestCluster.eventually("a failed connection recorded", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT coalesce(last_error, '') FROM herald.notifications").contains("connection failed")
         }
         try await Task.sleep(for: .milliseconds(500))
         #expect(try rig.pg.psql("SELECT attempts FROM herald.notifications") == "0")
         #expect(["queued", "sending"].contains(try rig.pg.psql("SELECT status FROM herald.notifications")))
         try await rig.smtp.start()
-        try await TestCluster.eventually("sent after the server came back", timeout: .seconds(15)) {
+        try await TestCluster.eventually("sent after the server came back", timeout: .seconds(180)) {
             try rig.status(.welcome) == "sent"
         }
         courier.triggerShutdown()
@@ -361,7 +361,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u8", "hal@example.com", name: "hal"), Self.reset("u8", id: "reset-8")])
         try await rig.redisServer.stop()
         let courier = rig.courier(mailer)
@@ -370,7 +370,7 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications") == "queued 0")
         #expect(try rig.smtp.received().isEmpty, "no mail with a link that would not work")
         try await rig.redisServer.start()
-        try await TestCluster.eventually("sent once Redis is back", timeout: .seconds(15)) {
+        try await TestCluster.eventually("sent once Redis is back", timeout: .seconds(180)) {
             try await courier.sendDue()
             return try rig.status(.passwordReset) == "sent"
         }
@@ -384,7 +384,7 @@ struct CourierTests {
         let rig = try await Rig(rateLimits: [.passwordReset: MailRateLimit(count: 3, window: .seconds(3600))])
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([Self.registered("u9", "ivy@example.com", name: "ivy")])
         for i in 0..<5 { try await rig.record([Self.reset("u9", id: "reset-9-\(i)")]) }
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued'") == "3")
@@ -403,7 +403,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-10","user_id":"u10","username":"jo","email":"jo@example.com"}"#])
         // A minute ahead: later than the creation, within the clock skew Herald allows.
         try await rig.record([
@@ -419,7 +419,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-11","user_id":"u11","username":"kai","email":"kai@example.com"}"#]
         )
         // A courier claimed it an hour ago and was never heard of again.
@@ -439,7 +439,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([
             #"{"event_type":"UserCreated","event_id":"c-12","user_id":"u12","username":"<script>alert(1)</script>","email":"lu@example.com"}"#
         ])
@@ -457,7 +457,7 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(script: ["550"]))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record([#"{"event_type":"UserCreated","event_id":"c-13","user_id":"u13","username":"max","email":"max@example.com"}"#]
         )
         let courier = rig.courier(mailer)
@@ -484,7 +484,7 @@ struct CourierTests {
         defer { rig.shutdown() }
         try await rig.smtp.stop()
         let mailer = try rig.mailer(workers: 1)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let courier = rig.courier(mailer)
         let running = Task { await courier.run() }
         try await rig.record([
@@ -497,7 +497,7 @@ struct CourierTests {
         #expect(try rig.pg.psql("SELECT status || ' ' || attempts FROM herald.notifications WHERE event_id = 'reset-21'") == "expired 0")
         #expect(rig.decided.seen.withLock { $0 } == ["password_reset expired"], "counted for the metrics")
         // The courier tries the fresh reset while the server is down: it stays queued.
-        try await TestCluster.eventually("the reset attempted during the outage", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the reset attempted during the outage", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT coalesce(last_error, '') FROM herald.notifications WHERE event_id = 'reset-20'")
                 .contains("connection failed")
         }
@@ -505,7 +505,7 @@ struct CourierTests {
             #"{"event_type":"EmailChanged","event_id":"changed-20","user_id":"u20","old_email":"old@example.com","new_email":"new@example.com","occurred_at":"\#(Self.ago(.seconds(10)))"}"#
         ])
         try await rig.smtp.start()
-        try await TestCluster.eventually("the reset and the change notice sent", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the reset and the change notice sent", timeout: .seconds(180)) {
             try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'") == "2"
         }
         courier.triggerShutdown()
@@ -566,7 +566,7 @@ struct CourierTests {
         let rig = try await Rig()
         defer { rig.shutdown() }
         let mailer = try rig.mailer()
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let requested = EventTime.now()
         try await rig.record([
             Self.registered("u22", "lee@example.com", name: "lee"), Self.reset("u22", id: "reset-22", at: RFC3339.format(requested)),
@@ -575,7 +575,7 @@ struct CourierTests {
         let tokens = CountingTokens(RedisLinkTokenStore(client: rig.redis))
         let courier = rig.courier(mailer, maxAges: MailMaxAges.defaults.merging([.passwordReset: .seconds(1)]), tokens: tokens)
         // Its turn comes late (an SMTP outage, a long queue): past the one-second maximum age.
-        try await TestCluster.eventually("the request older than its maximum age", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the request older than its maximum age", timeout: .seconds(180)) {
             EventTime.now().millisecondsSinceEpoch - requested.millisecondsSinceEpoch > 1_100
         }
         let pass = try await courier.sendDue()
@@ -600,11 +600,11 @@ struct CourierTests {
         let rig = try await Rig(smtp: .init(hold: true))
         defer { rig.shutdown() }
         let mailer = try rig.mailer(workers: 2, transferTimeout: .seconds(300))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         try await rig.record((0..<6).map(Self.welcome))
         let courier = rig.courier(mailer, concurrency: 2)
         let running = Task { await courier.run() }
-        try await TestCluster.eventually("two sends held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 2 }
+        try await TestCluster.eventually("two sends held at DATA", timeout: .seconds(180)) { try rig.smtp.held() == 2 }
         // The claim covers only the two sends in flight.
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sending'") == "2")
         #expect(try rig.pg.psql("SELECT count(*) FROM herald.notifications WHERE status = 'queued' AND claim_number = 0") == "4")
@@ -628,19 +628,19 @@ struct CourierTests {
         let mailerA = try rig.mailer(workers: 1, transferTimeout: .seconds(300))
         let mailerB = try rig.mailer(workers: 1, transferTimeout: .seconds(300))
         defer {
-            mailerA.close()
-            mailerB.close()
+            mailerA.stop()
+            mailerB.stop()
         }
         try await rig.record([Self.welcome(30)])
         let a = rig.courier(mailerA, concurrency: 1)
         let b = rig.courier(mailerB, concurrency: 1)
         let passA = Task { try await a.sendDue() }
-        try await TestCluster.eventually("A's send held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 1 }
+        try await TestCluster.eventually("A's send held at DATA", timeout: .seconds(180)) { try rig.smtp.held() == 1 }
         // A's claim outlives the claim timeout: another courier's sweep requeues the mail and B takes it.
         _ = try rig.pg.psql("UPDATE herald.notifications SET claimed_at = now() - interval '1 hour'")
         #expect(try await rig.queue.requeueStale(claimedLongerThan: .seconds(600)) == 1)
         let passB = Task { try await b.sendDue() }
-        try await TestCluster.eventually("B's send held at DATA", timeout: .seconds(60)) { try rig.smtp.held() == 2 }
+        try await TestCluster.eventually("B's send held at DATA", timeout: .seconds(180)) { try rig.smtp.held() == 2 }
         #expect(
             try rig.pg.psql("SELECT status || ' ' || claim_number || ' ' || claimed_by FROM herald.notifications")
                 == "sending 2 \(b.instanceID)")

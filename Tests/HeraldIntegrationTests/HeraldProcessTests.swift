@@ -10,7 +10,7 @@ import Testing
 
 /// End to end with the built `herald` binary as a process, the embedded broker in another
 /// process (`herald broker`), and a real redis-server.
-@Suite("herald as a process", .serialized, .timeLimit(.minutes(5)))
+@Suite("herald as a process", .serialized, .timeLimit(.minutes(10)))
 struct HeraldProcessTests {
     struct Setup {
         let dir: String
@@ -27,7 +27,7 @@ struct HeraldProcessTests {
                 HeraldBinary.path, ["broker", "--partitions", String(partitions), "--bootstrap-file", file],
                 environment: ["PATH": "/usr/bin:/bin"], logPath: dir + "/broker.log")
             var address: String?
-            try await TestCluster.eventually("broker bootstrap file", timeout: .seconds(30)) {
+            try await TestCluster.eventually("broker bootstrap file", timeout: .seconds(180)) {
                 address = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
                 return !(address ?? "").isEmpty
             }
@@ -93,7 +93,7 @@ struct HeraldProcessTests {
         let appliedBeforeKill = try setup.redis.probe(["DBSIZE"]).integer ?? 0
 
         herald = try setup.herald("herald-2", group: "e2e-kill")
-        try await TestCluster.eventually("all \(count) applied after restart", timeout: .seconds(120)) {
+        try await TestCluster.eventually("all \(count) applied after restart", timeout: .seconds(180)) {
             (try setup.redis.probe(["DBSIZE"]).integer ?? 0) >= count
         }
         herald.signal(SIGTERM)

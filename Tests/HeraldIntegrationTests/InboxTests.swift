@@ -6,7 +6,7 @@ import HeraldRedis
 import Testing
 
 /// The PostgreSQL inbox and recipients against a real server.
-@Suite("Inbox and recipients in PostgreSQL", .timeLimit(.minutes(3)))
+@Suite("Inbox and recipients in PostgreSQL", .timeLimit(.minutes(10)))
 struct InboxTests {
     static func database(_ pg: PostgresServer) async throws -> (PostgresClient, PostgresEventInbox) {
         let client = PostgresClient(conninfo: pg.url, poolSize: 4, connectTimeout: .seconds(2), logger: TestLogging.logger("test.pg"))
@@ -169,7 +169,7 @@ struct InboxTests {
 }
 
 /// Kafka (mock cluster) → dispatch → Redis and PostgreSQL, with bad input and a database outage.
-@Suite("Events to PostgreSQL", .timeLimit(.minutes(3)))
+@Suite("Events to PostgreSQL", .timeLimit(.minutes(10)))
 struct PostgresPipelineTests {
     @Test("SQL-looking strings are stored verbatim; NUL bytes, invalid UTF-8, over-long values and bad addresses go to the DLQ")
     func hostileInput() async throws {
@@ -255,7 +255,7 @@ struct PostgresPipelineTests {
         try await cluster.send(registrations(50..<80))
         try await Task.sleep(for: .seconds(2))
         try await pg.start()
-        try await TestCluster.eventually("all events after the outage", timeout: .seconds(90)) {
+        try await TestCluster.eventually("all events after the outage", timeout: .seconds(180)) {
             (try? pg.psql("SELECT count(*) FROM herald.processed_events")) == "400"
         }
         try await Task.sleep(for: .milliseconds(500))

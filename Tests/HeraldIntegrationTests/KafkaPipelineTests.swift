@@ -6,7 +6,7 @@ import Testing
 
 /// The consumer against librdkafka's mock cluster, in process: delivery, offsets, dead
 /// letters, retries, restarts and rebalances.
-@Suite("Kafka pipeline", .timeLimit(.minutes(3)))
+@Suite("Kafka pipeline", .timeLimit(.minutes(10)))
 struct KafkaPipelineTests {
     @Test("every event is applied once and its offset committed")
     func appliesAndCommits() async throws {

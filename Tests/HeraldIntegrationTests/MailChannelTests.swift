@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// The NOTIFY channel for queued mail (`<schema>_mail`) is an identifier: at most 63 bytes.
-@Suite("The mail NOTIFY channel", .timeLimit(.minutes(5)))
+@Suite("The mail NOTIFY channel", .timeLimit(.minutes(10)))
 struct MailChannelTests {
     @Test("short schemas keep <schema>_mail; long ones get a cut name with a hash, always 63 bytes or fewer")
     func names() {
@@ -47,7 +47,7 @@ struct MailChannelTests {
             logger: TestLogging.logger("test.listen"), onNotify: { wakeups.increment() })
         listener.start()
         defer { Task { await listener.stop() } }
-        try await TestCluster.eventually("the listener connected", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the listener connected", timeout: .seconds(180)) {
             let connected = try pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-long-listen'")
             return wakeups.value >= 1 && connected == "1"
         }
@@ -58,7 +58,7 @@ struct MailChannelTests {
         let recorded = try await inbox.record([welcome], consumerGroup: "g")
         #expect(recorded.count == 1)
         #expect(try pg.psql("SELECT count(*) FROM \"\(schema)\".notifications WHERE status = 'queued'") == "1")
-        try await TestCluster.eventually("the courier's listener was notified", timeout: .seconds(30)) {
+        try await TestCluster.eventually("the courier's listener was notified", timeout: .seconds(180)) {
             wakeups.value > before
         }
         await listener.stop()

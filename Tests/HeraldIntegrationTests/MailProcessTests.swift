@@ -11,7 +11,7 @@ import Testing
 
 /// Mail end to end: events published to Kafka, two `herald run` processes in one group and
 /// on one mail queue, a real SMTP server.
-@Suite("mail end to end", .serialized, .timeLimit(.minutes(5)))
+@Suite("mail end to end", .serialized, .timeLimit(.minutes(10)))
 struct MailProcessTests {
     @Test("two herald processes: every event's mail arrives exactly once; the link works; no token in the logs or the database")
     func twoInstances() async throws {
@@ -52,7 +52,7 @@ struct MailProcessTests {
         // The welcome mails, one reset and one notice.
         let expected = users + 2
         do {
-            try await TestCluster.eventually("\(expected) mails", timeout: .seconds(90)) {
+            try await TestCluster.eventually("\(expected) mails", timeout: .seconds(180)) {
                 (try? setup.postgres.psql("SELECT count(*) FROM herald.notifications WHERE status = 'sent'")) == String(expected)
             }
         } catch {
@@ -88,6 +88,36 @@ struct MailProcessTests {
         #expect(!(try setup.postgres.psql("SELECT string_agg(n::text, ' ') FROM herald.notifications n").contains(token)))
     }
 
+    @Test("one herald polling once an hour: mail its own inbox queues is sent at once, woken by its own NOTIFY")
+    func ownNotifyWakesTheCourier() async throws {
+        let setup = try await HeraldProcessTests.Setup(partitions: 1)
+        defer { setup.teardown() }
+        let herald = try setup.herald("herald", group: "e2e-wake", environment: ["HERALD_MAIL_POLL_INTERVAL": "1h"])
+        // Idle: its LISTEN connection is up, and its courier's first look (and the one the
+        // connection's wake-up asks for) found nothing.
+        try await TestCluster.eventually("the courier listening", timeout: .seconds(60)) {
+            (try? setup.postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'herald-mail-listen'")) == "1"
+                && herald.output.contains("courier started")
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        try await setup.producer.send([
+            TestCluster.event(
+                ["event_type": "UserCreated", "event_id": "wake-1", "user_id": "u1", "username": "ada", "email": "ada@example.com"],
+                topic: TestCluster.userTopic, key: "u1")
+        ])
+        // Only a notification can wake it before its next poll, an hour away.
+        do {
+            try await TestCluster.eventually("the welcome sent", timeout: .seconds(60)) {
+                (try? setup.postgres.psql("SELECT string_agg(status, ',') FROM herald.notifications")) == "sent"
+            }
+        } catch {
+            Issue.record("herald:\n\(herald.output.suffix(3000))")
+            throw error
+        }
+        herald.signal(SIGTERM)
+        #expect(try await herald.waitForExit() == 0)
+    }
+
     @Test(
         "herald mail list --json and mail show: snake_case keys, variables as an object, empty columns as null; expired mail is not requeued, with the reason"
     )
@@ -111,7 +141,7 @@ struct MailProcessTests {
             let process = try ChildProcess(
                 HeraldBinary.path, arguments, environment: ["PATH": "/usr/bin:/bin", "HERALD_DATABASE_URL": pg.url],
                 logPath: dir + "/\(UUID().uuidString).log")
-            return (try await process.waitForExit(timeout: .seconds(60)), process.output)
+            return (try await process.waitForExit(timeout: .seconds(180)), process.output)
         }
         func object(_ line: some StringProtocol) throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")

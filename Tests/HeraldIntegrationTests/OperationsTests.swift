@@ -9,7 +9,7 @@ import Testing
 
 /// /metrics, /healthz, /readyz and `herald lag` against the built `herald` with real Redis,
 /// PostgreSQL and a broker in another process.
-@Suite("operations: metrics, health, lag", .serialized, .timeLimit(.minutes(5)))
+@Suite("operations: metrics, health, lag", .serialized, .timeLimit(.minutes(10)))
 struct OperationsTests {
     typealias Setup = HeraldProcessTests.Setup
 

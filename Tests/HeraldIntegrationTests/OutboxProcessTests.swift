@@ -9,7 +9,7 @@ import Testing
 #endif
 
 /// `herald outbox …` as a process.
-@Suite("herald outbox as a process", .timeLimit(.minutes(3)))
+@Suite("herald outbox as a process", .timeLimit(.minutes(10)))
 struct OutboxProcessTests {
     static func environment(_ fixture: OutboxFixture, _ extra: [String: String] = [:]) -> [String: String] {
         [
@@ -36,7 +36,7 @@ struct OutboxProcessTests {
 
         let once = try ChildProcess(
             HeraldBinary.path, ["outbox", "relay", "--once"], environment: Self.environment(fixture), logPath: dir + "/once.log")
-        #expect(try await once.waitForExit(timeout: .seconds(120)) == 0, "\(once.output.suffix(2000))")
+        #expect(try await once.waitForExit(timeout: .seconds(180)) == 0, "\(once.output.suffix(2000))")
         #expect(once.output.contains(#""failed":0"#))
         #expect(try fixture.count("status = 'processed'") == rows)
 
@@ -59,7 +59,7 @@ struct OutboxProcessTests {
         func herald(_ arguments: [String], _ extra: [String: String] = [:]) async throws -> (Int32, String) {
             let process = try ChildProcess(
                 HeraldBinary.path, arguments, environment: Self.environment(fixture, extra), logPath: dir + "/\(UUID().uuidString).log")
-            let status = try await process.waitForExit(timeout: .seconds(60))
+            let status = try await process.waitForExit(timeout: .seconds(180))
             return (status, process.output)
         }
         let noDefault = ["HERALD_OUTBOX_TOPIC_PATTERN": "", "HERALD_OUTBOX_TOPICS": "User=user.events", "HERALD_OUTBOX_MAX_ATTEMPTS": "1"]

@@ -10,7 +10,7 @@ import Testing
 #endif
 
 /// The transactional outbox relay against a real PostgreSQL and the mock cluster.
-@Suite("Outbox relay", .timeLimit(.minutes(3)))
+@Suite("Outbox relay", .timeLimit(.minutes(10)))
 struct OutboxRelayTests {
     @Test("rows of a committed API transaction are published once with key, headers and topic; a rolled-back one publishes nothing")
     func publishesCommittedRowsOnce() async throws {

@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite("PostgresClient against a real PostgreSQL", .timeLimit(.minutes(2)))
+@Suite("PostgresClient against a real PostgreSQL", .timeLimit(.minutes(10)))
 struct PostgresClientTests {
     static let awkwardStrings = [
         "plain", "", "'; DROP TABLE items; --", "O'Reilly \"quoted\" \\backslash\\", "$1 $2 ? %s %n", "NULL", "null",

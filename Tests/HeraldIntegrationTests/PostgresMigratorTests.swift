@@ -3,7 +3,7 @@ import HeraldPostgres
 import Logging
 import Testing
 
-@Suite("PostgresMigrator against a real PostgreSQL", .timeLimit(.minutes(2)))
+@Suite("PostgresMigrator against a real PostgreSQL", .timeLimit(.minutes(10)))
 struct PostgresMigratorTests {
     static let migrations = [
         PostgresMigration(version: 1, name: "things", sql: "CREATE TABLE {schema}.things (id bigint PRIMARY KEY, name text)"),

@@ -3,7 +3,7 @@ import HeraldRedis
 import Logging
 import Testing
 
-@Suite("RedisClient against a real redis-server", .timeLimit(.minutes(1)))
+@Suite("RedisClient against a real redis-server", .timeLimit(.minutes(10)))
 struct RedisClientTests {
     @Test("binary values and keys survive a round trip unchanged")
     func binaryRoundTrip() async throws {

@@ -5,7 +5,7 @@ import HeraldRedis
 import Testing
 
 /// Kafka (mock cluster, in process) → dispatch → real redis-server.
-@Suite("Events to Redis", .timeLimit(.minutes(3)))
+@Suite("Events to Redis", .timeLimit(.minutes(10)))
 struct RedisPipelineTests {
     func store(_ redis: RedisServer) throws -> (RedisClient, RedisRevocationStore) {
         let client = RedisClient(

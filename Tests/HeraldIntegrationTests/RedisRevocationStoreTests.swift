@@ -3,7 +3,7 @@ import HeraldRedis
 import Logging
 import Testing
 
-@Suite("RedisRevocationStore against a real redis-server", .timeLimit(.minutes(1)))
+@Suite("RedisRevocationStore against a real redis-server", .timeLimit(.minutes(10)))
 struct RedisRevocationStoreTests {
     static let day = 86_400
 

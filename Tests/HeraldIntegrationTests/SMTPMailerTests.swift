@@ -4,7 +4,7 @@ import HeraldSMTP
 import Testing
 
 /// SMTPMailer (libcurl) against a real SMTP server (smtp_server.py, python3-aiosmtpd).
-@Suite("SMTP mailer against a real server", .timeLimit(.minutes(2)))
+@Suite("SMTP mailer against a real server", .timeLimit(.minutes(10)))
 struct SMTPMailerTests {
     private func mailer(_ settings: SMTPSettings, workers: Int = 1) -> SMTPMailer {
         SMTPMailer(settings: settings, workers: workers, logger: SMTPTests.quietLogger)
@@ -13,7 +13,7 @@ struct SMTPMailerTests {
     @Test func plaintextWhenExplicitlyAllowed() async throws {
         let server = try await SMTPServer.start()
         let mailer = mailer(try SMTPTests.settings(server, allowPlaintext: true))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let message = SMTPTests.message()
         let receipt = try await mailer.send(message)
         #expect(receipt.messageID == message.messageID)
@@ -48,7 +48,7 @@ struct SMTPMailerTests {
     @Test func nonASCIIRoundTrip() async throws {
         let server = try await SMTPServer.start()
         let mailer = mailer(try SMTPTests.settings(server, allowPlaintext: true))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let subject = "Olá — confirmação ✓"
         let link = "https://auth.example.com/auth/verify-email/confirm?token=" + String(repeating: "AbC-_9", count: 12)
         let text = "Olá João,\nconfirme o seu endereço: \(link)\n. a line that starts with a dot\nfim "
@@ -79,7 +79,7 @@ struct SMTPMailerTests {
         let certificate = try await TestCertificate.make(in: directory)
         let server = try await SMTPServer.start(.init(certificate: certificate, requireStartTLS: true))
         let mailer = mailer(try SMTPTests.settings(server, caFile: certificate.certificatePath))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         _ = try await mailer.send(SMTPTests.message())
         let received = try server.received()
         try #require(received.count == 1, "\(server.log())")
@@ -95,14 +95,14 @@ struct SMTPMailerTests {
 
         // Percent-encoded credentials in the URL.
         let good = mailer(try SMTPTests.settings(server, credentials: "herald:s3cr%3At%40x@", caFile: certificate.certificatePath))
-        defer { good.close() }
+        defer { good.stop() }
         _ = try await good.send(SMTPTests.message())
         let received = try server.received()
         try #require(received.count == 1, "\(server.log())")
         #expect(received[0].authenticated && received[0].tls)
 
         let bad = mailer(try SMTPTests.settings(server, credentials: "herald:wrong@", caFile: certificate.certificatePath))
-        defer { bad.close() }
+        defer { bad.stop() }
         let error = try #require(await SMTPTests.mailError { _ = try await bad.send(SMTPTests.message(id: "2")) })
         #expect(error.code == .authenticationFailed)
         #expect(error.isTransient)
@@ -111,7 +111,7 @@ struct SMTPMailerTests {
 
         // No credentials at all: the server requires AUTH.
         let anonymous = mailer(try SMTPTests.settings(server, caFile: certificate.certificatePath))
-        defer { anonymous.close() }
+        defer { anonymous.stop() }
         let refused = try #require(await SMTPTests.mailError { _ = try await anonymous.send(SMTPTests.message(id: "3")) })
         #expect(refused.isTransient && refused.code == .authenticationFailed, "\(refused.debugDescription)")
         #expect(try server.received().count == 1)
@@ -123,7 +123,7 @@ struct SMTPMailerTests {
         let certificate = try await TestCertificate.make(in: directory)
         let server = try await SMTPServer.start(.init(certificate: certificate, requireStartTLS: true))
         let mailer = mailer(try SMTPTests.settings(server))  // system CAs only
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(SMTPTests.message()) })
         #expect(error.code == .certificateRejected, "\(error.debugDescription)")
         #expect(error.isTransient)
@@ -133,7 +133,7 @@ struct SMTPMailerTests {
     @Test func startTLSIsRequiredUnlessPlaintextIsAllowed() async throws {
         let server = try await SMTPServer.start()  // offers no STARTTLS
         let mailer = mailer(try SMTPTests.settings(server))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(SMTPTests.message()) })
         #expect(error.code == .tlsFailed, "\(error.debugDescription)")
         #expect(error.isTransient)
@@ -143,7 +143,7 @@ struct SMTPMailerTests {
     @Test func deferredThenAccepted() async throws {
         let server = try await SMTPServer.start(.init(script: ["451", "250"]))
         let mailer = mailer(try SMTPTests.settings(server, allowPlaintext: true))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let message = SMTPTests.message()
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(message) })
         #expect(error.code == .deferred)
@@ -159,7 +159,7 @@ struct SMTPMailerTests {
     func rejectedIsPermanent(_ script: String) async throws {
         let server = try await SMTPServer.start(.init(script: [script]))
         let mailer = mailer(try SMTPTests.settings(server, allowPlaintext: true))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(SMTPTests.message()) })
         #expect(error.code == .rejected)
         #expect(!error.isTransient)
@@ -171,7 +171,7 @@ struct SMTPMailerTests {
     @Test func serverDownForAWhile() async throws {
         let server = try await SMTPServer.start()
         let mailer = mailer(try SMTPTests.settings(server, allowPlaintext: true))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         _ = try await mailer.send(SMTPTests.message(id: "1"))
         try await server.stop()
 
@@ -190,7 +190,7 @@ struct SMTPMailerTests {
         let settings = try SMTPSettings(
             url: "smtp://127.0.0.1:\(try TestPorts.free())", allowPlaintext: true, connectTimeout: .seconds(2))
         let mailer = mailer(settings)
-        defer { mailer.close() }
+        defer { mailer.stop() }
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(SMTPTests.message()) })
         #expect(error.code == .connectionFailed && error.isTransient)
     }
@@ -204,11 +204,11 @@ struct SMTPMailerTests {
         var received = try server.received()
         #expect(received.count == 20)
         #expect(Set(received.map(\.connection)) == [1], "\(received.map(\.connection))")
-        await single.shutdown()
+        await single.close()
 
         // Two workers sending concurrently: at most two more connections.
         let pair = mailer(try SMTPTests.settings(server, allowPlaintext: true), workers: 2)
-        defer { pair.close() }
+        defer { pair.stop() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 21...60 {
                 group.addTask { _ = try await pair.send(SMTPTests.message(id: "\(index)")) }
@@ -225,7 +225,7 @@ struct SMTPMailerTests {
     func headerInjectionIsRejectedBeforeSending(_ value: String) async throws {
         let server = try await SMTPServer.start()
         let mailer = mailer(try SMTPTests.settings(server, allowPlaintext: true))
-        defer { mailer.close() }
+        defer { mailer.stop() }
         for message in [SMTPTests.message(subject: value), SMTPTests.message(toName: value), SMTPTests.message(fromName: value)] {
             let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(message) })
             #expect(error.code == .invalidMessage)
@@ -237,9 +237,13 @@ struct SMTPMailerTests {
     @Test func closedMailerFailsTransiently() async throws {
         let settings = try SMTPSettings(url: "smtp://127.0.0.1:1", allowPlaintext: true)
         let mailer = mailer(settings)
-        await mailer.shutdown()
+        await mailer.close()
         let error = try #require(await SMTPTests.mailError { _ = try await mailer.send(SMTPTests.message()) })
         #expect(error.code == .mailerClosed && error.isTransient)
+        // Through the port: the transport is unavailable (the courier waits, no attempt used).
+        await #expect(throws: MailDeliveryFailure.unavailable(reason: "SMTP mailer closed: the mailer is closed")) {
+            _ = try await mailer.deliver(SMTPTests.message())
+        }
     }
 
     @Test func fileTransportWritesEML() async throws {
@@ -248,7 +252,7 @@ struct SMTPMailerTests {
         let transport = makeMailer(try SMTPSettings(url: "file://\(directory)"), workers: 2, logger: SMTPTests.quietLogger)
         #expect(transport is FileMailer)
         let message = SMTPTests.message(id: "a/b+c")
-        let receipt = try await transport.send(message)
+        let receipt = try await transport.deliver(message)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory)
         #expect(files == ["20250701T120000.000Z-a_b_c.test@herald.local.eml"])
         #expect(receipt.reply == directory + "/" + files[0])
@@ -257,10 +261,15 @@ struct SMTPMailerTests {
         let parsed = try await ParsedMail.parse(Array(bytes))
         #expect(parsed.parts.count == 2 && parsed.header("Subject") == "Welcome to Herald")
         // A resend of the same notification replaces the file.
-        _ = try await transport.send(message)
+        _ = try await transport.deliver(message)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).count == 1)
+        // Closed through the port: later sends find the transport unavailable.
+        await transport.close()
+        await #expect(throws: MailDeliveryFailure.unavailable(reason: "SMTP mailer closed: the mailer is closed")) {
+            _ = try await transport.deliver(message)
+        }
         let smtp = makeMailer(try SMTPSettings(url: "smtp://127.0.0.1:1"), workers: 1, logger: SMTPTests.quietLogger)
         #expect(smtp is SMTPMailer)
-        (smtp as? SMTPMailer)?.close()
+        (smtp as? SMTPMailer)?.stop()
     }
 }

@@ -227,4 +227,18 @@ struct SMTPRenderingTests {
     func invalidURLs(_ url: String) {
         #expect(throws: ValidationError.self) { try SMTPSettings(url: url) }
     }
+
+    @Test("every MailError code maps to the courier's terms: refused, deferred or unavailable, with the server's reply")
+    func deliveryFailures() {
+        let refused: [MailError.Code] = [.invalidMessage, .rejected]
+        let deferred: [MailError.Code] = [.deferred, .timeout, .failed]
+        let unavailable: [MailError.Code] = [
+            .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .mailerClosed, .writeFailed,
+        ]
+        for code in refused { #expect(MailError.make(code, "x").deliveryFailure == .refused(reason: "SMTP \(code): x")) }
+        for code in deferred { #expect(MailError.make(code, "x").deliveryFailure == .deferred(reason: "SMTP \(code): x")) }
+        for code in unavailable { #expect(MailError.make(code, "x").deliveryFailure == .unavailable(reason: "SMTP \(code): x")) }
+        let answered = MailError.make(.rejected, "RCPT failed", smtpCode: 550, serverReply: "550 5.7.1 rejected by policy")
+        #expect(answered.deliveryFailure == .refused(reason: "RCPT failed: 550 5.7.1 rejected by policy"))
+    }
 }

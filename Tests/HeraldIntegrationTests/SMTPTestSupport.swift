@@ -24,14 +24,15 @@ enum SMTPTests {
             date: EventTime(millisecondsSinceEpoch: 1_751_371_200_000), headers: [MailHeader("X-Herald-Kind", "welcome")])
     }
 
-    /// Settings for `server` with short timeouts, so a failing test fails fast.
+    /// Settings for `server`. The timeouts are bounds for a hung server, far above a send's
+    /// usual time: a TLS handshake on a loaded two-core machine can take seconds.
     static func settings(
         _ server: SMTPServer, scheme: String = "smtp", credentials: String = "", allowPlaintext: Bool = false,
         caFile: String? = nil
     ) throws -> SMTPSettings {
         try SMTPSettings(
             url: "\(scheme)://\(credentials)127.0.0.1:\(server.port)/herald.test", allowPlaintext: allowPlaintext, caFile: caFile,
-            connectTimeout: .seconds(3), transferTimeout: .seconds(10))
+            connectTimeout: .seconds(30), transferTimeout: .seconds(60))
     }
 
     /// Runs `body` and returns the `MailError` it threw (nil when it threw nothing or something

@@ -1,9 +1,9 @@
 import Synchronization
 
-/// Wakes one waiting loop promptly: the inbox rings the courier's when a transaction queued
-/// mail, the LISTEN connection rings the outbox relay's on every NOTIFY; each loop waits on
-/// its doorbell between polls. A ring while nobody waits is remembered (once), so a wake-up
-/// is never lost between a poll and the next wait.
+/// Wakes one waiting loop promptly: a LISTEN connection rings the courier's when an inbox
+/// transaction (of any instance) queued mail, and the outbox relay's on every NOTIFY; each
+/// loop waits on its doorbell between polls. A ring while nobody waits is remembered (once),
+/// so a wake-up is never lost between a poll and the next wait.
 public final class Doorbell: Sendable {
     private struct State {
         var rung = false

@@ -62,6 +62,10 @@ extension HeraldConfiguration {
 
         public init() {}
 
+        /// Who gets mail, from the rate limits and maximum ages: the inbox and the courier ask
+        /// the same rules.
+        public var policy: MailPolicy { MailPolicy(rateLimits: rateLimits, maxAges: maxAges) }
+
         /// The SMTP URL, the sender and the link base: `herald run` needs all three when mail
         /// is on. The error names the first missing setting.
         public func requireSending() throws(ConfigurationError) -> (smtpURL: String, from: String, linkBaseURL: String) {

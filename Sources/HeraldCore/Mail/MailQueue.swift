@@ -49,16 +49,21 @@ public struct NotificationClaim: Sendable, Hashable {
     }
 }
 
-/// A queued notification a courier claimed: everything it needs to render and send it.
+/// A queued notification a courier claimed: everything it needs to decide whether and where
+/// it goes (`MailPolicy.sendDecision`), and to render and send it.
 public struct ClaimedNotification: Sendable, Hashable {
     /// The notification's UUID; also the local part of its stable `Message-ID`.
     public let id: String
     public let eventID: String
     public let kind: NotificationKind
     public let userID: UserID
-    /// Where the mail goes: for `MailAddressing.user` mail, the user's address as stored
-    /// when it was claimed.
+    /// Whose address it goes to: the one the event named, or the user's when it is sent.
+    public let addressing: MailAddressing
+    /// The address recorded in the queue: where `MailAddressing.event` mail goes; for
+    /// `MailAddressing.user` mail, the address known when it was queued (or last attempted).
     public let recipient: EmailAddress
+    /// The address the event carried, if any.
+    public let eventEmail: EmailAddress?
     public let locale: LanguageTag?
     /// The variables queued with it (`old_email`, `new_email`): never secrets.
     public let variables: [String: String]
@@ -66,30 +71,30 @@ public struct ClaimedNotification: Sendable, Hashable {
     public let attempts: Int
     /// When the event that asked for the mail happened.
     public let requestedAt: EventTime
-    /// The recipient's username as stored now (how the mail greets them), if known.
-    public let username: Username?
-    /// The recipient was deleted after the mail was queued: it must not be sent.
-    public let recipientDeleted: Bool
+    /// The user as the recipients model holds them at the claim (address, username, deleted);
+    /// nil when none is stored.
+    public let storedRecipient: StoredRecipient?
     /// Who holds the notification, under which claim.
     public let claim: NotificationClaim
 
     public init(
-        id: String, eventID: String, kind: NotificationKind, userID: UserID, recipient: EmailAddress, locale: LanguageTag?,
-        variables: [String: String], attempts: Int, requestedAt: EventTime, username: Username?, recipientDeleted: Bool,
-        claim: NotificationClaim
+        id: String, eventID: String, kind: NotificationKind, userID: UserID, addressing: MailAddressing, recipient: EmailAddress,
+        eventEmail: EmailAddress?, locale: LanguageTag?, variables: [String: String], attempts: Int, requestedAt: EventTime,
+        storedRecipient: StoredRecipient?, claim: NotificationClaim
     ) {
-        self.claim = claim
         self.id = id
         self.eventID = eventID
         self.kind = kind
         self.userID = userID
+        self.addressing = addressing
         self.recipient = recipient
+        self.eventEmail = eventEmail
         self.locale = locale
         self.variables = variables
         self.attempts = attempts
         self.requestedAt = requestedAt
-        self.username = username
-        self.recipientDeleted = recipientDeleted
+        self.storedRecipient = storedRecipient
+        self.claim = claim
     }
 }
 
@@ -127,14 +132,17 @@ public protocol MailQueue: Sendable {
     /// Claims up to `limit` due notifications for the courier instance `owner`, oldest due
     /// first, and marks them `sending` in a committed transaction (rows another courier holds
     /// are skipped, never waited for), so two couriers never claim the same notification.
-    /// Each claim gets the next claim number of its notification.
+    /// Each claim gets the next claim number of its notification, and carries the recipient
+    /// as stored at the claim.
     func claim(limit: Int, owner: String) async throws -> [ClaimedNotification]
 
     /// Records the outcome of one claimed notification, only if `claim` is still the current
-    /// claim (the notification is `sending`, held by that owner under that number). Returns
-    /// false when it is not: the claim outlived the claim timeout, the notification was
-    /// requeued and another courier holds it now, and its outcome is the one that counts.
-    func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome) async throws -> Bool
+    /// claim (the notification is `sending`, held by that owner under that number), with
+    /// `recipient`, the address it was sent (or tried) to, when the courier addressed it.
+    /// Returns false when the claim is not current: it outlived the claim timeout, the
+    /// notification was requeued and another courier holds it now, and its outcome is the one
+    /// that counts.
+    func complete(_ claim: NotificationClaim, _ outcome: NotificationOutcome, recipient: EmailAddress?) async throws -> Bool
 
     /// Puts claimed notifications whose send never started back in the queue, due at once and
     /// without using an attempt (a courier stopping); claims no longer current are skipped.
@@ -173,54 +181,4 @@ public protocol LinkTokenStore: Sendable {
     func store(_ grant: LinkGrant, tokenHash: String, ttl: Duration) async throws
     /// Removes a hash stored for a mail that was then not sent.
     func remove(_ purpose: LinkPurpose, tokenHash: String) async throws
-}
-
-/// At most `count` mails of one kind to one address per `window`; the excess is queued as
-/// `suppressed`.
-public struct MailRateLimit: Sendable, Hashable, CustomStringConvertible {
-    public var count: Int
-    public var window: Duration
-
-    public init(count: Int, window: Duration) {
-        self.count = count
-        self.window = window
-    }
-
-    public var description: String { "\(count) per \(window.components.seconds)s" }
-}
-
-/// How old a mail's event may be, per kind: mail past it is not sent (`expired`), whether it
-/// is found so when queued (a new consumer group, or a restore, reading old events) or when
-/// its turn to be sent comes (a mail that waited out an SMTP outage). Counted from the
-/// event's time.
-public struct MailMaxAges: Sendable, Hashable {
-    public var byKind: [NotificationKind: Duration]
-
-    /// An hour for the mails with a one-time link, a day for the notices and the welcome.
-    public static let defaults = MailMaxAges(
-        byKind: Dictionary(uniqueKeysWithValues: NotificationKind.allCases.map { ($0, $0.link == nil ? .seconds(86_400) : .seconds(3600)) })
-    )
-
-    /// Only the kinds in `byKind` have a maximum age.
-    public init(byKind: [NotificationKind: Duration]) {
-        self.byKind = byKind
-    }
-
-    /// These maximum ages with `changes` applied: kinds not named keep theirs.
-    public func merging(_ changes: [NotificationKind: Duration]) -> MailMaxAges {
-        MailMaxAges(byKind: byKind.merging(changes) { _, new in new })
-    }
-
-    /// The maximum age of `kind`; nil when it has none.
-    public subscript(kind: NotificationKind) -> Duration? { byKind[kind] }
-
-    /// Why a mail of `kind` asked for at `requestedAt` is too old at `now`; nil while it is not.
-    public func expiry(_ kind: NotificationKind, requestedAt: EventTime, now: EventTime) -> String? {
-        guard let maxAge = byKind[kind] else { return nil }
-        let age = Duration.milliseconds(now.millisecondsSinceEpoch - requestedAt.millisecondsSinceEpoch)
-        guard age > maxAge else { return nil }
-        let seconds = age >= .seconds(1) ? Duration.seconds(Int64(age.seconds)) : age
-        return
-            "requested at \(requestedAt), \(formatDuration(seconds)) ago: older than the \(kind.rawValue) maximum age of \(formatDuration(maxAge))"
-    }
 }

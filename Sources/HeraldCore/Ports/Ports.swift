@@ -108,37 +108,29 @@ public protocol EventInbox: Sendable {
     /// In one transaction: records each event in the inbox of `consumerGroup` and applies the
     /// database effects of those not recorded before; returns the ids newly recorded. An
     /// event already in the inbox (a redelivery, or the same event on another partition)
-    /// changes nothing.
+    /// changes nothing. A transaction that queues mail also notifies the couriers of every
+    /// instance, this one's included: their one wake-up path.
     func record(_ events: [AcceptedEvent], consumerGroup: String) async throws -> Set<EventID>
 }
 
 /// Applies a batch's effects exactly once where they live in PostgreSQL, and idempotently
 /// elsewhere: Redis effects first (safe to repeat), then the inbox transaction, so an event is
-/// recorded only after every one of its effects succeeded. When the transaction queued mail,
-/// `mailQueued` is rung so the courier sends it at once instead of at its next poll.
+/// recorded only after every one of its effects succeeded. (Mail queued by the transaction
+/// wakes the couriers through the inbox's own notification, not through this applier.)
 public struct InboxEffectApplier: EffectApplier {
     public let inbox: any EventInbox
     public let revocations: RevocationEffectApplier
     public let consumerGroup: String
-    public let mailQueued: Doorbell?
 
-    public init(inbox: any EventInbox, revocations: RevocationEffectApplier, consumerGroup: String, mailQueued: Doorbell? = nil) {
+    public init(inbox: any EventInbox, revocations: RevocationEffectApplier, consumerGroup: String) {
         self.inbox = inbox
         self.revocations = revocations
         self.consumerGroup = consumerGroup
-        self.mailQueued = mailQueued
     }
 
     public func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         try await revocations.apply(events)
         let recorded = try await inbox.record(events, consumerGroup: consumerGroup)
-        if let mailQueued, !recorded.isEmpty,
-            events.contains(where: { event in
-                recorded.contains(event.metadata.id) && event.effects.contains { if case .queueMail = $0 { true } else { false } }
-            })
-        {
-            mailQueued.ring()
-        }
         return Set(events.lazy.map(\.metadata.id).filter { !recorded.contains($0) })
     }
 }

@@ -8,7 +8,7 @@ import HeraldCore
 ///
 /// `send` blocks in `curl_easy_perform` (connect, TLS, the whole SMTP dialogue) for up to the
 /// transfer timeout, so a session lives on, and is only used from, one thread of the
-/// mailer's `WorkerThreads`; it is deliberately not `Sendable`.
+/// mailer's `BlockingThreadPool`; it is deliberately not `Sendable`.
 final class CurlSMTPSession {
     private let handle: UnsafeMutableRawPointer
     private let errorBuffer: UnsafeMutablePointer<CChar>

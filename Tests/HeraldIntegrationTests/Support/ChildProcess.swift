@@ -42,7 +42,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit (bounded) and returns its exit status.
-    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+    func waitForExit(timeout: Duration = .seconds(120)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if let status = exitedWithoutReaping() { return status }

@@ -60,7 +60,7 @@ final class TestCluster: Sendable {
 
     /// Waits for `condition`, polling; fails the test after `timeout` (a liveness bound, not a speed check).
     static func eventually(
-        _ what: String, timeout: Duration = .seconds(60), every interval: Duration = .milliseconds(50),
+        _ what: String, timeout: Duration = .seconds(180), every interval: Duration = .milliseconds(50),
         _ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
         let clock = ContinuousClock()

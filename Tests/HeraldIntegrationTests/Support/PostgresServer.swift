@@ -56,7 +56,10 @@ final class PostgresServer: Sendable {
         let runAsPostgres = geteuid() == 0
         let directory = try makeTemporaryDirectory(ownedByPostgres: runAsPostgres)
         do {
-            try await initdb(binaries: binaries, directory: directory, asPostgres: runAsPostgres)
+            // One initdb per test process; every server gets a copy of that cluster. Dozens of
+            // initdb runs at once were what made a busy two-core machine time out.
+            let template = try await TemplateCluster.shared.directory(binaries: binaries, asPostgres: runAsPostgres)
+            try await copyCluster(from: template + "/data", to: directory + "/data", asPostgres: runAsPostgres)
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error
@@ -91,12 +94,12 @@ final class PostgresServer: Sendable {
     }
 
     /// Starts the (stopped) server again on the same port and data and waits until it
-    /// accepts connections (at most 30 s).
+    /// accepts connections (at most 120 s).
     func start() async throws {
         let pid = try Self.spawn(
             binaries + "/postgres", serverArguments(), output: directory + "/postgres.log", asPostgres: runAsPostgres)
         state.withLock { $0.pid = pid }
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if reap(pid) {
                 throw Failure(description: "postgres exited during start on port \(port):\n\(log().suffix(3000))")
@@ -104,15 +107,15 @@ final class PostgresServer: Sendable {
             if isReady() { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw Failure(description: "postgres did not become ready on port \(port) within 30 s:\n\(log().suffix(3000))")
+        throw Failure(description: "postgres did not become ready on port \(port) within 120 s:\n\(log().suffix(3000))")
     }
 
     /// Fast shutdown (SIGINT: sessions are ended, the cluster is checkpointed) and waits for
-    /// the server to exit (SIGKILL after 30 s).
+    /// the server to exit (SIGKILL after 120 s).
     func stop() async throws {
         guard let pid = state.withLock({ $0.pid }) else { return }
         Glibc.kill(pid, SIGINT)
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if reap(pid) { return }
             try await Task.sleep(for: .milliseconds(20))
@@ -120,7 +123,7 @@ final class PostgresServer: Sendable {
         Glibc.kill(pid, SIGKILL)
         _ = waitpid(pid, nil, 0)
         state.withLock { $0.pid = nil }
-        throw Failure(description: "postgres did not stop within 30 s; killed")
+        throw Failure(description: "postgres did not stop within 120 s; killed")
     }
 
     /// `stop()` then `start()`: same port, same data.
@@ -137,7 +140,7 @@ final class PostgresServer: Sendable {
     /// Runs `sql` with Debian's `psql -At -X` (an independent client) as `postgres` over TCP
     /// and returns its output without the final newline: one row per line, columns
     /// separated by `|`. Throws when psql fails (its stderr in the message). Bounded: psql is
-    /// killed after 30 s.
+    /// killed after 120 s.
     func psql(_ sql: String) throws -> String {
         let number = psqlCounter.withLock { counter in
             counter += 1
@@ -160,7 +163,7 @@ final class PostgresServer: Sendable {
         ]
         let pid = try Self.spawn(
             binaries + "/psql", arguments, output: output, errors: errors, asPostgres: false, environment: environment)
-        let status = try Self.waitSynchronously(pid, timeout: .seconds(30))
+        let status = try Self.waitSynchronously(pid, timeout: .seconds(120))
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         guard status == 0 else {
             let stderr = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
@@ -176,6 +179,51 @@ final class PostgresServer: Sendable {
 
     // MARK: - Process
 
+    /// The cluster `initdb` made once for this test process, copied for every server.
+    private actor TemplateCluster {
+        static let shared = TemplateCluster()
+        private var made: Task<String, any Error>?
+
+        func directory(binaries: String, asPostgres: Bool) async throws -> String {
+            if let made { return try await made.value }
+            let task = Task<String, any Error> {
+                let directory = try PostgresServer.makeTemporaryDirectory(ownedByPostgres: asPostgres)
+                try await PostgresServer.initdb(binaries: binaries, directory: directory, asPostgres: asPostgres)
+                return directory
+            }
+            made = task
+            return try await task.value
+        }
+    }
+
+    /// `cp -a` of a stopped cluster's data directory (as the postgres user when the servers
+    /// run as it), bounded like `initdb`.
+    private static func copyCluster(from source: String, to destination: String, asPostgres: Bool) async throws {
+        let log = destination + ".copy.log"
+        let pid = try spawn("/bin/cp", ["-a", source, destination], output: log, asPostgres: asPostgres)
+        try await waitForExit(pid, what: "copying the template cluster", log: log, limit: .seconds(300))
+    }
+
+    /// Waits (polling, without blocking a thread) for a helper program; throws when it fails
+    /// or is not done within `limit`, a bound for a hung program, far above its usual time.
+    private static func waitForExit(_ pid: pid_t, what: String, log: String, limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                guard status == 0 else {
+                    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                    throw Failure(description: "\(what) failed (status \(status)):\n\(text)")
+                }
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Glibc.kill(pid, SIGKILL)
+        _ = waitpid(pid, nil, 0)
+        throw Failure(description: "\(what) did not finish within \(limit)")
+    }
+
     private static func initdb(binaries: String, directory: String, asPostgres: Bool) async throws {
         let pid = try spawn(
             binaries + "/initdb",
@@ -184,21 +232,7 @@ final class PostgresServer: Sendable {
                 "--no-instructions",
             ],
             output: directory + "/initdb.log", asPostgres: asPostgres)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                guard status == 0 else {
-                    let log = (try? String(contentsOfFile: directory + "/initdb.log", encoding: .utf8)) ?? ""
-                    throw Failure(description: "initdb failed (status \(status)):\n\(log)")
-                }
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Glibc.kill(pid, SIGKILL)
-        _ = waitpid(pid, nil, 0)
-        throw Failure(description: "initdb did not finish within 60 s")
+        try await waitForExit(pid, what: "initdb", log: directory + "/initdb.log", limit: .seconds(300))
     }
 
     private func serverArguments() -> [String] {
@@ -292,7 +326,7 @@ final class PostgresServer: Sendable {
     }
 
     /// A fresh directory, given to the postgres user when the server will run as it.
-    private static func makeTemporaryDirectory(ownedByPostgres: Bool) throws -> String {
+    fileprivate static func makeTemporaryDirectory(ownedByPostgres: Bool) throws -> String {
         let directory = try TestPorts.temporaryDirectory("pg")
         if ownedByPostgres {
             guard let user = getpwnam("postgres") else {

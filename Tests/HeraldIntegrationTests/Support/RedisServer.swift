@@ -179,7 +179,7 @@ final class RedisServer: Sendable {
     }
 
     private func waitUntilReady(pid: pid_t) async throws {
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if reap(pid) {
                 throw Failure(description: "redis-server exited during start on port \(port):\n\(log())")
@@ -187,7 +187,7 @@ final class RedisServer: Sendable {
             if case .simple("PONG")? = try? probe(["PING"]) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw Failure(description: "redis-server did not answer PING on port \(port) within 15 s:\n\(log())")
+        throw Failure(description: "redis-server did not answer PING on port \(port) within 120 s:\n\(log())")
     }
 
     /// True (and forgets the pid) when the process has exited.

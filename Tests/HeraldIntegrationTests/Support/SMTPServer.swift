@@ -104,13 +104,13 @@ final class SMTPServer: Sendable {
         unlink(directory + "/ready")
         let pid = try spawn()
         process.withLock { $0 = pid }
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if reap(pid) { throw Failure(description: "smtp_server.py exited during start on port \(port):\n\(log())") }
             if access(directory + "/ready", F_OK) == 0 { return }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw Failure(description: "smtp_server.py did not listen on port \(port) within 15 s:\n\(log())")
+        throw Failure(description: "smtp_server.py did not listen on port \(port) within 120 s:\n\(log())")
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 10 s). Stored messages are kept.
@@ -158,7 +158,7 @@ final class SMTPServer: Sendable {
     }
 
     /// Waits (bounded) until at least `count` messages were accepted.
-    func waitForMessages(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [ReceivedMail] {
+    func waitForMessages(_ count: Int, timeout: Duration = .seconds(120)) async throws -> [ReceivedMail] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let mail = try received()

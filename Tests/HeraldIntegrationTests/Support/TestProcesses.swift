@@ -82,7 +82,7 @@ enum TestProcess {
     }
 
     /// Runs a program to completion (killed after `timeout`) and returns its exit status.
-    static func run(_ arguments: [String], log: String, timeout: Duration = .seconds(30)) async throws -> Int32 {
+    static func run(_ arguments: [String], log: String, timeout: Duration = .seconds(180)) async throws -> Int32 {
         let pid = try spawn(arguments, stdout: log, stderr: log + ".err")
         let deadline = ContinuousClock.now + timeout
         var status: Int32 = 0

@@ -1,6 +1,5 @@
-import HeraldCore
-
-/// One email to one recipient, before rendering.
+/// One email to one recipient, as the courier composed it and a `MailTransport` sends it: the
+/// rendered subject and bodies, before the transport turns them into an RFC 5322 message.
 public struct MailMessage: Sendable, Hashable {
     public var from: MailAddress
     public var to: MailAddress

@@ -1,5 +1,3 @@
-import HeraldCore
-
 /// A mailbox with an optional display name, as in `From: Herald <noreply@example.com>`.
 public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     public let address: EmailAddress
@@ -16,7 +14,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
     /// `addr@example.com` (the form of `HERALD_MAIL_FROM`).
     public init(parsing text: String, field: String = "mail address") throws(ValidationError) {
         let trimmed = text.trimmingSpaces()
-        if HeaderText.containsControl(trimmed) {
+        if trimmed.unicodeScalars.contains(where: Self.isControl) {
             throw ValidationError(field: field, reason: "contains a control character")
         }
         guard trimmed.hasSuffix(">") else {
@@ -41,6 +39,12 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
         return "\(displayName) <\(address.rawValue)>"
     }
 
+    /// A C0 control other than tab (CR and LF among them), DEL or a C1 control: never part of
+    /// a header value.
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar != "\t" && (scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value))
+    }
+
     private static func unquote(_ quoted: Substring) -> String {
         var result = ""
         var escaped = false
@@ -59,7 +63,7 @@ public struct MailAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension String {
-    func trimmingSpaces() -> String {
+    fileprivate func trimmingSpaces() -> String {
         var view = Substring(self)
         while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
         while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
