@@ -96,6 +96,11 @@ struct HeraldProcessTests {
         try await TestCluster.eventually("all \(count) applied after restart", timeout: .seconds(180)) {
             (try setup.redis.probe(["DBSIZE"]).integer ?? 0) >= count
         }
+        // On a busy machine the first run may have applied everything before the kill: the
+        // SIGTERM must still find the second one running (not still loading, which a signal kills).
+        try await TestCluster.eventually("the second herald consuming", timeout: .seconds(180)) {
+            herald.output.contains("consumer started")
+        }
         herald.signal(SIGTERM)
         let status = try await herald.waitForExit()
         #expect(status == 0, "exit status \(status); output ends: \(herald.output.suffix(2000))")
