@@ -41,14 +41,15 @@ test: ## Install what is missing, build, and run every test against real Redis a
 
 bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench
+	@# Every product: herald and herald-bench.
 	@echo "swift build -c release"; $(SWIFTPM) build -c release
-	@scripts/bench.sh $(shell $(SWIFTPM) build -c release --show-bin-path)/herald
-	@scripts/bench-mail.sh $(shell $(SWIFTPM) build -c release --show-bin-path)/herald
+	@scripts/bench.sh $(shell $(SWIFTPM) build -c release --show-bin-path)
+	@scripts/bench-mail.sh $(shell $(SWIFTPM) build -c release --show-bin-path)
 
 format: ## Format the sources in place (swift format)
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
-lint: ## Check formatting and lint rules (swift format lint --strict)
+lint: ## Check formatting and lint rules (swift format lint --strict; the toolchain's swift-format)
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
 
 clean: ## Remove build output and local service data (var/)

@@ -3,12 +3,15 @@ import PackageDescription
 
 // Each C library is wrapped by a system-library target and imported by exactly one
 // Swift adapter target. HeraldCore (events, value objects, handlers' decisions, ports)
-// depends on no adapter.
+// depends on no adapter and knows no HERALD_* variable: HeraldSettings reads them, and
+// HeraldRuntime (the composition root) builds the running services from its settings.
 let package = Package(
     name: "Herald",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "herald", targets: ["Herald"])
+        .executable(name: "herald", targets: ["Herald"]),
+        // The benchmarks (`make bench`), outside the shipped binary.
+        .executable(name: "herald-bench", targets: ["HeraldBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -116,18 +119,45 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
-        // MARK: The daemon
-        .executableTarget(
-            name: "Herald",
+        // MARK: Configuration
+        // The HERALD_* environment variables (and their *_FILE forms) read and validated into
+        // each component's own settings type: the only place that knows the variables.
+        .target(
+            name: "HeraldSettings",
             dependencies: [
-                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldMail", "HeraldSMTP", "HeraldCourier",
-                "HeraldOperations",
+                "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldSMTP", "HeraldCourier", "HeraldOperations",
+            ]),
+
+        // MARK: The daemon
+        // The composition root: builds the running services from the settings (Daemon), the
+        // Service wrappers, start-up and shutdown. Shared by `herald` and `herald-bench`.
+        .target(
+            name: "HeraldRuntime",
+            dependencies: [
+                "HeraldSettings", "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldMail", "HeraldSMTP",
+                "HeraldCourier", "HeraldOperations",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]),
+        .executableTarget(
+            name: "Herald",
+            dependencies: [
+                "HeraldRuntime", "HeraldSettings", "HeraldCore", "HeraldKafka", "HeraldPostgres", "HeraldMail", "HeraldSMTP",
+                "HeraldCourier",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // `herald-bench`: the benchmarks, over the same wiring.
+        .executableTarget(
+            name: "HeraldBench",
+            dependencies: [
+                "HeraldRuntime", "HeraldSettings", "HeraldCore", "HeraldKafka", "HeraldPostgres", "HeraldRedis", "HeraldCourier",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         // MARK: Tests
@@ -137,6 +167,11 @@ let package = Package(
         .testTarget(
             name: "HeraldMailTests",
             dependencies: ["HeraldMail"]),
+        // The settings: every variable's parsing and errors, and the README's table against
+        // the variables the code reads. No servers.
+        .testTarget(
+            name: "HeraldSettingsTests",
+            dependencies: ["HeraldSettings", "HeraldCore", "HeraldKafka", "HeraldRedis", "HeraldPostgres", "HeraldSMTP", "HeraldCourier"]),
         // The Kafka adapter's pure pieces (error classification, commit policy, pause rule): no broker.
         .testTarget(
             name: "HeraldKafkaTests",

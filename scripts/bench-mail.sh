@@ -8,7 +8,8 @@
 # Prints a Markdown table and writes it to var/bench-mail/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-herald=${1:?usage: $0 path/to/herald}
+bin=${1:?usage: $0 path/to/bin-dir (herald-bench, release build)}
+bench=$bin/herald-bench
 mails=${BENCH_MAILS:-10000}
 rate=${BENCH_MAIL_RATE:-100}
 seconds=${BENCH_MAIL_SECONDS:-30}
@@ -43,9 +44,9 @@ url="smtp://127.0.0.1:$port"
 echo "smtp-sink on $url; $mails mails, $workers sender workers"
 
 echo "courier, connection reuse..."
-"$herald" bench-mail --mode throughput --count "$mails" --smtp-url "$url" --workers "$workers" | tee "$dir/reuse.json"
+"$bench" mail --mode throughput --count "$mails" --smtp-url "$url" --workers "$workers" | tee "$dir/reuse.json"
 echo "courier, a new connection per mail..."
-"$herald" bench-mail --mode throughput --count "$mails" --smtp-url "$url" --workers "$workers" --no-reuse | tee "$dir/fresh.json"
+"$bench" mail --mode throughput --count "$mails" --smtp-url "$url" --workers "$workers" --no-reuse | tee "$dir/fresh.json"
 # Implicit TLS: stunnel terminates TLS and forwards to the sink.
 tls_port=$(scripts/free-port.sh)
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" \
@@ -64,14 +65,14 @@ tunnel_pid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null && break; sleep 0.05; done
 tls_url="smtps://127.0.0.1:$tls_port"
 echo "courier over TLS ($tls_url), connection reuse..."
-HERALD_SMTP_CA_FILE="$dir/cert.pem" "$herald" bench-mail --mode throughput --count "$mails" --smtp-url "$tls_url" \
+HERALD_SMTP_CA_FILE="$dir/cert.pem" "$bench" mail --mode throughput --count "$mails" --smtp-url "$tls_url" \
   --workers "$workers" | tee "$dir/tls-reuse.json"
 echo "courier over TLS, a new connection (and TLS handshake) per mail..."
-HERALD_SMTP_CA_FILE="$dir/cert.pem" "$herald" bench-mail --mode throughput --count "$mails" --smtp-url "$tls_url" \
+HERALD_SMTP_CA_FILE="$dir/cert.pem" "$bench" mail --mode throughput --count "$mails" --smtp-url "$tls_url" \
   --workers "$workers" --no-reuse | tee "$dir/tls-fresh.json"
 
 echo "courier, steady $rate mails/s for $seconds s..."
-"$herald" bench-mail --mode steady --rate "$rate" --duration "$seconds" --smtp-url "$url" --workers "$workers" | tee "$dir/steady.json"
+"$bench" mail --mode steady --rate "$rate" --duration "$seconds" --smtp-url "$url" --workers "$workers" | tee "$dir/steady.json"
 
 python3 - "$dir" >"$dir/results.md" <<'PY'
 import json, sys

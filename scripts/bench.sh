@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # `make bench`: drain BENCH_EVENTS (default 1,000,000) small events pre-produced to an
 # embedded broker (a separate `herald broker` process) with kcat and with Herald in the same
-# run, then again with Herald applying every event to a real Redis. Prints a Markdown
+# run (`herald-bench run`: `herald run`'s wiring, stopped after the events), then again with Herald
+# applying every event to a real Redis. Prints a Markdown
 # table and writes it to var/bench/results.md. Not part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-herald=${1:?usage: $0 path/to/herald}
+bin=${1:?usage: $0 path/to/bin-dir (herald and herald-bench, release build)}
+herald=$bin/herald
+bench=$bin/herald-bench
 events=${BENCH_EVENTS:-1000000}
 partitions=${BENCH_PARTITIONS:-32}
 roles=${BENCH_ROLES:-10000}
@@ -24,11 +27,11 @@ trap cleanup EXIT
 database_url=$(scripts/postgres.sh start)
 export HERALD_DATABASE_URL=$database_url HERALD_DATABASE_AUTO_MIGRATE=true
 echo "inbox inserts: batched against one autocommit INSERT per row..."
-"$herald" bench-inbox --rows 100000 --single-rows 5000 >"$dir/inbox.json"
+"$bench" inbox --rows 100000 --single-rows 5000 >"$dir/inbox.json"
 cat "$dir/inbox.json"
 
 echo "outbox relay: ${BENCH_OUTBOX_ROWS:-100000} pending rows with one and two relays, then latency at 200 rows/s..."
-"$herald" bench-outbox --rows "${BENCH_OUTBOX_ROWS:-100000}" --aggregates 10000 --rate 200 --seconds 30 >"$dir/outbox.json"
+"$bench" outbox --rows "${BENCH_OUTBOX_ROWS:-100000}" --aggregates 10000 --rate 200 --seconds 30 >"$dir/outbox.json"
 cat "$dir/outbox.json"
 
 "$herald" broker --partitions "$partitions" --bootstrap-file "$dir/bootstrap" >"$dir/broker.log" 2>&1 &
@@ -76,25 +79,25 @@ kcatg_count=$(wc -l <"$dir/kcat-group.out")
 
 echo "herald (no-op effects) draining..."
 read -r noop_wall noop_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-noop HERALD_LOG_LEVEL=warning \
-  measure herald-noop "$herald" run --bench-stop-after "$events" --bench-discard-effects)
+  measure herald-noop "$bench" run --stop-after "$events" --discard-effects)
 noop_json=$(grep '^{"events"' "$dir/herald-noop.out")
 
 echo "herald (no-op effects, low-memory settings) draining..."
 read -r low_wall low_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-lowmem HERALD_LOG_LEVEL=warning \
   HERALD_MAX_BUFFERED_PER_PARTITION=500 HERALD_KAFKA_PROPERTY_QUEUED_MIN_MESSAGES=1000 \
-  measure herald-lowmem "$herald" run --bench-stop-after "$events" --bench-discard-effects)
+  measure herald-lowmem "$bench" run --stop-after "$events" --discard-effects)
 low_json=$(grep '^{"events"' "$dir/herald-lowmem.out")
 
 redis_url=$(scripts/redis.sh start)
 echo "herald (real Redis, inbox off) draining..."
 read -r noinbox_wall noinbox_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-noinbox HERALD_REDIS_URL=$redis_url \
-  HERALD_LOG_LEVEL=warning measure herald-noinbox "$herald" run --bench-stop-after "$events" --bench-without-inbox)
+  HERALD_LOG_LEVEL=warning measure herald-noinbox "$bench" run --stop-after "$events" --without-inbox)
 noinbox_json=$(grep '^{"events"' "$dir/herald-noinbox.out")
 redis-cli -u "$redis_url" flushall >/dev/null
 
 echo "herald (real Redis and the PostgreSQL inbox: the full path) draining..."
 read -r redis_wall redis_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-redis HERALD_REDIS_URL=$redis_url \
-  HERALD_LOG_LEVEL=warning measure herald-redis "$herald" run --bench-stop-after "$events")
+  HERALD_LOG_LEVEL=warning measure herald-redis "$bench" run --stop-after "$events")
 redis_json=$(grep '^{"events"' "$dir/herald-redis.out")
 keys=$(redis-cli -u "$redis_url" dbsize)
 [ "$keys" -eq "$roles" ] || { echo "expected $roles role keys in Redis, found $keys"; exit 1; }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldRuntime
+import HeraldSettings
 import Logging
 import ServiceLifecycle
 
@@ -29,15 +31,16 @@ struct BrokerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
+        let settings = try Environment.settings()
+        let kafka = settings.kafka
+        HeraldLogging.bootstrap(format: settings.log.format, level: settings.log.level)
         let logger = Logger(label: "herald.embedded-broker")
         let broker = try EmbeddedBroker(logger: logger)
-        var topics = [config.kafka.userTopic, config.kafka.authTopic]
-        topics += topics.map { config.kafka.deadLetterTopic(for: $0) }
+        var topics = [kafka.userTopic, kafka.authTopic]
+        topics += topics.map { kafka.deadLetterTopic(for: $0) }
         topics += topic
         for t in topics { try broker.createTopic(t, partitions: partitions) }
-        let path = bootstrapFile ?? config.kafka.bootstrapFile
+        let path = bootstrapFile ?? kafka.bootstrapFile
         try BootstrapFile.write(broker.bootstrapServers, to: path)
         FileHandle.standardOutput.write(Data((broker.bootstrapServers + "\n").utf8))
         logger.notice("embedded broker ready", metadata: ["bootstrap": "\(broker.bootstrapServers)", "topics": "\(topics)"])

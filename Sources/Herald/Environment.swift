@@ -2,50 +2,29 @@ import ArgumentParser
 import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldSettings
 import Logging
 
+/// The commands' view of the process environment: the settings, and where client commands
+/// find a broker.
 enum Environment {
     static var variables: [String: String] { ProcessInfo.processInfo.environment }
 
-    /// Where `make run` (scripts/postgres.sh) writes the URL of the PostgreSQL it started.
-    static let makeRunDatabaseURLFile = "var/postgres/url"
-
-    static func readFile(_ path: String) throws -> String {
-        try String(contentsOfFile: path, encoding: .utf8)
+    /// The settings, validated; a bad one is a `ConfigurationError` (exit 78 in `main`).
+    static func settings() throws(ConfigurationError) -> HeraldSettings {
+        try HeraldSettings.load(environment: variables)
     }
 
-    /// Loads the configuration or exits with a message naming the bad setting.
-    static func configuration() -> HeraldConfiguration {
-        load(variables)
-    }
-
-    /// The configuration for the client commands that need a database (`mail`, `migrate`,
-    /// `outbox`): in a `make run` tree (`./var/postgres/url` exists) with none of `variables`
-    /// set, they use the database `make run` started, as `publish` and `lag` use its broker,
-    /// and say so on standard error. `herald run` never does this.
-    static func configuration(makeRunDatabaseUnless variables: [String]) -> HeraldConfiguration {
-        var env = self.variables
-        let isSet = variables.contains { env[$0] != nil || env[$0 + "_FILE"] != nil }
-        if !isSet, let url = try? readFile(makeRunDatabaseURLFile).trimmingCharacters(in: .whitespacesAndNewlines), !url.isEmpty {
-            env["HERALD_DATABASE_URL"] = url
+    /// The settings for the client commands that need a database (`mail`, `migrate`,
+    /// `outbox`): in a `make run` tree with none of `variables` set, the database `make run`
+    /// started (`MakeRunDatabase`), said on standard error. `herald run` never does this.
+    static func settings(makeRunDatabaseUnless variables: [String]) throws(ConfigurationError) -> HeraldSettings {
+        let (environment, used) = MakeRunDatabase.environment(self.variables, unless: variables, readFile: HeraldSettings.readFile)
+        if used {
             FileHandle.standardError.write(
-                Data("herald: HERALD_DATABASE_URL is unset: using the `make run` database (\(makeRunDatabaseURLFile))\n".utf8))
+                Data("herald: HERALD_DATABASE_URL is unset: using the `make run` database (\(MakeRunDatabase.urlFile))\n".utf8))
         }
-        return load(env)
-    }
-
-    private static func load(_ env: [String: String]) -> HeraldConfiguration {
-        do {
-            return try HeraldConfiguration.load(environment: env, readFile: readFile)
-        } catch {
-            fail(error)
-        }
-    }
-
-    /// Stops with a configuration error (exit code 78, EX_CONFIG).
-    static func fail(_ error: ConfigurationError) -> Never {
-        FileHandle.standardError.write(Data("herald: configuration error: \(error)\n".utf8))
-        exit(78)
+        return try HeraldSettings.load(environment: environment)
     }
 
     /// Bootstrap servers, and the embedded broker's bootstrap file when they came from it.
@@ -56,15 +35,15 @@ enum Environment {
 
     /// Where client commands (`publish`, `lag`) find brokers: `override` (--brokers), else
     /// HERALD_KAFKA_BROKERS, else (unset or `embedded`) the file the embedded broker wrote.
-    static func brokers(_ configuration: HeraldConfiguration, override: String?) throws -> BrokerAddress {
+    static func brokers(_ kafka: KafkaSettings, override: String?) throws -> BrokerAddress {
         if let override { return BrokerAddress(servers: override, bootstrapFile: nil) }
-        if let brokers = configuration.kafka.brokers { return BrokerAddress(servers: brokers, bootstrapFile: nil) }
-        return try embeddedBroker(configuration)
+        if case .servers(let servers) = kafka.brokers { return BrokerAddress(servers: servers, bootstrapFile: nil) }
+        return try embeddedBroker(kafka)
     }
 
     /// The address the embedded broker of `herald run` or `herald broker` wrote.
-    static func embeddedBroker(_ configuration: HeraldConfiguration) throws -> BrokerAddress {
-        let path = configuration.kafka.bootstrapFile
+    static func embeddedBroker(_ kafka: KafkaSettings) throws -> BrokerAddress {
+        let path = kafka.bootstrapFile
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw HeraldCLIError(
                 "no broker: set HERALD_KAFKA_BROKERS, pass --brokers, or start `make run` (`herald run` with HERALD_KAFKA_BROKERS=embedded) or `herald broker`, which write \(path)"
@@ -78,13 +57,13 @@ enum Environment {
 
     /// Fails fast, with exit code 75 and a message naming the address, when no broker answers
     /// within `reachabilityTimeout`, instead of waiting minutes for delivery timeouts.
-    static func requireReachable(_ address: BrokerAddress, _ configuration: HeraldConfiguration) async throws {
+    static func requireReachable(_ address: BrokerAddress, _ kafka: KafkaSettings) async throws {
         // Its connection errors would only repeat the one message below.
         var quiet = Logger(label: "herald.kafka.check")
         quiet.logLevel = .critical
         let inspector = try KafkaInspector(
-            bootstrapServers: address.servers, properties: configuration.kafka.properties,
-            secretProperties: configuration.kafka.secretProperties, timeout: reachabilityTimeout, logger: quiet)
+            bootstrapServers: address.servers, properties: kafka.properties, secretProperties: kafka.secretProperties,
+            timeout: reachabilityTimeout, logger: quiet)
         var failure: (any Error)?
         do {
             try await inspector.checkReachable(timeout: reachabilityTimeout)

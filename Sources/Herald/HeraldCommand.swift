@@ -1,6 +1,9 @@
 import ArgumentParser
+import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldRuntime
+import HeraldSettings
 
 #if canImport(Glibc)
     import Glibc
@@ -22,11 +25,12 @@ struct HeraldCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, MigrateCommand.self, MailCommand.self, TemplatesCommand.self, OutboxCommand.self, PublishCommand.self,
-            BrokerCommand.self, LagCommand.self, BenchInboxCommand.self, BenchMailCommand.self, BenchOutboxCommand.self,
+            BrokerCommand.self, LagCommand.self,
         ],
         defaultSubcommand: nil
     )
 
+    /// The one place that decides the exit code: commands and helpers throw.
     static func main() async {
         // A peer that closes a socket mid-write must give EPIPE, not kill the process.
         signal(SIGPIPE, SIG_IGN)
@@ -37,12 +41,31 @@ struct HeraldCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let error as KafkaError where error.code == .configuration {
-            // A refused librdkafka property: a configuration error like any other (exit 78).
-            Environment.fail(
-                ConfigurationError(setting: "HERALD_KAFKA_PROPERTY_* / HERALD_KAFKA_PROPERTIES_FILE", problem: error.message))
         } catch {
+            Foundation.exit(Self.exitCode(for: error))
+        }
+    }
+
+    /// Says what went wrong on standard error and returns the exit code: 78 (EX_CONFIG) for a
+    /// bad setting, 1 for a schema behind its migrations, ArgumentParser's codes otherwise.
+    static func exitCode(for error: any Error) -> Int32 {
+        switch error {
+        case let error as ConfigurationError:
+            return configurationError(error)
+        case let error as KafkaError where error.code == .configuration:
+            // A refused librdkafka property: a configuration error like any other.
+            return configurationError(
+                ConfigurationError(setting: "HERALD_KAFKA_PROPERTY_* / HERALD_KAFKA_PROPERTIES_FILE", problem: error.message))
+        case let error as DatabaseSchemaBehind:
+            FileHandle.standardError.write(Data("herald: \(error)\n".utf8))
+            return 1
+        default:
             exit(withError: error)
         }
+    }
+
+    static func configurationError(_ error: ConfigurationError) -> Int32 {
+        FileHandle.standardError.write(Data("herald: configuration error: \(error)\n".utf8))
+        return 78
     }
 }

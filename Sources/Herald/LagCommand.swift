@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldRuntime
+import HeraldSettings
 import Logging
 
 struct LagCommand: AsyncParsableCommand {
@@ -34,42 +36,23 @@ struct LagCommand: AsyncParsableCommand {
     @Flag(help: "Refresh every window until interrupted.")
     var watch = false
 
-    /// The inspector reads one record per lagging partition for its timestamp: keep fetches small.
-    static let inspectorProperties = [
-        "max.partition.fetch.bytes": "65536", "fetch.max.bytes": "1048576", "queued.min.messages": "1",
-    ]
-
-    enum Status: String, Comparable {
-        case ok = "OK", lagging = "LAGGING", stalled = "STALLED", stopped = "STOPPED"
-
-        private var rank: Int { [.ok: 0, .lagging: 1, .stalled: 2, .stopped: 3][self]! }
-        static func < (a: Status, b: Status) -> Bool { a.rank < b.rank }
-
-        /// Burrow's idea on two samples of one partition, `first` taken a window before `last`.
-        static func judge(first: PartitionLag, last: PartitionLag) -> Status {
-            if last.lagMessages == 0 { return .ok }
-            guard let committed = last.committed else { return .stopped }
-            if first.committed == committed { return .stalled }
-            return last.lagMessages > first.lagMessages ? .lagging : .ok
-        }
-    }
-
     func run() async throws {
-        let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: "error")
-        guard let windowDuration = parseDuration(window), windowDuration > .zero else {
+        let settings = try Environment.settings()
+        let kafka = settings.kafka
+        HeraldLogging.bootstrap(format: settings.log.format, level: "error")
+        guard let windowDuration = Duration(parsing: window), windowDuration > .zero else {
             throw ValidationError("--window: expected a positive duration such as 3s or 500ms")
         }
-        let address = try Environment.brokers(config, override: brokers)
-        let groupID = group ?? config.kafka.groupID
+        let address = try Environment.brokers(kafka, override: brokers)
+        let groupID = group ?? kafka.groupID
         // The same secret properties as `herald run`: a refused one is named, its value never shown.
         let inspector = try KafkaInspector(
             bootstrapServers: address.servers, groupID: groupID,
-            properties: config.kafka.properties.merging(Self.inspectorProperties) { _, ours in ours },
-            secretProperties: config.kafka.secretProperties, logger: Logger(label: "herald.lag"))
-        try await Environment.requireReachable(address, config)
+            properties: kafka.properties.merging(KafkaInspector.lagProperties) { _, ours in ours },
+            secretProperties: kafka.secretProperties, logger: Logger(label: "herald.lag"))
+        try await Environment.requireReachable(address, kafka)
         var partitions: [(topic: String, partition: Int32)] = []
-        for topic in topics.isEmpty ? [config.kafka.userTopic, config.kafka.authTopic] : topics {
+        for topic in topics.isEmpty ? [kafka.userTopic, kafka.authTopic] : topics {
             let count = try await inspector.partitionCount(topic)
             partitions += (0..<Int32(count)).map { (topic, $0) }
         }
@@ -77,62 +60,48 @@ struct LagCommand: AsyncParsableCommand {
         repeat {
             try await Task.sleep(for: windowDuration)
             let last = try await inspector.lag(partitions)
-            let report = Report(group: groupID, window: windowDuration, first: first, last: last)
+            let report = LagReport(group: groupID, window: windowDuration, first: first, last: last)
             // Written straight to the descriptor: with --watch a pipe reader sees each report at once.
             let text = json ? try report.json() : (watch ? "\u{1B}[2J\u{1B}[H" : "") + report.table()
             FileHandle.standardOutput.write(Data((text + "\n").utf8))
             first = last
         } while watch
     }
+}
 
-    struct Report {
-        let group: String
-        let window: Duration
-        let rows: [(lag: PartitionLag, status: Status)]
-
-        init(group: String, window: Duration, first: [PartitionLag], last: [PartitionLag]) {
-            self.group = group
-            self.window = window
-            rows = zip(first, last).map { ($1, Status.judge(first: $0, last: $1)) }
-        }
-
-        var totalLag: Int64 { rows.reduce(0) { $0 + $1.lag.lagMessages } }
-        var maxLagSeconds: Double { rows.map(\.lag.lagSeconds).max() ?? 0 }
-        var status: Status { rows.map(\.status).max() ?? .ok }
-
-        func json() throws -> String {
-            let partitions: [[String: Any]] = rows.map { r in
-                [
-                    "topic": r.lag.topic, "partition": Int(r.lag.partition), "low": r.lag.low, "high": r.lag.high,
-                    "committed": JSONOutput.nullable(r.lag.committed), "lag": r.lag.lagMessages,
-                    "lag_seconds": (r.lag.lagSeconds * 1000).rounded() / 1000, "status": r.status.rawValue,
-                ]
-            }
-            let object: [String: Any] = [
-                "group": group, "window_seconds": Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18,
-                "sampled_at": RFC3339.format(EventTime.now()), "partitions": partitions, "total_lag": totalLag,
-                "max_lag_seconds": (maxLagSeconds * 1000).rounded() / 1000, "status": status.rawValue,
+/// `herald lag`'s two outputs of a report (`LagReport`: the statuses are judged in HeraldKafka).
+extension LagReport {
+    func json() throws -> String {
+        let partitions: [[String: Any]] = rows.map { r in
+            [
+                "topic": r.lag.topic, "partition": Int(r.lag.partition), "low": r.lag.low, "high": r.lag.high,
+                "committed": JSONOutput.nullable(r.lag.committed), "lag": r.lag.lagMessages,
+                "lag_seconds": (r.lag.lagSeconds * 1000).rounded() / 1000, "status": r.status.rawValue,
             ]
-            return try JSONOutput.line(object)
         }
+        let object: [String: Any] = [
+            "group": group, "window_seconds": window.seconds, "sampled_at": RFC3339.format(EventTime.now()),
+            "partitions": partitions, "total_lag": totalLag, "max_lag_seconds": (maxLagSeconds * 1000).rounded() / 1000,
+            "status": status.rawValue,
+        ]
+        return try JSONOutput.line(object)
+    }
 
-        func table() -> String {
-            var lines = ["group \(group)"]
-            lines.append(
-                "TOPIC".padding(toLength: 28, withPad: " ", startingAt: 0)
-                    + "PART        LOW       HIGH  COMMITTED        LAG    LAG (s)  STATUS")
-            for (lag, status) in rows {
-                let cells = [
-                    String(lag.partition).leftPad(4), String(lag.low).leftPad(10), String(lag.high).leftPad(10),
-                    (lag.committed.map(String.init) ?? "-").leftPad(10), String(lag.lagMessages).leftPad(10),
-                    String(format: "%.1f", lag.lagSeconds).leftPad(10), status.rawValue,
-                ]
-                lines.append(lag.topic.padding(toLength: 28, withPad: " ", startingAt: 0) + cells.joined(separator: " "))
-            }
-            lines.append(
-                "total lag \(totalLag) records, oldest \(String(format: "%.1f", maxLagSeconds)) s, status \(status.rawValue)")
-            return lines.joined(separator: "\n")
+    func table() -> String {
+        var lines = ["group \(group)"]
+        lines.append(
+            "TOPIC".padding(toLength: 28, withPad: " ", startingAt: 0)
+                + "PART        LOW       HIGH  COMMITTED        LAG    LAG (s)  STATUS")
+        for (lag, status) in rows {
+            let cells = [
+                String(lag.partition).leftPad(4), String(lag.low).leftPad(10), String(lag.high).leftPad(10),
+                (lag.committed.map(String.init) ?? "-").leftPad(10), String(lag.lagMessages).leftPad(10),
+                String(format: "%.1f", lag.lagSeconds).leftPad(10), status.rawValue,
+            ]
+            lines.append(lag.topic.padding(toLength: 28, withPad: " ", startingAt: 0) + cells.joined(separator: " "))
         }
+        lines.append("total lag \(totalLag) records, oldest \(String(format: "%.1f", maxLagSeconds)) s, status \(status.rawValue)")
+        return lines.joined(separator: "\n")
     }
 }
 

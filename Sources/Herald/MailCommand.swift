@@ -4,7 +4,9 @@ import HeraldCore
 import HeraldCourier
 import HeraldMail
 import HeraldPostgres
+import HeraldRuntime
 import HeraldSMTP
+import HeraldSettings
 import Logging
 
 extension NotificationStatus: ExpressibleByArgument {}
@@ -22,12 +24,10 @@ struct MailCommand: AsyncParsableCommand {
 
     /// The queue in HERALD_DATABASE_URL; the schema must be current.
     static func queue() async throws -> (PostgresMailQueue, PostgresClient) {
-        let config = Environment.configuration(makeRunDatabaseUnless: ["HERALD_DATABASE_URL"])
-        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel == "info" ? "warning" : config.logLevel)
-        var quiet = config
-        quiet.database.poolSize = 1
-        let client = try await Database.open(quiet, logger: Logger(label: "herald.mail"), migrateIfBehind: false)
-        return (PostgresMailQueue(client: client, schema: config.database.schema), client)
+        let settings = try Environment.settings(makeRunDatabaseUnless: ["HERALD_DATABASE_URL"])
+        HeraldLogging.bootstrap(format: settings.log.format, level: settings.log.level == "info" ? "warning" : settings.log.level)
+        let client = try await Database.open(settings.database, poolSize: 1, logger: Logger(label: "herald.mail"), migrateIfBehind: false)
+        return (PostgresMailQueue(client: client, schema: settings.database.schema), client)
     }
 
     /// One notification as `JSONOutput` prints it: every column, `variables` as an object.
@@ -174,14 +174,10 @@ struct TemplatesCommand: AsyncParsableCommand {
         @Option(help: "The templates directory (default: HERALD_TEMPLATES_DIR, else Templates).")
         var templates: String?
 
-        func load() throws -> (MailTemplates, HeraldConfiguration.Mail) {
-            let config = Environment.configuration()
+        func load() throws -> (MailTemplates, MailSettings) {
+            let mail = try Environment.settings().mail
             do {
-                return (
-                    try MailTemplates(
-                        directory: templates ?? config.mail.templatesDirectory, defaultLocale: config.mail.defaultLocale),
-                    config.mail
-                )
+                return (try MailTemplates(directory: templates ?? mail.templatesDirectory, defaultLocale: mail.defaultLocale), mail)
             } catch {
                 throw HeraldCLIError("\(error)")
             }
@@ -248,7 +244,7 @@ struct TemplatesCommand: AsyncParsableCommand {
                 let variables = MailTemplates.sample(kind, productName: mail.productName, supportEmail: supportEmail)
                 do {
                     let rendered = try templates.render(kind, locale: tag, variables: variables)
-                    let from = try MailAddress(parsing: mail.from ?? "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM")
+                    let from = try mail.sender?.from ?? MailAddress(parsing: "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM")
                     let message = MailMessage(
                         from: from, to: MailAddress(try EmailAddress(variables.recipientEmail), displayName: variables.recipientName),
                         subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,

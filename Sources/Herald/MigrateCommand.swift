@@ -1,6 +1,8 @@
 import ArgumentParser
 import HeraldCore
 import HeraldPostgres
+import HeraldRuntime
+import HeraldSettings
 import Logging
 
 struct MigrateCommand: AsyncParsableCommand {
@@ -19,22 +21,15 @@ struct MigrateCommand: AsyncParsableCommand {
     var dryRun = false
 
     func run() async throws {
-        let config = Environment.configuration(makeRunDatabaseUnless: ["HERALD_DATABASE_URL"])
-        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
+        let settings = try Environment.settings(makeRunDatabaseUnless: ["HERALD_DATABASE_URL"])
+        HeraldLogging.bootstrap(format: settings.log.format, level: settings.log.level)
         let logger = Logger(label: "herald.migrate")
-        let url: String
-        do {
-            url = try config.database.requireURL()
-        } catch {
-            Environment.fail(error)
-        }
-        let client = PostgresClient(
-            conninfo: url, poolSize: 1, connectTimeout: config.database.connectTimeout,
-            statementTimeout: .seconds(600), applicationName: "herald-migrate", password: config.database.password?.value,
-            logger: logger)
+        let connection = try settings.database.requireConnection().with(
+            poolSize: 1, statementTimeout: .seconds(600), applicationName: "herald-migrate")
+        let client = PostgresClient(settings: connection, logger: logger)
         defer { client.close() }
         let migrator = PostgresMigrator(
-            client: client, schema: config.database.schema, migrations: HeraldSchema.migrations, logger: logger)
+            client: client, schema: settings.database.schema, migrations: HeraldSchema.migrations, logger: logger)
         if dryRun {
             let pending = try await migrator.pending()
             print(pending.isEmpty ? "no pending migrations" : pending.map { "\($0.version) \($0.name)" }.joined(separator: "\n"))
@@ -43,7 +38,7 @@ struct MigrateCommand: AsyncParsableCommand {
         let applied = try await migrator.migrate()
         print(
             applied.isEmpty
-                ? "schema \(config.database.schema) is up to date"
+                ? "schema \(settings.database.schema) is up to date"
                 : "applied: \(applied.map { "\($0.version) \($0.name)" }.joined(separator: ", "))")
     }
 }

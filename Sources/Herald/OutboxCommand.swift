@@ -3,6 +3,8 @@ import Foundation
 import HeraldCore
 import HeraldKafka
 import HeraldPostgres
+import HeraldRuntime
+import HeraldSettings
 import Logging
 import ServiceLifecycle
 
@@ -39,33 +41,32 @@ struct OutboxCommand: AsyncParsableCommand {
 
         /// --brokers, else HERALD_KAFKA_BROKERS (required). The embedded broker only with
         /// HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER=true: it would acknowledge rows and forget them.
-        static func bootstrap(_ config: HeraldConfiguration, override: String?) throws -> String {
+        static func bootstrap(_ settings: HeraldSettings, override: String?) throws -> String {
             if let override { return override }
-            do {
-                let choice = try config.kafka.requireBrokers()
-                try config.outbox.checkBroker(embedded: choice == .embedded, enabledBy: "herald outbox relay")
-                switch choice {
-                case .servers(let servers): return servers
-                case .embedded: return try Environment.embeddedBroker(config).servers
-                }
-            } catch let error as ConfigurationError {
-                Environment.fail(error)
+            let choice = try settings.kafka.requireBrokers()
+            try settings.outbox.checkBroker(embedded: choice == .embedded, enabledBy: "herald outbox relay")
+            switch choice {
+            case .servers(let servers): return servers
+            case .embedded: return try Environment.embeddedBroker(settings.kafka).servers
             }
         }
 
         func run() async throws {
-            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
-            HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
+            let settings = try Environment.settings(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
+            let outbox = settings.outbox
+            HeraldLogging.bootstrap(format: settings.log.format, level: settings.log.level)
             let logger = Logger(label: "herald.outbox")
+            let bootstrap = try Self.bootstrap(settings, override: brokers)
+            _ = try outbox.requireConnection()
             let producer = try KafkaProducer(
-                bootstrapServers: try Self.bootstrap(config, override: brokers), properties: config.kafka.properties,
-                secretProperties: config.kafka.secretProperties, clientID: config.kafka.clientID,
-                flushTimeout: config.kafka.shutdownTimeout, logger: Logger(label: "herald.kafka.producer"))
+                bootstrapServers: bootstrap, properties: settings.kafka.properties, secretProperties: settings.kafka.secretProperties,
+                clientID: settings.kafka.clientID, flushTimeout: settings.kafka.shutdownTimeout,
+                logger: Logger(label: "herald.kafka.producer"))
             if once {
-                let client = OutboxWiring.client(config, poolSize: 1, applicationName: "herald-outbox")
+                let client = try OutboxWiring.client(outbox, poolSize: 1, applicationName: "herald-outbox")
                 let relay = OutboxRelay(
-                    store: OutboxWiring.store(config, client: client), publisher: KafkaOutboxPublisher(producer: producer),
-                    settings: OutboxWiring.settings(config), logger: logger)
+                    store: OutboxWiring.store(outbox, client: client), publisher: KafkaOutboxPublisher(producer: producer),
+                    settings: outbox.relay, logger: logger)
                 let outcome: Result<OutboxRelay.Report, any Error>
                 do {
                     outcome = .success(try await relay.drainRetrying(maxRetries: 5))
@@ -93,7 +94,7 @@ struct OutboxCommand: AsyncParsableCommand {
                     failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: CloseOnShutdownService(name: "producer") { await producer.close() }),
                 .init(
-                    service: OutboxWiring.service(config, producer: producer), successTerminationBehavior: .gracefullyShutdownGroup,
+                    service: try OutboxWiring.service(outbox, producer: producer), successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup),
             ]
             let group = ServiceGroup(
@@ -116,11 +117,12 @@ struct OutboxCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
-            HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
-            let client = OutboxWiring.client(config, poolSize: 1, applicationName: "herald-outbox-list")
+            let settings = try Environment.settings(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
+            let outbox = settings.outbox
+            HeraldLogging.bootstrap(format: settings.log.format, level: "warning")
+            let client = try OutboxWiring.client(outbox, poolSize: 1, applicationName: "herald-outbox-list")
             defer { client.close() }
-            let store = OutboxWiring.store(config, client: client)
+            let store = OutboxWiring.store(outbox, client: client)
             let rows = try await store.list(status: status == "all" ? nil : status, limit: limit)
             if json {
                 for row in rows {
@@ -162,12 +164,12 @@ struct OutboxCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
-            HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
-            let client = OutboxWiring.client(config, poolSize: 1, applicationName: "herald-outbox-retry")
+            let settings = try Environment.settings(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
+            let outbox = settings.outbox
+            HeraldLogging.bootstrap(format: settings.log.format, level: "warning")
+            let client = try OutboxWiring.client(outbox, poolSize: 1, applicationName: "herald-outbox-retry")
             defer { client.close() }
-            let changed = try await OutboxWiring.store(config, client: client).retry(
-                ids: all ? nil : ids, notify: config.outbox.channel)
+            let changed = try await OutboxWiring.store(outbox, client: client).retry(ids: all ? nil : ids, notify: outbox.channel)
             print("\(changed) row(s) back to pending")
         }
     }
@@ -195,9 +197,9 @@ struct OutboxCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let config = Environment.configuration(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
-            HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel)
-            let migrations = OutboxTriggerSchema.migrations(layout: config.outbox.layout, channel: config.outbox.channel)
+            let settings = try Environment.settings(makeRunDatabaseUnless: OutboxWiring.databaseVariables)
+            HeraldLogging.bootstrap(format: settings.log.format, level: settings.log.level)
+            let migrations = OutboxTriggerSchema.migrations(layout: settings.outbox.layout, channel: settings.outbox.channel)
             if print {
                 for migration in migrations {
                     Swift.print("-- \(migration.version) \(migration.name)")
@@ -205,7 +207,7 @@ struct OutboxCommand: AsyncParsableCommand {
                 }
                 return
             }
-            let client = OutboxWiring.client(config, poolSize: 1, applicationName: "herald-outbox-install")
+            let client = try OutboxWiring.client(settings.outbox, poolSize: 1, applicationName: "herald-outbox-install")
             defer { client.close() }
             let applied = try await PostgresMigrator(
                 client: client, schema: schema, migrations: migrations, logger: Logger(label: "herald.outbox.install")

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import HeraldCore
 import HeraldKafka
+import HeraldRuntime
+import HeraldSettings
 import Logging
 
 struct PublishCommand: AsyncParsableCommand {
@@ -58,9 +60,10 @@ struct PublishCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: config.logLevel == "info" ? "warning" : config.logLevel)
-        let address = try Environment.brokers(config, override: brokers)
+        let settings = try Environment.settings()
+        let kafka = settings.kafka
+        HeraldLogging.bootstrap(format: settings.log.format, level: settings.log.level == "info" ? "warning" : settings.log.level)
+        let address = try Environment.brokers(kafka, override: brokers)
         let bootstrap = address.servers
 
         var extraHeaders: [MessageHeader] = try headers.map { pair in
@@ -78,7 +81,7 @@ struct PublishCommand: AsyncParsableCommand {
                 guard let eq = pair.firstIndex(of: "=") else { throw ValidationError("--set expects field=value") }
                 return (String(pair[..<eq]), String(pair[pair.index(after: eq)...]))
             }
-            let target = topic ?? config.kafka.topic[sample.topic]!
+            let target = topic ?? kafka.topic[sample.topic]!
             for _ in 0..<count {
                 let payload = try sample.payload(overrides: fields)
                 records.append(
@@ -104,10 +107,10 @@ struct PublishCommand: AsyncParsableCommand {
         }
 
         // A stopped broker would otherwise keep the records queued for minutes (message.timeout.ms).
-        try await Environment.requireReachable(address, config)
+        try await Environment.requireReachable(address, kafka)
         let producer = try KafkaProducer(
-            bootstrapServers: bootstrap, properties: config.kafka.properties,
-            secretProperties: config.kafka.secretProperties, clientID: "herald-publish",
+            bootstrapServers: bootstrap, properties: kafka.properties, secretProperties: kafka.secretProperties,
+            clientID: "herald-publish",
             logger: Logger(label: "herald.publish"))
         var sent = 0
         do {

@@ -21,7 +21,7 @@ public final class KafkaInspector: Sendable {
         bootstrapServers: String, groupID: String = "herald-inspector", properties: [String: String] = [:],
         secretProperties: Set<String> = [], timeout: Duration = .seconds(10), logger: Logger
     ) throws(KafkaError) {
-        self.timeoutMs = Int32(timeout.seconds * 1000)
+        self.timeoutMs = Int32(clamping: timeout.wholeMilliseconds)
         var props: [(String, String)] = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         props += [
             ("bootstrap.servers", bootstrapServers), ("group.id", groupID), ("enable.auto.commit", "false"),

@@ -42,9 +42,7 @@ struct MailLocalization: Sendable {
     /// "15 minutes", "1 hour", "24 hours", "1 hour and 30 minutes", "7 days" (days only from
     /// two days on). A part of a minute counts as a minute, so nothing reads "0 minutes".
     func words(for lifetime: Duration) -> String {
-        let (seconds, attoseconds) = lifetime.components
-        let wholeSeconds = seconds + (attoseconds > 0 ? 1 : 0)
-        var minutes = max(1, (wholeSeconds + 59) / 60)
+        var minutes = max(1, (lifetime.secondsRoundedUp + 59) / 60)
         if minutes % (24 * 60) == 0 && minutes >= 48 * 60 {
             return count(minutes / (24 * 60), day)
         }

@@ -87,8 +87,7 @@ public struct MailVariables: Sendable, Hashable {
         var copy = self
         copy.link = link
         copy.linkLifetime = lifetime
-        let ms = lifetime.components.seconds * 1000 + lifetime.components.attoseconds / 1_000_000_000_000_000
-        copy.linkExpiresAt = EventTime(millisecondsSinceEpoch: mintedAt.millisecondsSinceEpoch + ms)
+        copy.linkExpiresAt = EventTime(millisecondsSinceEpoch: mintedAt.millisecondsSinceEpoch + lifetime.wholeMilliseconds)
         return copy
     }
 }
@@ -133,7 +132,7 @@ extension MailVariables: Codable {
         try c.encode(supportEmail, forKey: .supportEmail)
         try c.encode(RFC3339.format(requestedAt), forKey: .requestedAt)
         try c.encodeIfPresent(link, forKey: .link)
-        try c.encodeIfPresent(linkLifetime?.components.seconds, forKey: .linkLifetimeSeconds)
+        try c.encodeIfPresent(linkLifetime.map { Int64($0.seconds) }, forKey: .linkLifetimeSeconds)
         try c.encodeIfPresent(linkExpiresAt.map(RFC3339.format), forKey: .linkExpiresAt)
         try c.encodeIfPresent(oldEmail, forKey: .oldEmail)
         try c.encodeIfPresent(newEmail, forKey: .newEmail)

@@ -175,7 +175,7 @@ public final class HeraldMetrics: Sendable {
     /// The mail queue's depth by status and the age of its oldest queued mail.
     public func mailQueue(depth: [NotificationStatus: Int], oldestQueuedAge: Duration?) {
         for status in NotificationStatus.allCases { mailQueueDepth(status).set(Double(depth[status] ?? 0)) }
-        mailOldestQueuedAge.set(oldestQueuedAge.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0)
+        mailOldestQueuedAge.set(oldestQueuedAge?.seconds ?? 0)
     }
 
     public func readiness(_ isReady: Bool) {
@@ -329,3 +329,5 @@ extension PrometheusCollectorRegistry {
         makeDurationHistogram(descriptor: descriptor(name, help), labels: labels, buckets: buckets)
     }
 }
+
+extension HeraldMetrics: MailQueueSampleObserver {}

@@ -39,11 +39,11 @@ public final class RedisClient: Sendable {
             logger: logger, observer: observer, dropped: DroppedConnections())
     }
 
-    /// A client configured from `HERALD_REDIS_*` settings.
-    public convenience init(configuration: HeraldConfiguration.Redis, logger: Logger) {
+    /// A client as `settings` describe it.
+    public convenience init(settings: RedisSettings, observer: any ConnectionObserver = NoConnectionObserver(), logger: Logger) {
         self.init(
-            endpoint: configuration.endpoint, connectTimeout: configuration.connectTimeout,
-            commandTimeout: configuration.commandTimeout, poolSize: configuration.poolSize, logger: logger)
+            endpoint: settings.endpoint, connectTimeout: settings.connectTimeout, commandTimeout: settings.commandTimeout,
+            poolSize: settings.poolSize, observer: observer, logger: logger)
     }
 
     /// Sends every command in one write on one connection and returns one reply per command,

@@ -38,7 +38,7 @@ public struct RedisLinkTokenStore: LinkTokenStore {
     }
 
     public func store(_ grant: LinkGrant, tokenHash: String, ttl: Duration) async throws {
-        let milliseconds = max(1, ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, ttl.wholeMilliseconds)
         let reply = try await client.command([
             "SET", Self.key(grant.purpose, tokenHash: tokenHash), Self.value(grant), "PX", String(milliseconds),
         ])

@@ -34,10 +34,10 @@ public final class RedisRevocationStore: RevocationStore {
     }
 
     /// A store with the TTLs of `HERALD_ROLE_INVALIDATION_TTL` and `HERALD_USER_REVOCATION_TTL`.
-    public convenience init(client: RedisClient, configuration: HeraldConfiguration.Redis, logger: Logger) {
+    public convenience init(client: RedisClient, settings: RedisSettings, logger: Logger) {
         self.init(
-            client: client, roleInvalidationTTL: configuration.roleInvalidationTTL,
-            userRevocationTTL: configuration.userRevocationTTL, logger: logger)
+            client: client, roleInvalidationTTL: settings.roleInvalidationTTL, userRevocationTTL: settings.userRevocationTTL,
+            logger: logger)
     }
 
     /// The Redis key of a mark's subject, as the auth API reads it.
@@ -135,7 +135,6 @@ public final class RedisRevocationStore: RevocationStore {
     }
 
     private static func wholeSeconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return max(1, seconds + (attoseconds > 0 ? 1 : 0))
+        max(1, duration.secondsRoundedUp)
     }
 }

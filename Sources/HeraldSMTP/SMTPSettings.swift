@@ -46,10 +46,14 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
     /// for servers that dislike long sessions, and the benchmark's baseline).
     public let reuseConnections: Bool
 
+    public static let defaultConnectTimeout: Duration = .seconds(10)
+    public static let defaultTransferTimeout: Duration = .seconds(60)
+
     public init(
         url: String, username: String? = nil, password: String? = nil, allowPlaintext: Bool = false,
         verifyCertificate: Bool = true, caFile: String? = nil, heloName: String? = nil,
-        connectTimeout: Duration = .seconds(10), transferTimeout: Duration = .seconds(60), reuseConnections: Bool = true
+        connectTimeout: Duration = defaultConnectTimeout, transferTimeout: Duration = defaultTransferTimeout,
+        reuseConnections: Bool = true
     ) throws(ValidationError) {
         let field = "HERALD_SMTP_URL"
         guard !HeaderText.containsControl(url), !url.contains(" ") else {

@@ -4,7 +4,7 @@ import Testing
 /// Type, id and time resolution (docs/integration.md, "Events Herald consumes").
 @Suite("Envelope decoding")
 struct EnvelopeDecoderTests {
-    let decoder = EnvelopeDecoder(clock: fixedClock)
+    let decoder = EnvelopeDecoder(maxClockSkewName: "HERALD_MAX_CLOCK_SKEW", clock: fixedClock)
 
     func decode(_ message: InboundMessage, with decoder: EnvelopeDecoder? = nil) throws(Rejection) -> EventMetadata {
         try (decoder ?? self.decoder).decode(message).metadata

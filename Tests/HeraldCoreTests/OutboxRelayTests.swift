@@ -12,10 +12,14 @@ final class FakeOutboxStore: OutboxStore {
         var error: String?
     }
     private let rows: Mutex<[Row]>
+    private let deleted = Mutex<[(age: Duration, batchSize: Int)]>([])
 
-    init(_ events: [OutboxEvent]) {
+    init(_ events: [OutboxEvent] = []) {
         rows = Mutex(events.map { Row(event: $0) })
     }
+
+    /// The `deleteProcessed` calls so far.
+    var deletions: [(age: Duration, batchSize: Int)] { deleted.withLock { $0 } }
 
     var snapshot: [Row] { rows.withLock { $0 } }
 
@@ -52,7 +56,10 @@ final class FakeOutboxStore: OutboxStore {
         return outcomes
     }
 
-    func deleteProcessed(olderThan age: Duration, batchSize: Int) async throws -> Int { 0 }
+    func deleteProcessed(olderThan age: Duration, batchSize: Int) async throws -> Int {
+        deleted.withLock { $0.append((age, batchSize)) }
+        return 0
+    }
 
     func backlog() async throws -> OutboxBacklog { OutboxBacklog(failedRows: 0, blockedAggregates: 0, waitingRows: 0) }
 }
@@ -165,44 +172,5 @@ struct OutboxCoreTests {
         let waiter = Task { await wakeup.wait(timeout: .seconds(3600)) }
         wakeup.ring()
         await waiter.value
-    }
-
-    @Test("outbox configuration: defaults, values, and errors naming the variable")
-    func configuration() throws {
-        let defaults = try HeraldConfiguration.load(environment: [:], readFile: { _ in "" }).outbox
-        #expect(!defaults.enabled)
-        #expect(defaults.layout == OutboxTableLayout())
-        #expect(defaults.topics.defaultPattern == "{aggregate_type}.events")
-        let c = try HeraldConfiguration.load(
-            environment: [
-                "HERALD_OUTBOX_ENABLED": "true", "HERALD_OUTBOX_TABLE": "api.Outbox",
-                "HERALD_OUTBOX_COLUMNS": "id=event_id, event_data=payload",
-                "HERALD_OUTBOX_TOPICS": "User=users,Order=shop.orders", "HERALD_OUTBOX_TOPIC_PATTERN": "",
-                "HERALD_OUTBOX_BATCH_SIZE": "50", "HERALD_OUTBOX_RETENTION": "2d", "HERALD_OUTBOX_DATABASE_URL_FILE": "/secret",
-            ], readFile: { _ in "postgresql://api@db/api\n" }
-        ).outbox
-        #expect(c.enabled)
-        #expect(c.layout.schema == "api" && c.layout.table == "Outbox")
-        #expect(
-            c.layout.name(of: .id) == "event_id" && c.layout.name(of: .eventData) == "payload" && c.layout.name(of: .status) == "status")
-        #expect(c.topics == OutboxTopicMapping(topics: ["User": "users", "Order": "shop.orders"], defaultPattern: nil))
-        #expect(c.batchSize == 50 && c.retention == .seconds(2 * 86_400))
-        #expect(try c.requireURL(fallback: nil) == "postgresql://api@db/api")
-        #expect(throws: ConfigurationError.self) { try OutboxConfiguration().requireURL(fallback: nil) }
-
-        let bad: [(String, String)] = [
-            ("HERALD_OUTBOX_ENABLED", "maybe"), ("HERALD_OUTBOX_TABLE", "a.b.c"), ("HERALD_OUTBOX_TABLE", "drop table;"),
-            ("HERALD_OUTBOX_COLUMNS", "nope=x"), ("HERALD_OUTBOX_COLUMNS", "id=a\"b"), ("HERALD_OUTBOX_COLUMNS", "id=status"),
-            ("HERALD_OUTBOX_TOPICS", "User"), ("HERALD_OUTBOX_TOPIC_PATTERN", "no-placeholder"), ("HERALD_OUTBOX_BATCH_SIZE", "0"),
-            ("HERALD_OUTBOX_CHANNEL", "a-b"), ("HERALD_OUTBOX_POLL_INTERVAL", "soon"),
-        ]
-        for (name, value) in bad {
-            do throws(ConfigurationError) {
-                _ = try HeraldConfiguration.load(environment: [name: value], readFile: { _ in "" })
-                Issue.record("\(name)=\(value) was accepted")
-            } catch {
-                #expect(error.setting == name, "\(name)=\(value): \(error)")
-            }
-        }
     }
 }

@@ -10,9 +10,9 @@ struct RedisRevocationStoreTests {
     /// A store with the default TTLs (8 days for roles, 7 for users).
     private func makeStore(_ redis: RedisServer, logger: Logger = RedisTests.quietLogger) throws -> (RedisRevocationStore, RedisClient) {
         let client = try RedisTests.client(redis.url)
-        var configuration = HeraldConfiguration().redis
-        configuration.endpoint = try RedisEndpoint(url: redis.url)
-        return (RedisRevocationStore(client: client, configuration: configuration, logger: logger), client)
+        var settings = RedisSettings()
+        settings.endpoint = try RedisEndpoint(url: redis.url)
+        return (RedisRevocationStore(client: client, settings: settings, logger: logger), client)
     }
 
     private func role(_ name: String, _ asOf: Int64) throws -> RevocationMark {

@@ -65,14 +65,17 @@ public struct Rejection: Error, Hashable, Sendable, CustomStringConvertible {
 public struct EnvelopeDecoder: Sendable {
     public var defaultTypeByTopic: [String: EventType]
     public var maxClockSkew: Duration
+    /// How a rejection names the skew's setting, so that an operator knows what to change.
+    public var maxClockSkewName: String
     public var clock: @Sendable () -> EventTime
 
     public init(
         defaultTypeByTopic: [String: EventType] = [:], maxClockSkew: Duration = .seconds(300),
-        clock: @escaping @Sendable () -> EventTime = { EventTime.now() }
+        maxClockSkewName: String = "the maximum clock skew", clock: @escaping @Sendable () -> EventTime = { EventTime.now() }
     ) {
         self.defaultTypeByTopic = defaultTypeByTopic
         self.maxClockSkew = maxClockSkew
+        self.maxClockSkewName = maxClockSkewName
         self.clock = clock
     }
 
@@ -166,18 +169,17 @@ public struct EnvelopeDecoder: Sendable {
     /// Rejects a time further ahead of Herald's clock than the allowed skew.
     func checkNotInTheFuture(_ time: EventTime) throws(Rejection) {
         let now = clock()
-        let skewMs = Int64(maxClockSkew.components.seconds) * 1000 + maxClockSkew.components.attoseconds / 1_000_000_000_000_000
-        guard time.millisecondsSinceEpoch > now.millisecondsSinceEpoch + skewMs else { return }
+        guard time.millisecondsSinceEpoch > now.millisecondsSinceEpoch + maxClockSkew.wholeMilliseconds else { return }
         let ahead = Duration.milliseconds(time.millisecondsSinceEpoch - now.millisecondsSinceEpoch)
         throw Rejection(
             .invalidEnvelope,
             "event time \(RFC3339.format(time)) is \(Self.describe(ahead)) ahead of Herald's clock (\(RFC3339.format(now))), "
-                + "more than the allowed skew of \(Self.describe(maxClockSkew)) (HERALD_MAX_CLOCK_SKEW)")
+                + "more than the allowed skew of \(Self.describe(maxClockSkew)) (\(maxClockSkewName))")
     }
 
     /// `3d 4h`, `12m 5s`, `800ms`: a readable duration for messages.
     static func describe(_ duration: Duration) -> String {
-        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let ms = duration.wholeMilliseconds
         if ms < 1000 { return "\(ms)ms" }
         let units: [(String, Int64)] = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
         var rest = ms

@@ -11,7 +11,15 @@ public struct MailRateLimit: Sendable, Hashable, CustomStringConvertible {
         self.window = window
     }
 
-    public var description: String { "\(count) per \(window.components.seconds)s" }
+    public var description: String { "\(count) per \(Int64(window.seconds))s" }
+
+    /// At most 5 mails with a one-time link per address and kind per hour (Supabase and
+    /// Keycloak limit the same mails); security notices are never limited.
+    public static let defaults: [NotificationKind: MailRateLimit] = [
+        .passwordReset: MailRateLimit(count: 5, window: .seconds(3600)),
+        .verifyEmail: MailRateLimit(count: 5, window: .seconds(3600)),
+        .emailChangeConfirm: MailRateLimit(count: 5, window: .seconds(3600)),
+    ]
 }
 
 /// How old a mail's event may be, per kind: mail past it is not sent (`expired`), whether it
@@ -46,6 +54,6 @@ public struct MailMaxAges: Sendable, Hashable {
         guard age > maxAge else { return nil }
         let seconds = age >= .seconds(1) ? Duration.seconds(Int64(age.seconds)) : age
         return
-            "requested at \(requestedAt), \(formatDuration(seconds)) ago: older than the \(kind.rawValue) maximum age of \(formatDuration(maxAge))"
+            "requested at \(requestedAt), \(seconds.unitsDescription) ago: older than the \(kind.rawValue) maximum age of \(maxAge.unitsDescription)"
     }
 }

@@ -1,6 +1,6 @@
 import Logging
 
-/// The relay's settings (see `OutboxConfiguration` for the environment variables).
+/// The relay's settings (read from `HERALD_OUTBOX_*` by HeraldSettings).
 public struct OutboxRelaySettings: Sendable, Hashable {
     /// Rows claimed per transaction.
     public var batchSize: Int
@@ -230,7 +230,7 @@ public struct OutboxRelay: Sendable {
             case .topic(let failure): failure.description
             case .notJSON(let reason): "event_data is not valid JSON (\(reason))"
             case .tooLarge(let size, let limit):
-                "the message would be \(size) bytes, above the limit of \(limit) (HERALD_OUTBOX_MAX_MESSAGE_BYTES)"
+                "the message would be \(size) bytes, above the relay's limit of \(limit) bytes"
             case .empty(let column): "\(column) is empty"
             }
         }

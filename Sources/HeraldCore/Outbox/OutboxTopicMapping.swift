@@ -22,7 +22,7 @@ public struct OutboxTopicMapping: Sendable, Hashable {
         public var description: String {
             switch self {
             case .unmapped(let type):
-                "no topic for aggregate type \(quoted(type)): it has no entry in HERALD_OUTBOX_TOPICS and there is no default pattern"
+                "no topic for aggregate type \(quoted(type)): the topic mapping has no entry for it and no default pattern"
             case .invalidTopic(let type, let topic):
                 "aggregate type \(quoted(type)) maps to \(quoted(topic)), which is not a valid Kafka topic name"
             }
@@ -42,4 +42,13 @@ public struct OutboxTopicMapping: Sendable, Hashable {
 func quoted(_ text: String, limit: Int = 100) -> String {
     let cut = text.count > limit ? String(text.prefix(limit)) + "…" : text
     return "\"" + cut + "\""
+}
+
+/// A Kafka topic name: 1 to 249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+public func isTopicName(_ name: String) -> Bool {
+    !name.isEmpty && name.utf8.count <= 249 && name != "." && name != ".."
+        && name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
+                || b == 0x2D
+        }
 }

@@ -42,11 +42,3 @@ private func _pow(_ base: Double, _ exponent: Double) -> Double {
     }
     return result
 }
-
-extension Duration {
-    /// The duration in seconds as a Double.
-    public var seconds: Double {
-        let (s, atto) = components
-        return Double(s) + Double(atto) / 1e18
-    }
-}

@@ -119,4 +119,15 @@ public enum StandardHandlers {
     }
 
     public static var handledTypes: Set<EventType> { all.reduce(into: []) { $0.formUnion($1.handledTypes) } }
+
+    /// The events only the mail handler takes: with mail off they have no effect at all.
+    public static var mailOnlyTypes: Set<EventType> {
+        MailHandler().handledTypes.subtracting(handlers(mail: nil).flatMap(\.handledTypes))
+    }
+
+    /// The types acknowledged without effect: `ignored` (configured), plus the mail-only
+    /// events when mail is off (they are valid events with nothing to do, not dead letters).
+    public static func acknowledgedWithoutEffect(ignored: Set<EventType>, mailEnabled: Bool) -> Set<EventType> {
+        mailEnabled ? ignored : ignored.union(mailOnlyTypes)
+    }
 }

@@ -49,7 +49,7 @@ extension PostgresConnection {
             pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
             pollfd(fd: interrupt, events: Int16(POLLIN), revents: 0),
         ]
-        let milliseconds = Int32(clamping: max(0, Int64(timeout.seconds * 1000)))
+        let milliseconds = Int32(clamping: max(0, timeout.wholeMilliseconds))
         // Blocking: poll(2) waits for the server or the interrupt pipe, at most `timeout`.
         let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
         if ready < 0 {

@@ -80,15 +80,13 @@ struct PostgresConnectionSettings: Sendable {
 
     /// Milliseconds for `statement_timeout`; 0 (no timeout) for zero or negative durations.
     static func milliseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
         guard duration > .zero else { return 0 }
-        return max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        return max(1, duration.wholeMilliseconds)
     }
 
     /// Whole seconds for `connect_timeout`, rounded up, at least 1 (libpq treats 0 as
     /// "wait forever").
     static func wholeSeconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return max(1, seconds + (attoseconds > 0 ? 1 : 0))
+        max(1, duration.secondsRoundedUp)
     }
 }

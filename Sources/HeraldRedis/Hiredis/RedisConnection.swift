@@ -171,7 +171,7 @@ final class RedisConnection {
 extension timeval {
     /// A `timeval` for a timeout, at least one millisecond (zero would mean "no timeout").
     init(_ duration: Duration) {
-        let (seconds, attoseconds) = max(duration, .milliseconds(1)).components
-        self.init(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        let microseconds = max(duration, .milliseconds(1)).wholeMicroseconds
+        self.init(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
     }
 }

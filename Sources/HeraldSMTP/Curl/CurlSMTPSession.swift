@@ -40,8 +40,8 @@ final class CurlSMTPSession {
         if let caFile = settings.caFile { options.set(CURLOPT_CAINFO, caFile) }
         if let username = settings.username { options.set(CURLOPT_USERNAME, username) }
         if let password = settings.password { options.set(CURLOPT_PASSWORD, password) }
-        options.set(CURLOPT_CONNECTTIMEOUT_MS, settings.connectTimeout.milliseconds)
-        options.set(CURLOPT_TIMEOUT_MS, settings.transferTimeout.milliseconds)
+        options.set(CURLOPT_CONNECTTIMEOUT_MS, Int(max(1, settings.connectTimeout.wholeMilliseconds)))
+        options.set(CURLOPT_TIMEOUT_MS, Int(max(1, settings.transferTimeout.wholeMilliseconds)))
         // No SIGALRM for DNS timeouts: signals and several threads do not mix.
         options.set(CURLOPT_NOSIGNAL, 1)
         if !settings.reuseConnections { options.set(CURLOPT_FORBID_REUSE, 1) }
@@ -221,13 +221,5 @@ extension CurlSMTPSession {
         private mutating func record(_ result: CURLcode) {
             if result != CURLE_OK && failure == nil { failure = result }
         }
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, at least 1.
-    var milliseconds: Int {
-        let (seconds, attoseconds) = components
-        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
     }
 }

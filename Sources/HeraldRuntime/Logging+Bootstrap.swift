@@ -1,10 +1,11 @@
 import Foundation
 import HeraldCore
+import HeraldSettings
 import Logging
 
-enum HeraldLogging {
+public enum HeraldLogging {
     /// Bootstraps swift-log once, from HERALD_LOG_FORMAT, HERALD_LOG_LEVEL and HERALD_LOG_MASK_EMAILS.
-    static func bootstrap(format: HeraldConfiguration.LogFormat, level: String, maskEmails: Bool = false) {
+    public static func bootstrap(format: LogSettings.Format, level: String, maskEmails: Bool = false) {
         let logLevel = Logger.Level(rawValue: level) ?? .info
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler

@@ -2,24 +2,26 @@ import ArgumentParser
 import Foundation
 import HeraldCore
 import HeraldPostgres
+import HeraldRuntime
+import HeraldSettings
 import Logging
 
-/// `make bench` only: inbox inserts batched (one multi-row INSERT per batch, in a transaction,
+/// Inbox inserts batched (one multi-row INSERT per batch, in a transaction,
 /// as `herald run` does) against one autocommit INSERT per row, on the same server.
 struct BenchInboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-inbox", abstract: "Benchmark inbox inserts (for make bench).", shouldDisplay: false)
+        commandName: "inbox", abstract: "Benchmark inbox inserts: batched against one autocommit INSERT per row.")
 
     @Option var rows = 100_000
     @Option var singleRows = 10_000
     @Option var batch = 500
 
     func run() async throws {
-        let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
+        let settings = try HeraldSettings.load(environment: ProcessInfo.processInfo.environment)
+        HeraldLogging.bootstrap(format: settings.log.format, level: "warning")
         let logger = Logger(label: "herald.bench")
         let schema = "herald_bench"
-        let client = try await BenchDatabase.fresh(schema: schema, poolSize: 1, config, logger: logger)
+        let client = try await BenchDatabase.fresh(schema: schema, poolSize: 1, settings.database, logger: logger)
         defer { client.close() }
         let inbox = PostgresEventInbox(client: client, schema: schema, logger: logger)
 
@@ -67,10 +69,8 @@ struct BenchInboxCommand: AsyncParsableCommand {
 /// Herald's schema for a benchmark, dropped and migrated afresh on HERALD_DATABASE_URL's
 /// server.
 enum BenchDatabase {
-    static func fresh(schema: String, poolSize: Int, _ config: HeraldConfiguration, logger: Logger) async throws -> PostgresClient {
-        let client = PostgresClient(
-            conninfo: try config.database.requireURL(), poolSize: poolSize, password: config.database.password?.value,
-            logger: logger)
+    static func fresh(schema: String, poolSize: Int, _ database: DatabaseSettings, logger: Logger) async throws -> PostgresClient {
+        let client = PostgresClient(settings: try database.requireConnection().with(poolSize: poolSize), logger: logger)
         _ = try await client.withConnection { try $0.execute("DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE") }
         try await PostgresMigrator(client: client, schema: schema, migrations: HeraldSchema.migrations, logger: logger).migrate()
         return client

@@ -2,7 +2,7 @@ import Foundation
 import HeraldCore
 import Synchronization
 
-/// For `make bench` only (hidden `--bench-*` options of `herald run`): counts events, and
+/// For `herald-bench run`: counts events, and
 /// after `target` of them prints one JSON line with the rate and peak RSS, then stops Herald.
 final class BenchmarkObserver: ProcessingObserver {
     private struct State {

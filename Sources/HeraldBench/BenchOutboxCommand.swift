@@ -3,15 +3,17 @@ import Foundation
 import HeraldCore
 import HeraldKafka
 import HeraldPostgres
+import HeraldRuntime
+import HeraldSettings
 import Logging
 import Synchronization
 
-/// `make bench` only: relays a pre-filled outbox with one and with two relays (rows/s), then
+/// Relays a pre-filled outbox with one and with two relays (rows/s), then
 /// measures commit-to-acknowledged latency at a steady insert rate, with the NOTIFY trigger
 /// and indexes installed. In-process embedded broker; HERALD_DATABASE_URL's server.
 struct BenchOutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-outbox", abstract: "Benchmark the outbox relay (for make bench).", shouldDisplay: false)
+        commandName: "outbox", abstract: "Benchmark the outbox relay: one and two relays, then latency at a steady rate.")
 
     @Option var rows = 100_000
     @Option var aggregates = 10_000
@@ -21,13 +23,13 @@ struct BenchOutboxCommand: AsyncParsableCommand {
     @Option var pollMs = 1000
 
     func run() async throws {
-        let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
+        let settings = try HeraldSettings.load(environment: ProcessInfo.processInfo.environment)
+        HeraldLogging.bootstrap(format: settings.log.format, level: "warning")
         let logger = Logger(label: "herald.bench")
-        let url = try config.database.requireURL()
+        let database = try settings.database.requireConnection().with(poolSize: 1)
         let schema = "herald_bench_outbox"
         let layout = OutboxTableLayout(schema: schema, table: "outbox_events")
-        let admin = PostgresClient(conninfo: url, poolSize: 1, password: config.database.password?.value, logger: logger)
+        let admin = PostgresClient(settings: database, logger: logger)
         defer { admin.close() }
         try await admin.withConnection { connection in
             try connection.execute("DROP SCHEMA IF EXISTS herald_bench_outbox CASCADE")
@@ -50,14 +52,14 @@ struct BenchOutboxCommand: AsyncParsableCommand {
 
         let broker = try EmbeddedBroker(logger: logger)
         try broker.createTopic("user.events", partitions: 32)
-        let settings = OutboxRelaySettings(batchSize: batch, maxAttempts: 5, topics: OutboxTopicMapping())
+        let relaySettings = OutboxRelaySettings(batchSize: batch, maxAttempts: 5, topics: OutboxTopicMapping())
         func relay(_ observer: any OutboxObserver = NoOutboxObserver()) throws -> (OutboxRelay, PostgresClient, KafkaProducer) {
-            let client = PostgresClient(conninfo: url, poolSize: 1, password: config.database.password?.value, logger: logger)
+            let client = PostgresClient(settings: database, logger: logger)
             let producer = try KafkaProducer(bootstrapServers: broker.bootstrapServers, logger: logger)
             let store = PostgresOutboxStore(client: client, layout: layout, logger: logger)
             return (
                 OutboxRelay(
-                    store: store, publisher: KafkaOutboxPublisher(producer: producer), settings: settings, observer: observer,
+                    store: store, publisher: KafkaOutboxPublisher(producer: producer), settings: relaySettings, observer: observer,
                     logger: logger), client, producer
             )
         }
@@ -88,7 +90,7 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         var start = clock.now
         let oneReport = try await one.drain()
         let oneRate = Double(oneReport.published) / (clock.now - start).seconds
-        guard try await pending() == 0, oneReport.published == rows else { throw HeraldCLIError("one relay left rows behind") }
+        guard try await pending() == 0, oneReport.published == rows else { throw BenchError("one relay left rows behind") }
 
         // Two relays.
         try await fill()
@@ -99,7 +101,7 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         let (reportA, reportB) = try await (a, b)
         let twoRate = Double(reportA.published + reportB.published) / (clock.now - start).seconds
         guard try await pending() == 0, reportA.published + reportB.published == rows else {
-            throw HeraldCLIError("two relays left rows behind or published twice")
+            throw BenchError("two relays left rows behind or published twice")
         }
         for client in [oneClient, twoClient] { client.close() }
         await oneProducer.close()
@@ -111,11 +113,11 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         let (steady, steadyClient, steadyProducer) = try relay(observer)
         let wakeup = Doorbell()
         let listener = PostgresListener(
-            conninfo: url, password: config.database.password?.value, channel: "herald_bench", logger: logger,
+            settings: database, channel: "herald_bench", applicationName: "herald-outbox-listen", logger: logger,
             onNotify: { wakeup.ring() })
         listener.start()
         let running = Task { try await steady.run(wakeup: wakeup, pollInterval: .milliseconds(pollMs)) }
-        let api = PostgresClient(conninfo: url, poolSize: 1, password: config.database.password?.value, logger: logger)
+        let api = PostgresClient(settings: database, logger: logger)
         // Warm-up: the producer's first record waits for its connection, metadata and
         // producer id; that is start-up, not steady-state latency.
         try await api.withConnection { connection in

@@ -1,4 +1,5 @@
 /// A bad or missing setting. The message names the setting and never repeats a secret.
+/// Helpers throw it; only a command's entry point turns it into exit code 78 (EX_CONFIG).
 public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
     public let setting: String
     public let problem: String
@@ -9,16 +10,4 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
     }
 
     public var description: String { "\(setting): \(problem)" }
-}
-
-/// A value that must never be printed: its description is redacted.
-public struct Secret: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
-    public let value: String
-
-    public init(_ value: String) {
-        self.value = value
-    }
-
-    public var description: String { "<redacted>" }
-    public var debugDescription: String { "<redacted>" }
 }

@@ -4,9 +4,11 @@ import HeraldCore
 import HeraldCourier
 import HeraldPostgres
 import HeraldRedis
+import HeraldRuntime
+import HeraldSettings
 import Logging
 
-/// `make bench` only: the courier sending queued password-reset mails (token minted and
+/// The courier sending queued password-reset mails (token minted and
 /// stored in Redis, templates rendered, SMTP) to a local sink. `throughput` queues `count`
 /// mails at once and times sending them all; `steady` queues `rate` mails per second for
 /// `duration` seconds, each in a transaction that NOTIFYs the mail channel as the inbox's
@@ -14,7 +16,7 @@ import Logging
 /// reports the queue's latency from `queued` (created_at) to `sent` (sent_at).
 struct BenchMailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-mail", abstract: "Benchmark the courier (for make bench).", shouldDisplay: false)
+        commandName: "mail", abstract: "Benchmark the courier: throughput to a local SMTP sink, or latency at a steady rate.")
 
     enum Mode: String, ExpressibleByArgument { case throughput, steady }
 
@@ -27,32 +29,31 @@ struct BenchMailCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo) var reuse = true
 
     func run() async throws {
-        let config = Environment.configuration()
-        HeraldLogging.bootstrap(format: config.logFormat, level: "warning")
+        // The configured settings, with the benchmark's transport, sender and pace.
+        var environment = ProcessInfo.processInfo.environment
+        environment["HERALD_SMTP_URL"] = smtpURL
+        environment["HERALD_SMTP_ALLOW_PLAINTEXT"] = "true"
+        environment["HERALD_SMTP_WORKERS"] = String(workers)
+        environment["HERALD_SMTP_REUSE_CONNECTIONS"] = String(reuse)
+        environment["HERALD_MAIL_FROM"] = environment["HERALD_MAIL_FROM"] ?? "Herald Bench <bench@herald.test>"
+        environment["HERALD_LINK_BASE_URL"] = environment["HERALD_LINK_BASE_URL"] ?? "https://auth.herald.test"
+        environment["HERALD_MAIL_POLL_INTERVAL"] = "1s"
+        let settings = try HeraldSettings.load(environment: environment)
+        HeraldLogging.bootstrap(format: settings.log.format, level: "warning")
         let logger = Logger(label: "herald.bench")
         let schema = "herald_bench_mail"
-        let client = try await BenchDatabase.fresh(schema: schema, poolSize: 4, config, logger: logger)
+        let client = try await BenchDatabase.fresh(schema: schema, poolSize: 4, settings.database, logger: logger)
         defer { client.close() }
-        let redis = RedisClient(configuration: config.redis, logger: logger)
+        let redis = RedisClient(settings: settings.redis, logger: logger)
         defer { redis.close() }
-
-        var mail = config.mail
-        mail.smtpURL = Secret(smtpURL)
-        mail.allowPlaintext = true
-        mail.from = mail.from ?? "Herald Bench <bench@herald.test>"
-        mail.linkBaseURL = mail.linkBaseURL ?? "https://auth.herald.test"
-        mail.workers = workers
-        mail.reuseConnections = reuse
-        mail.batchSize = max(mail.batchSize, workers * 16)
-        mail.pollInterval = .seconds(1)
-        let setup = try MailSetup.make(mail)
+        var mail = settings.mail
+        mail.courier.batchSize = max(mail.courier.batchSize, workers * 16)
+        let wiring = try MailWiring(mail)
         let doorbell = Doorbell()
-        let (courier, transport) = setup.makeCourier(
-            database: client, schema: schema, redis: redis, doorbell: doorbell, logger: Logger(label: "herald.courier"))
+        let (courier, transport) = wiring.courier(database: client, schema: schema, redis: redis, doorbell: doorbell)
         let channel = PostgresEventInbox.mailChannel(schema: schema)
         let listener = PostgresListener(
-            conninfo: try config.database.requireURL(), password: config.database.password?.value, channel: channel,
-            connectTimeout: config.database.connectTimeout, applicationName: "herald-mail-listen",
+            settings: try settings.database.requireConnection(), channel: channel, applicationName: "herald-mail-listen",
             logger: Logger(label: "herald.courier.listen"), onNotify: { doorbell.ring() })
         listener.start()
         let queue = schema + ".notifications"
@@ -83,7 +84,7 @@ struct BenchMailCommand: AsyncParsableCommand {
             let running = Task { await courier.run() }
             let deadline = clock.now + .seconds(600)
             while try await sentCount() < count {
-                guard clock.now < deadline else { throw HeraldCLIError("not all mail was sent within 10 minutes") }
+                guard clock.now < deadline else { throw BenchError("not all mail was sent within 10 minutes") }
                 try await Task.sleep(for: .milliseconds(20))
             }
             let elapsed = (clock.now - start).seconds

@@ -1,3 +1,5 @@
+import HeraldCore
+
 /// Where and how to reach Redis: `redis://[user:password@]host[:port][/db]` or
 /// `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`, `redis-socket://`).
 public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {

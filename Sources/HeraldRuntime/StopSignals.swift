@@ -10,7 +10,7 @@ import UnixSignals
 /// a signal during start-up met the default action and killed the process (exit 143)
 /// wherever it was. The service group is then built without signals of its own: only one
 /// handler per signal can be installed.
-final class StopSignals: Sendable {
+public final class StopSignals: Sendable {
     private struct State {
         var signal: UnixSignal?
         var cancelStartup: (@Sendable () -> Void)?
@@ -22,7 +22,7 @@ final class StopSignals: Sendable {
     private init() {}
 
     /// Installs the handlers (returns once they are registered) and starts watching.
-    static func install() async -> StopSignals {
+    public static func install() async -> StopSignals {
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let stop = StopSignals()
         Task {
@@ -32,12 +32,12 @@ final class StopSignals: Sendable {
     }
 
     /// The first signal received, if any.
-    var signal: UnixSignal? { state.withLock { $0.signal } }
+    public var signal: UnixSignal? { state.withLock { $0.signal } }
 
     /// Runs one start-up step; a signal cancels it. Returns nil when a signal arrived before or
     /// during the step: the step has then ended (cancelled, or finished and its result dropped)
     /// and nothing is left half-done.
-    func interruptible<T: Sendable>(_ step: @escaping @Sendable () async throws -> T) async throws -> T? {
+    public func interruptible<T: Sendable>(_ step: @escaping @Sendable () async throws -> T) async throws -> T? {
         let task = Task { try await step() }
         let requested = state.withLock { s -> Bool in
             if s.signal == nil { s.cancelStartup = { task.cancel() } }
@@ -55,7 +55,7 @@ final class StopSignals: Sendable {
     }
 
     /// From now on a signal shuts `group` down gracefully (at once, when one already came).
-    func attach(_ group: ServiceGroup) async {
+    public func attach(_ group: ServiceGroup) async {
         let requested = state.withLock { s -> Bool in
             s.group = group
             return s.signal != nil

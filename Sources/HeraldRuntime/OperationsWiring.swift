@@ -8,10 +8,9 @@ import HeraldRedis
 import Logging
 import Metrics
 import Prometheus
-import ServiceLifecycle
 
-/// Builds Herald's metrics, the lag monitor, the mail queue sampler and the operations HTTP
-/// server for `herald run`.
+/// Builds Herald's metrics and the operations HTTP server (its health and readiness checks)
+/// for `herald run`.
 enum OperationsWiring {
     /// The metrics registry; also the swift-metrics backend, so library metrics land there too.
     static func bootstrapMetrics() -> HeraldMetrics {
@@ -21,10 +20,9 @@ enum OperationsWiring {
     }
 
     static func server(
-        _ config: HeraldConfiguration, metrics: HeraldMetrics, consumer: KafkaEventConsumer, monitor: KafkaLagMonitor,
+        _ ops: OperationsSettings, groupID: String, metrics: HeraldMetrics, consumer: KafkaEventConsumer, monitor: KafkaLagMonitor,
         redis: RedisClient, database: PostgresClient
     ) -> OperationsServer {
-        let ops = config.operations
         let stall = ops.stallTimeout
         let sampleStall = stall + ops.sampleInterval
         let liveness = [
@@ -42,9 +40,9 @@ enum OperationsWiring {
                 let assigned = consumer.assignment.count
                 if assigned > 0 { return CheckResult(ok: true, detail: "\(assigned) partitions assigned") }
                 if consumer.hasGroupAssignment {
-                    return CheckResult(ok: true, detail: "in group \(config.kafka.groupID) with nothing to assign")
+                    return CheckResult(ok: true, detail: "in group \(groupID) with nothing to assign")
                 }
-                return CheckResult(ok: false, detail: "no assignment from group \(config.kafka.groupID) yet")
+                return CheckResult(ok: false, detail: "no assignment from group \(groupID) yet")
             },
             HealthCheck("redis") {
                 do {
@@ -69,45 +67,7 @@ enum OperationsWiring {
     }
 
     static func seconds(_ d: Duration) -> String {
-        String(format: "%.1f", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
-    }
-}
-
-/// Runs the lag monitor until shutdown, then closes its client.
-struct LagMonitorService: Service {
-    let monitor: KafkaLagMonitor
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await monitor.run() }
-        await monitor.close()
-    }
-}
-
-/// Samples the mail queue's depth by status and the age of its oldest queued mail.
-struct MailQueueSampler: Service {
-    let queue: PostgresMailQueue
-    let metrics: HeraldMetrics
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            var failing = false
-            while !Task.isCancelled {
-                do {
-                    let depth = try await queue.countByStatus()
-                    let age = try await queue.oldestQueuedAge()
-                    metrics.mailQueue(depth: depth, oldestQueuedAge: age)
-                    failing = false
-                } catch is CancellationError {
-                    return
-                } catch {
-                    if !failing { logger.warning("cannot sample the mail queue", metadata: ["error": "\(error)"]) }
-                    failing = true
-                }
-                try await Task.sleep(for: interval)
-            }
-        }
+        String(format: "%.1f", d.seconds)
     }
 }
 

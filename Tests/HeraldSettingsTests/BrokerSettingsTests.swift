@@ -1,15 +1,15 @@
 import HeraldCore
+import HeraldSettings
 import Testing
 
 /// HERALD_KAFKA_BROKERS fails closed: unset is an error for the daemons, `embedded` asks for
 /// the in-memory broker, and the outbox relay refuses that broker unless told otherwise.
 @Suite("Broker configuration")
-struct BrokerConfigurationTests {
+struct BrokerSettingsTests {
     @Test("unset: no brokers and no embedded broker; the daemons' check names HERALD_KAFKA_BROKERS")
     func unset() throws {
-        let c = try ConfigurationTests.load([:])
+        let c = try SettingsTests.load([:])
         #expect(c.kafka.brokers == nil)
-        #expect(!c.kafka.embeddedBroker)
         let error = try #require(
             { () -> ConfigurationError? in
                 do throws(ConfigurationError) {
@@ -24,23 +24,21 @@ struct BrokerConfigurationTests {
     @Test("`embedded` asks for the embedded broker")
     func embedded() throws {
         for value in ["embedded", " embedded "] {
-            let c = try ConfigurationTests.load(["HERALD_KAFKA_BROKERS": value])
-            #expect(c.kafka.brokers == nil)
-            #expect(c.kafka.embeddedBroker)
+            let c = try SettingsTests.load(["HERALD_KAFKA_BROKERS": value])
+            #expect(c.kafka.brokers == .embedded)
             #expect(try c.kafka.requireBrokers() == .embedded)
         }
     }
 
     @Test("servers are servers")
     func servers() throws {
-        let c = try ConfigurationTests.load(["HERALD_KAFKA_BROKERS": "kafka-1:9092,kafka-2:9092"])
-        #expect(!c.kafka.embeddedBroker)
+        let c = try SettingsTests.load(["HERALD_KAFKA_BROKERS": "kafka-1:9092,kafka-2:9092"])
         #expect(try c.kafka.requireBrokers() == .servers("kafka-1:9092,kafka-2:9092"))
     }
 
     @Test("the outbox relay refuses the embedded broker unless HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER=true")
     func outboxRefusesEmbedded() throws {
-        let c = try ConfigurationTests.load(["HERALD_KAFKA_BROKERS": "embedded", "HERALD_OUTBOX_ENABLED": "true"])
+        let c = try SettingsTests.load(["HERALD_KAFKA_BROKERS": "embedded", "HERALD_OUTBOX_ENABLED": "true"])
         #expect(!c.outbox.allowEmbeddedBroker)
         #expect(throws: ConfigurationError.self) { try c.outbox.checkBroker(embedded: true, enabledBy: "HERALD_OUTBOX_ENABLED=true") }
         do throws(ConfigurationError) {
@@ -53,10 +51,10 @@ struct BrokerConfigurationTests {
         }
         try c.outbox.checkBroker(embedded: false, enabledBy: "HERALD_OUTBOX_ENABLED=true")
 
-        let allowed = try ConfigurationTests.load(["HERALD_KAFKA_BROKERS": "embedded", "HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER": "true"])
+        let allowed = try SettingsTests.load(["HERALD_KAFKA_BROKERS": "embedded", "HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER": "true"])
         #expect(allowed.outbox.allowEmbeddedBroker)
         try allowed.outbox.checkBroker(embedded: true, enabledBy: "herald outbox relay")
         #expect(
-            ConfigurationTests.error(["HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER": "maybe"])?.setting == "HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER")
+            SettingsTests.error(["HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER": "maybe"])?.setting == "HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER")
     }
 }

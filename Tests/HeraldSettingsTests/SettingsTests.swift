@@ -1,10 +1,13 @@
 import HeraldCore
+import HeraldKafka
+import HeraldRedis
+import HeraldSettings
 import Testing
 
-@Suite("Configuration")
-struct ConfigurationTests {
-    static func load(_ env: [String: String], files: [String: String] = [:]) throws(ConfigurationError) -> HeraldConfiguration {
-        try HeraldConfiguration.load(environment: env, readFile: FakeFiles(files: files).read)
+@Suite("Settings")
+struct SettingsTests {
+    static func load(_ env: [String: String], files: [String: String] = [:]) throws(ConfigurationError) -> HeraldSettings {
+        try HeraldSettings.load(environment: env, readFile: FakeFiles(files: files).read)
     }
 
     static func error(_ env: [String: String], files: [String: String] = [:]) -> ConfigurationError? {
@@ -30,32 +33,32 @@ struct ConfigurationTests {
         #expect(c.redis.roleInvalidationTTL == .seconds(8 * 86_400))
         #expect(c.redis.userRevocationTTL == .seconds(7 * 86_400))
         #expect(c.retry == Backoff())
-        #expect(c.logFormat == .text)
-        #expect(c.logLevel == "info")
-        #expect(c.defaultTypeByTopic.isEmpty)
-        #expect(c.ignoredTypes.isEmpty)
-        #expect(c.acknowledgedWithoutEffect.isEmpty)
+        #expect(c.log.format == .text)
+        #expect(c.log.level == "info")
+        #expect(c.events.defaultTypeByTopic.isEmpty)
+        #expect(c.events.ignoredTypes.isEmpty)
+        #expect(StandardHandlers.acknowledgedWithoutEffect(ignored: c.events.ignoredTypes, mailEnabled: c.mail.enabled).isEmpty)
         #expect(c.mail.enabled)
-        #expect(c.mail.smtpURL == nil)
-        #expect(c.mail.maxAttempts == 8)
-        #expect(c.mail.rateLimits[.passwordReset] == MailRateLimit(count: 5, window: .seconds(3600)))
-        #expect(c.mail.rateLimits[.passwordChanged] == nil)
+        #expect(c.mail.smtp == nil)
+        #expect(c.mail.courier.maxAttempts == 8)
+        #expect(c.mail.policy.rateLimits[.passwordReset] == MailRateLimit(count: 5, window: .seconds(3600)))
+        #expect(c.mail.policy.rateLimits[.passwordChanged] == nil)
         for kind in [NotificationKind.passwordReset, .verifyEmail, .emailChangeConfirm] {
-            #expect(c.mail.maxAges[kind] == .seconds(3600), "\(kind): links, an hour")
+            #expect(c.mail.policy.maxAges[kind] == .seconds(3600), "\(kind): links, an hour")
         }
         for kind in [NotificationKind.welcome, .passwordChanged, .emailChangeRequested, .emailChanged] {
-            #expect(c.mail.maxAges[kind] == .seconds(86_400), "\(kind): notices, a day")
+            #expect(c.mail.policy.maxAges[kind] == .seconds(86_400), "\(kind): notices, a day")
         }
     }
 
     @Test("HERALD_MAIL_MAX_AGE sets maximum ages per kind; kinds not named keep their default")
     func mailMaxAges() throws {
         let c = try Self.load(["HERALD_MAIL_MAX_AGE": "password_reset=30m, welcome=2d"])
-        #expect(c.mail.maxAges[.passwordReset] == .seconds(1800))
-        #expect(c.mail.maxAges[.welcome] == .seconds(2 * 86_400))
-        #expect(c.mail.maxAges[.verifyEmail] == .seconds(3600))
-        #expect(c.mail.maxAges[.emailChanged] == .seconds(86_400))
-        let ages = c.mail.maxAges
+        #expect(c.mail.policy.maxAges[.passwordReset] == .seconds(1800))
+        #expect(c.mail.policy.maxAges[.welcome] == .seconds(2 * 86_400))
+        #expect(c.mail.policy.maxAges[.verifyEmail] == .seconds(3600))
+        #expect(c.mail.policy.maxAges[.emailChanged] == .seconds(86_400))
+        let ages = c.mail.policy.maxAges
         let requested = EventTime(millisecondsSinceEpoch: 1_700_000_000_000)
         func at(_ seconds: Int64) -> EventTime { EventTime(millisecondsSinceEpoch: requested.millisecondsSinceEpoch + seconds * 1000) }
         #expect(ages.expiry(.passwordReset, requestedAt: requested, now: at(1800)) == nil, "at the maximum age: still sent")
@@ -85,23 +88,23 @@ struct ConfigurationTests {
             "HERALD_LOG_FORMAT": "json",
             "HERALD_LOG_LEVEL": "debug",
         ])
-        #expect(c.kafka.brokers == "kafka-1:9092,kafka-2:9092")
+        #expect(c.kafka.brokers == .servers("kafka-1:9092,kafka-2:9092"))
         #expect(c.kafka.groupID == "herald-eu")
         #expect(c.kafka.userTopic == "users.v1")
         #expect(c.kafka.deadLetterTopic(for: "users.v1") == "users.v1-dead")
         #expect(c.redis.endpoint.description == "redis://cache:6380/2")
         #expect(c.redis.poolSize == 8)
-        #expect(c.kafka.commitInterval == .milliseconds(250))
+        #expect(c.kafka.consumer.commitInterval == .milliseconds(250))
         #expect(c.kafka.shutdownTimeout == .seconds(120))
         #expect(c.redis.commandTimeout == .milliseconds(1500))
         #expect(c.redis.roleInvalidationTTL == .seconds(8 * 86_400))
         #expect(c.redis.userRevocationTTL == .seconds(3600))
         #expect(c.retry.initial == .milliseconds(50))
         #expect(c.retry.cap == .seconds(10))
-        #expect(c.defaultTypeByTopic == ["user_service_topic": "UserCreated", "other": "RoleDeleted"])
-        #expect(c.ignoredTypes == ["UserCreated", "LegacyThing"])
-        #expect(c.logFormat == .json)
-        #expect(c.logLevel == "debug")
+        #expect(c.events.defaultTypeByTopic == ["user_service_topic": "UserCreated", "other": "RoleDeleted"])
+        #expect(c.events.ignoredTypes == ["UserCreated", "LegacyThing"])
+        #expect(c.log.format == .json)
+        #expect(c.log.level == "debug")
     }
 
     static let badValues: [(String, String)] = [
@@ -244,12 +247,12 @@ struct ConfigurationTests {
             ("1h", .seconds(3600)), ("8d", .seconds(691_200)), ("0.5s", .milliseconds(500)),
         ])
     func durations(_ text: String, _ expected: Duration) {
-        #expect(parseDuration(text) == expected)
+        #expect(Duration(parsing: text) == expected)
     }
 
     @Test("not durations", arguments: ["", "5", "ms", "s", "5 s", " 5s", "5S", "-1s", "nans", "infs", "1e300s", "5w"])
     func notDurations(_ text: String) {
-        #expect(parseDuration(text) == nil)
+        #expect(Duration(parsing: text) == nil)
     }
 }
 
@@ -347,5 +350,22 @@ struct RedisEndpointTests {
         ])
     func badURLs(_ url: String) {
         #expect(throws: ValidationError.self) { try RedisEndpoint(url: url) }
+    }
+}
+
+@Suite("Event settings")
+struct EventSettingsTests {
+    @Test("the decoder's clock-skew rejection names HERALD_MAX_CLOCK_SKEW")
+    func clockSkewNamed() throws {
+        let decoder = try HeraldSettings.load(environment: ["HERALD_MAX_CLOCK_SKEW": "1m"]).events.decoder
+        #expect(decoder.maxClockSkew == .seconds(60))
+        do {
+            _ = try decoder.decode(
+                InboundMessage(
+                    topic: "t", partition: 0, offset: 0, value: Array(#"{"type":"T","occurred_at":"5000-01-01T00:00:00Z"}"#.utf8)))
+            Issue.record("an event from the year 5000 was accepted")
+        } catch {
+            #expect(error.message.contains("HERALD_MAX_CLOCK_SKEW"), "\(error)")
+        }
     }
 }
