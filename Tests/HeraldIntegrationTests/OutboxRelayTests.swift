@@ -53,11 +53,37 @@ struct OutboxRelayTests {
         #expect(orders.first?.keyString == order)
         #expect(orders.first?.header("ce_type")?.stringValue == "OrderPlaced")
         let created = try fixture.pg.psql(
-            "SELECT (extract(epoch FROM created_at::timestamptz) * 1000)::bigint FROM outbox_events WHERE id = '\(ids[1])'")
+            "SELECT floor(extract(epoch FROM created_at::timestamptz) * 1000)::bigint FROM outbox_events WHERE id = '\(ids[1])'")
         let ceTime = try #require(orders.first?.header("ce_time")?.stringValue)
         #expect(RFC3339.parse(ceTime)?.millisecondsSinceEpoch == Int64(created))
         #expect(try fixture.count() == 3)
         #expect(try fixture.count("status = 'processed' AND processed_at IS NOT NULL") == 3)
+        await producer.close()
+        await fixture.shutdown()
+    }
+
+    @Test("ce_time is created_at truncated to the millisecond, as herald outbox list shows it: never rounded up past the row's time")
+    func ceTimeTruncates() async throws {
+        let fixture = try await OutboxFixture.start()
+        let producer = try fixture.producer()
+        let client = fixture.client()
+        defer { client.close() }
+        // Microseconds that a rounding cast would carry into the next millisecond, and the next second.
+        _ = try fixture.pg.psql(
+            """
+            INSERT INTO outbox_events (id, aggregate_type, aggregate_id, event_type, event_data, created_at) VALUES
+              ('00000000-0000-0000-0000-0000000000c1', 'User', '00000000-0000-0000-0000-00000000000c', 'A', '{}',
+               timestamp '2024-05-01 12:00:00.242700'),
+              ('00000000-0000-0000-0000-0000000000c2', 'User', '00000000-0000-0000-0000-00000000000c', 'B', '{}',
+               timestamp '2024-05-01 12:00:00.999600')
+            """)
+        let relay = fixture.relay(client: client, producer: producer)
+        #expect(try await relay.drain().published == 2)
+        let times = try await fixture.read("user.events").map { $0.header("ce_time")?.stringValue }
+        #expect(times == ["2024-05-01T12:00:00.242Z", "2024-05-01T12:00:00.999Z"])
+        let listed = try await PostgresOutboxStore(client: client, layout: fixture.layout, logger: TestLogging.logger("test.outbox"))
+            .list(status: nil, limit: 10).map(\.createdAt)
+        #expect(listed == times.compactMap { $0 })
         await producer.close()
         await fixture.shutdown()
     }
