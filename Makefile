@@ -4,7 +4,7 @@ CONFIG ?= debug
 BIN_DIR = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path 2>/dev/null)
 HERALD = $(BIN_DIR)/herald
 
-.PHONY: help deps build run test bench format lint clean
+.PHONY: help deps build run test soak bench format lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,11 @@ test: ## Install what is missing, build, and run every test against real Redis a
 	@scripts/deps.sh test
 	$(SWIFT) build --build-tests
 	HERALD_BINARY=$(shell $(SWIFT) build --show-bin-path)/herald $(SWIFT) test --skip-build
+
+soak: ## Load and faults for SOAK_SECONDS (default 600), then a checker; summary in RELIABILITY.md (see scripts/soak/soak.py)
+	@scripts/deps.sh soak
+	$(SWIFT) build
+	/usr/bin/python3 scripts/soak/soak.py $(shell $(SWIFT) build --show-bin-path)/herald
 
 bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench
