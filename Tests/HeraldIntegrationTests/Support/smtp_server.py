@@ -3,7 +3,7 @@
 
     smtp_server.py --port P --dir D [--tls-cert C --tls-key K] [--require-starttls]
                    [--implicit-tls] [--auth user:pass] [--script "451,250,rcpt:550"] [--hold]
-                   [--defer-file F]
+                   [--defer-file F] [--delay SECONDS]
     smtp_server.py --parse FILE
 
 Listens on 127.0.0.1:P. Each accepted message is stored as D/msg-<n>.json: the connection
@@ -28,6 +28,10 @@ exists; a code in that file (550, 451) answers the message instead of the script
 --defer-file F: while the file F exists, every message is answered at DATA with the code it
 holds (451 when empty) and not stored: a server that defers everything for a while.
 
+--delay SECONDS: stores each message, then waits a random time up to SECONDS before
+answering 250: a slow final reply, during which a client that dies has a message delivered
+that it never saw accepted (the window in which a sender duplicates mail).
+
 --parse FILE: parses a stored raw message with Python's email package and prints JSON
 (decoded headers, each leaf part's content type, charset, transfer encoding and decoded
 text with CRLF turned into LF), so tests check what a real parser sees.
@@ -38,8 +42,9 @@ import asyncio
 import base64
 import json
 import os
-import ssl
+import random
 import signal
+import ssl
 import sys
 import time
 
@@ -156,6 +161,8 @@ def serve(args):
             with open(path + ".tmp", "w") as f:
                 json.dump(record, f)
             os.rename(path + ".tmp", path)
+            if args.delay:
+                await asyncio.sleep(random.uniform(0, args.delay))
             return f"250 2.0.0 OK queued as herald-test-{n}"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -220,6 +227,7 @@ if __name__ == "__main__":
     parser.add_argument("--script")
     parser.add_argument("--hold", action="store_true")
     parser.add_argument("--defer-file")
+    parser.add_argument("--delay", type=float)
     parser.add_argument("--parse")
     arguments = parser.parse_args()
     if arguments.parse:
