@@ -172,6 +172,8 @@ class Checker:
         """Why a record dead-lettered at `first` was read again before `second`: the instance
         that dead-lettered it was killed, or logged that its progress was not committed."""
         writers = [i for at, i in self.dead_lettered.get(coordinates, []) if abs(at - first) < 2]
+        # The copy at `first` was written by one of `writers`; what made its partition be read
+        # again happened after it and before the next copy.
         for at, instance in self.kills:
             if first <= at <= second and (not writers or instance in writers):
                 return f"kill -9 of herald-{instance} at {iso(at)}"
@@ -648,14 +650,15 @@ class Checker:
             if not copies:
                 self.violation("dlq", f"poison record {coordinates} ({original['poison']}) is not in the dead-letter topic")
             elif len(copies) > 1:
+                # Each copy after the first needs its own reason to have been read again.
                 times = sorted(parse_time_ms(h["herald.failed.at"]) / 1000 for _, h in copies)
                 what = f"poison {coordinates} ({original['poison']}) dead-lettered {len(copies)} times"
-                cause = self.redelivery_between(coordinates, times[0], times[-1])
-                if cause is None:
-                    self.violation("dlq", what + ": no kill -9, and no commit the first consumer failed to make, "
-                                   "between the copies explains it")
+                causes = [self.redelivery_between(coordinates, a, b) for a, b in zip(times, times[1:])]
+                if None in causes:
+                    self.violation("dlq", what + ": no kill -9, and no commit the consumer before failed to make, "
+                                   f"explains the copy at {iso(times[causes.index(None) + 1])}")
                 else:
-                    self.explained.append({"what": "dead letter", "detail": what, "crash": cause})
+                    self.explained.append({"what": "dead letter", "detail": what, "crash": "; ".join(causes)})
         self.stats["dead_letters"] = sum(len(v) for v in records.values())
         self.stats["poison"] = dict(collections.Counter(r["poison"] for r in self.poison))
         return records

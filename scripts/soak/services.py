@@ -309,7 +309,9 @@ class SMTP:
         ready = os.path.join(self.directory, "ready")
         if os.path.exists(ready):
             os.unlink(ready)
-        argv = [PYTHON, SMTP_SERVER, "--port", str(self.port), "--dir", self.directory, "--defer-file", self.defer_file]
+        # Up to 300 ms per message, so that a kill -9 often finds sends in flight.
+        argv = [PYTHON, SMTP_SERVER, "--port", str(self.port), "--dir", self.directory, "--defer-file", self.defer_file,
+                "--delay", "0.3"]
         self.process = Process(self.registry, "smtp", argv, os.path.join(os.path.dirname(self.directory), "smtp.log")).start()
         wait_until("the SMTP server listens", lambda: os.path.exists(ready) or not self.process.alive(), 30)
         if not self.process.alive():

@@ -12,6 +12,8 @@ Environment:
     SOAK_QUIET_MAX   longest wait for lag 0 and an empty mail queue and outbox (default 420 s)
     SOAK_DIR         where runs go (default var/soak; each run in its own folder, `latest` links it)
     SOAK_REPORT      1 (default): write the summary into RELIABILITY.md's "Soak" section; 0: don't
+    SOAK_SELF_TEST   1: after the check, plant one violation per category and require the
+                     checker to report each (CI sets it)
 
 Everything runs on 127.0.0.1 on ports free at run time: `herald broker` (6 partitions),
 redis-server, PostgreSQL (initdb), the test SMTP server, and `herald run` instances a and b
@@ -288,6 +290,16 @@ class Soak:
         result["run_dir"] = os.path.relpath(self.dir, REPOSITORY)
         with open(os.path.join(self.dir, "result.json"), "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
+        if os.environ.get("SOAK_SELF_TEST", "0") == "1":
+            import selftest
+
+            say("checker self-test: planting one violation per category and checking again")
+            caught, missed = selftest.run(context)
+            for category, what in sorted(caught.items()):
+                say(f"  caught [{category}]: {what}")
+            if missed:
+                raise SoakError(f"the checker missed planted violations: {missed}")
+            say(f"checker self-test: all {len(caught)} planted violations reported")
         return result
 
     def fault_counts(self):
