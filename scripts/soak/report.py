@@ -24,8 +24,9 @@ kind and fails unless the checker reports every one.
 Everything on 127.0.0.1, on ports free at run time, and stopped at the end (also on Ctrl-C
 or failure): `herald broker` in its own process (the mock cluster, 6 partitions per topic,
 `--rtt-file` to slow it down), redis-server (append-only file fsynced at every write),
-PostgreSQL (initdb; durable commits), the test SMTP server (`smtp_server.py`, which records
-every message it accepts), and two `herald run` instances, a and b, in one consumer group
+PostgreSQL (initdb; durable commits), the test SMTP server (`smtp_server.py`: it records
+every message it accepts, then waits up to 300 ms before answering 250, so a `kill -9`
+often finds sends in flight), and two `herald run` instances, a and b, in one consumer group
 with mail and the outbox relay on (`outbox_events` as in the seeds, `herald outbox
 install-trigger`). Herald runs with its defaults except: SMTP timeout 20 s, mail claim
 timeout 60 s, mail retries from 2 s to 15 s, dependency backoff capped at 10 s, session
@@ -41,8 +42,8 @@ their user, mail events older than their kind's maximum age, bursts of seven pas
 resets to one address (the limit is five an hour), and poison records of every kind the
 dead-letter topics take (not JSON, empty, binary, unknown type, failing validation, a time
 in the year 2999, no type, a reset with no address anywhere). Meanwhile simulated API
-transactions write 1 to 3 outbox rows for one aggregate each (about 7 a second; one in eight is
-rolled back).
+transactions write 1 to 3 outbox rows for one aggregate each (about 7 a second; one in
+eight is rolled back).
 
 Faults, one at a time at random moments, each logged with its time: `kill -9` of a or b
 and a restart; SIGTERM and a restart; Redis stopped and started; PostgreSQL stopped (fast
