@@ -22,6 +22,7 @@ Ctrl-C. Exit status: 0 when the checker found no violation, 1 otherwise, 2 when 
 itself failed.
 """
 
+import collections
 import datetime
 import json
 import os
@@ -350,15 +351,27 @@ def summary(result):
     lines.append(f"| faults | {', '.join(f'{k} {v}' for k, v in result['faults'].items())} |")
     lines.append(f"| herald starts | {', '.join(f'{k} {v}' for k, v in result['starts'].items())} |")
     lines.append(f"| peak RSS | {', '.join(f'{k} {v} MiB' for k, v in result['peak_rss_mib'].items())} |")
-    lines.append(f"| duplicates (mail {s.get('mail_duplicates', 0)}, outbox {o.get('duplicates', 0)}), each explained by a crash | "
-                 f"{len(result['explained'])} |")
+    extra_letters = s.get("dead_letters", 0) - sum(poison.values())
+    lines.append(f"| duplicates, each explained below: mails, outbox messages, extra dead letters | "
+                 f"{s.get('mail_duplicates', 0)}, {o.get('duplicates', 0)}, {extra_letters} |")
     lines.append(f"| final lag | {s.get('lag', {}).get('total_lag')} |")
     lines.append(f"| **violations** | **{len(result['violations'])}** |")
     if result["explained"]:
         lines.append("")
-        lines.append("Duplicates and the crashes that explain them:")
+        lines.append("Duplicates and what explains them:")
         for e in result["explained"]:
-            lines.append(f"- {e['detail']}: {e['crash']}")
+            if e["what"] != "dead letter":
+                lines.append(f"- {e['detail']}: {e['crash']}")
+        letters = [e for e in result["explained"] if e["what"] == "dead letter"]
+        if letters:
+            # Many, and alike: counted by cause.
+            causes = collections.Counter(
+                "a kill -9" if cause.startswith("kill -9") else cause.split(": ", 1)[-1].split(" (")[0] + " ("
+                + cause.split("(", 1)[-1].split(",")[0] + ")"
+                for e in letters for cause in e["crash"].split("; "))
+            lines.append(f"- {len(letters)} poison records dead-lettered more than once "
+                         f"({sum(causes.values()) + len(letters)} letters for them), each extra copy after: "
+                         + ", ".join(f"{what} × {n}" for what, n in causes.most_common()))
     if result["violations"]:
         lines.append("")
         lines.append("Violations:")
