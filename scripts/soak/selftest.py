@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import uuid
 
 import check
@@ -45,10 +46,17 @@ def plant(context):
     if token_mail:
         r.delete("reset_password_token:" + hashlib.sha256(token_mail[1].encode()).hexdigest())
         planted["tokens"] = f"deleted the token hash of {token_mail[0]}"
+    # A message accepted once (deleting one copy of a duplicate would leave the other).
+    ids = {}
     for name in messages:
-        if token_mail is None or name != token_mail[0]:
-            os.unlink(os.path.join(smtp_dir, name))
-            planted["mail"] = f"deleted the accepted message {name}"
+        with open(os.path.join(smtp_dir, name)) as f:
+            data = base64.b64decode(json.load(f)["data"])
+        match = re.search(rb"^Message-ID: *(<[^>]+>)", data, re.MULTILINE | re.IGNORECASE)
+        ids.setdefault(match.group(1) if match else name, []).append(name)
+    for names in ids.values():
+        if len(names) == 1 and (token_mail is None or names[0] != token_mail[0]):
+            os.unlink(os.path.join(smtp_dir, names[0]))
+            planted["mail"] = f"deleted the accepted message {names[0]}"
             break
     producer = Producer({"bootstrap.servers": context["bootstrap"]})
     events = [e for e in read_json_lines(os.path.join(context["run_dir"], "events.jsonl")) if e.get("kind") == "event"]
