@@ -190,6 +190,39 @@ struct OutboxRelayTests {
         await fixture.shutdown()
     }
 
+    @Test(
+        "the database connection lost between the broker's acknowledgement and the commit: the batch stays pending and goes out again, same ce_id, in order"
+    )
+    func databaseLostAfterPublish() async throws {
+        let fixture = try await OutboxFixture.start()
+        try fixture.insertMany(40, aggregates: 4)
+        let producer = try fixture.producer()
+        let client = fixture.client()
+        defer { client.close() }
+        // The first batch is acknowledged by the broker, then the relay's session is ended
+        // before its claiming transaction commits (as a PostgreSQL restart does).
+        let publisher = CuttingPublisher(inner: KafkaOutboxPublisher(producer: producer)) {
+            _ = try? fixture.pg.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        }
+        let relay = OutboxRelay(
+            store: PostgresOutboxStore(client: client, layout: fixture.layout, logger: TestLogging.logger("test.outbox")),
+            publisher: publisher, settings: OutboxFixture.settings(batchSize: 4), logger: TestLogging.logger("test.outbox"))
+        await #expect(throws: (any Error).self) { try await relay.relayBatch() }
+        #expect(try fixture.count("status = 'pending'") == 40, "nothing marked")
+        let published = try await fixture.read("user.events")
+        #expect(published.count == 4, "the batch did go out")
+
+        #expect(try await relay.drainRetrying().published == 40)
+        #expect(try fixture.count("status = 'processed'") == 40)
+        let messages = try await fixture.read("user.events")
+        let ids = messages.compactMap { $0.header("ce_id")?.stringValue }
+        #expect(ids.count == 44 && Set(ids).count == 40, "the first batch twice, with the same ce_id")
+        OutboxAssertions.perAggregateOrder(messages, expectedPerKey: 10)
+        await producer.close()
+        await fixture.shutdown()
+    }
+
     @Test("poison rows end failed with a reason after N attempts; other aggregates go on; later rows of theirs wait until retried")
     func poisonRows() async throws {
         // A table with other names and a text payload column.
@@ -324,5 +357,28 @@ struct OutboxRelayTests {
         #expect(try fixture.count("status = 'processed'") == 5)
         #expect(try fixture.count("status = 'failed'") == 3)
         await fixture.shutdown()
+    }
+}
+
+/// Publishes through `inner`, then, once, runs `cut` (which ends the relay's database session)
+/// before returning the acknowledgements.
+final class CuttingPublisher: OutboxPublisher {
+    let inner: any OutboxPublisher
+    let cut: @Sendable () -> Void
+    private let done = Mutex(false)
+
+    init(inner: any OutboxPublisher, cut: @escaping @Sendable () -> Void) {
+        self.inner = inner
+        self.cut = cut
+    }
+
+    func publish(_ messages: [OutboxMessage]) async throws -> [String?] {
+        let result = try await inner.publish(messages)
+        let first = done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { cut() }
+        return result
     }
 }
