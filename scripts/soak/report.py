@@ -75,9 +75,10 @@ Herald's log files):
   headers, the provenance headers and the expected error class. A second copy is allowed
   only when the first consumer was killed or logged that it could not commit its progress
   (the record is then read again: at-least-once);
-- every committed outbox row published, once (twice only with a `kill -9` between the
-  copies), to its topic with its key, value and headers, in `created_at` order per
-  aggregate; no rolled-back row published; every row `processed`;
+- every committed outbox row published, once (twice only with a `kill -9` or a PostgreSQL
+  stop between the copies, at most one batch each, as the README says), to its topic with
+  its key, value and headers, in `created_at` order per aggregate; no rolled-back row
+  published; every row `processed`;
 - the group's committed offsets at the end of every partition (`herald lag --json`, lag 0);
 - every SIGTERM exit 0, and no instance exiting on its own.
 
