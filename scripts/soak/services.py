@@ -73,12 +73,18 @@ class Process:
         self.preexec = preexec
 
     def start(self):
+        if self.registry.closed:
+            raise SoakError(f"not starting {self.name}: the soak is stopping")
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
             self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
             cwd=self.cwd, start_new_session=True)
         log.close()
-        self.registry.add(self)
+        if not self.registry.add(self):
+            # stop_all began meanwhile and will not see this one: end it here.
+            self.popen.kill()
+            self.popen.wait()
+            raise SoakError(f"not starting {self.name}: the soak is stopping")
         return self
 
     @property
@@ -120,13 +126,20 @@ class Processes:
     def __init__(self):
         self.lock = threading.Lock()
         self.started = []
+        self.closed = False
 
     def add(self, process):
         with self.lock:
+            if self.closed:
+                return False
             self.started.append(process)
+            return True
 
     def stop_all(self):
+        """Stops every process started, by its pid; no process starts after this began
+        (a supervisor thread restarting an instance it saw exit gets an error instead)."""
         with self.lock:
+            self.closed = True
             started = list(self.started)
         for p in reversed(started):
             p.signal(signal.SIGTERM)

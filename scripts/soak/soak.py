@@ -6,7 +6,7 @@ a checker that fails on any violation of the README's promises.
 
 Environment:
     SOAK_SECONDS     load-and-faults phase (default 600); a quiet period follows
-    SOAK_RATE        workload steps per second (default 20; about 1.3 records each)
+    SOAK_RATE        workload steps per second (default 20; about 1.1 records each)
     SOAK_OUTBOX_RATE outbox transactions per second (default 8)
     SOAK_SEED        random seed (default: from the clock; printed, so a run can be repeated)
     SOAK_QUIET_MAX   longest wait for lag 0 and an empty mail queue and outbox (default 420 s)
@@ -168,11 +168,16 @@ class Soak:
         while not stop.is_set():
             for instance in self.instances.values():
                 instance.sample_rss()
+                if self.processes.closed:
+                    return
                 if instance.process is not None and not instance.alive() and not instance.expected_down:
                     status = instance.process.popen.returncode
                     say(f"herald-{instance.name} exited on its own with status {status}; restarting it")
                     self.record_exit(instance, status, expected=False)
-                    instance.start()
+                    try:
+                        instance.start()
+                    except SoakError:
+                        return
             stop.wait(1.0)
 
     # -- quiet period -----------------------------------------------------------------
@@ -401,7 +406,10 @@ def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM, and SIGINT even when started in the background (where it is ignored by
+    # default): stop everything this run started.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     soak = Soak(sys.argv[1])
     status = 2
     try:
