@@ -15,7 +15,7 @@ SWIFTPM = env -i $(foreach v,$(SWIFTPM_KEEP),$(if $($(v)),$(v)="$($(v))")) $(SWI
 BIN_DIR = $(shell $(SWIFTPM) build -c $(CONFIG) --show-bin-path 2>/dev/null)
 HERALD = $(BIN_DIR)/herald
 
-.PHONY: help deps build run test bench format lint clean
+.PHONY: help deps build run test soak bench format lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ test: ## Install what is missing, build, and run every test against real Redis a
 	@# The tests find the herald just built in .build/debug (HERALD_BINARY overrides it; not set
 	@# here, so that swift test sees the same environment as swift build).
 	@echo "swift test --skip-build"; $(SWIFTPM) test --skip-build
+
+soak: ## Load and faults for SOAK_SECONDS (default 600), then a checker; summary in RELIABILITY.md (see scripts/soak/soak.py)
+	@scripts/deps.sh soak
+	$(SWIFT) build
+	/usr/bin/python3 scripts/soak/soak.py $(shell $(SWIFT) build --show-bin-path)/herald
 
 bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench

@@ -134,8 +134,8 @@ public struct OutboxRelay: Sendable {
                 logger.log(
                     level: transient ? .warning : .error,
                     transient
-                        ? "outbox relay cannot reach the database or the broker; nothing was marked, retrying"
-                        : "outbox relay failed; nothing was marked, retrying",
+                        ? "outbox relay cannot reach the database or the broker; nothing was marked (rows already sent go out again), retrying"
+                        : "outbox relay failed; nothing was marked (rows already sent go out again), retrying",
                     metadata: [OutboxLogKey.error: "\(error)", OutboxLogKey.attempts: "\(attempt)", OutboxLogKey.delay: "\(delay)"])
                 try await Task.sleep(for: delay)
             }
