@@ -359,6 +359,8 @@ def summary(result):
     extra_letters = s.get("dead_letters", 0) - sum(poison.values())
     lines.append(f"| duplicates, each explained below: mails, outbox messages, extra dead letters | "
                  f"{s.get('mail_duplicates', 0)}, {o.get('duplicates', 0)}, {extra_letters} |")
+    lines.append(f"| mails sent whose outcome a kill -9 kept from being recorded (explained below) | "
+                 f"{s.get('mail_unrecorded', 0)} |")
     lines.append(f"| final lag | {s.get('lag', {}).get('total_lag')} |")
     lines.append(f"| **violations** | **{len(result['violations'])}** |")
     if result["explained"]:
