@@ -392,12 +392,12 @@ class Checker:
         rows = self.query(
             "SELECT id::text, event_id, kind, user_id, recipient, address_from, event_email, status, attempts, last_error, "
             "message_id, (extract(epoch FROM created_at) * 1000)::bigint, variables::text, "
-            "extract(epoch FROM updated_at)::float8 FROM herald.notifications")
+            "extract(epoch FROM coalesce(claimed_at, now()))::float8 FROM herald.notifications")
         notifications = {}
         by_id = {}
         for row in rows:
             n = dict(zip(["id", "event_id", "kind", "user_id", "recipient", "address_from", "event_email", "status", "attempts",
-                          "last_error", "message_id", "created_ms", "variables", "updated_at"], row))
+                          "last_error", "message_id", "created_ms", "variables", "claimed_at"], row))
             n["variables"] = json.loads(n["variables"])
             notifications[(n["event_id"], n["kind"])] = n
             by_id[n["id"]] = n
@@ -510,17 +510,17 @@ class Checker:
         # A copy accepted whose outcome a kill -9 kept from being recorded: after the claim
         # timeout the row is claimed again and, its recipient deleted or the mail too old by
         # then, recorded suppressed or expired. Explained only by a kill -9 after the copy and
-        # before the row's final update, and counted in the same per-crash bound.
+        # before the claim that recorded it, and counted in the same per-crash bound.
         for n, got in unrecorded:
             what = f"{n['kind']} for {n['event_id']} is {n['status']!r} but was accepted {len(got)} time(s)"
-            kill = self.kill_between(got[0]["at"], n["updated_at"]) if len(got) == 1 else None
+            kill = self.kill_between(got[0]["at"], n["claimed_at"]) if len(got) == 1 else None
             if kill is None:
                 self.violation("mail", what)
                 continue
             per_kill[kill] += 1
             self.explained.append({"what": "mail", "detail": what + ", its outcome never recorded",
                                    "crash": f"kill -9 of herald-{kill[1]} at {iso(kill[0])}",
-                                   "first": iso(got[0]["at"]), "second": iso(n["updated_at"])})
+                                   "first": iso(got[0]["at"]), "second": iso(n["claimed_at"])})
         for n, got in duplicates:
             times = sorted(m["at"] for m in got)
             kill = self.kill_between(times[0], times[-1])
