@@ -1,10 +1,12 @@
 # Herald: `make help` lists the targets.
 SWIFT ?= swift
 CONFIG ?= debug
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 BIN_DIR = $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path 2>/dev/null)
 HERALD = $(BIN_DIR)/herald
 
-.PHONY: help deps build run test bench format lint clean
+.PHONY: help deps build run test bench fuzz format lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +33,10 @@ bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis;
 	$(SWIFT) build -c release
 	@scripts/bench.sh $(shell $(SWIFT) build -c release --show-bin-path)/herald
 	@scripts/bench-mail.sh $(shell $(SWIFT) build -c release --show-bin-path)/herald
+
+fuzz: ## Fuzz every parser with libFuzzer + ASan, FUZZ_SECONDS (60) per target; findings in var/fuzz/artifacts
+	@scripts/deps.sh fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 format: ## Format the sources in place (swift format)
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
