@@ -56,7 +56,7 @@ enum TimeFuzzer {
         _ = time.description
         // An event's time is bounded (RFC 3339 years, epoch seconds below 1e11, PostgreSQL's
         // timestamp range): the mail queue's age check sees no more than that.
-        if abs(ms) < 10_000_000_000_000_000 {
+        if ms.magnitude < 10_000_000_000_000_000 {
             _ = MailMaxAges.defaults.expiry(.passwordReset, requestedAt: time, now: EnvelopeFuzzer.now)
         }
     }
