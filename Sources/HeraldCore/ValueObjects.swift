@@ -221,7 +221,7 @@ public struct EventTime: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// Whole seconds since the epoch, rounded down: the value written to revocation keys.
     public var epochSeconds: Int64 {
-        millisecondsSinceEpoch >= 0 ? millisecondsSinceEpoch / 1000 : (millisecondsSinceEpoch - 999) / 1000
+        RFC3339.floorDivision(millisecondsSinceEpoch, 1000).quotient
     }
 
     public static func < (lhs: EventTime, rhs: EventTime) -> Bool {

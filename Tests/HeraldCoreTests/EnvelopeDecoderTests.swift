@@ -309,4 +309,19 @@ struct EnvelopeDecoderTests {
         #expect(EventTime(millisecondsSinceEpoch: -1000).epochSeconds == -1)
         #expect(EventTime(millisecondsSinceEpoch: -1001).epochSeconds == -2)
     }
+
+    // Found by the time fuzz target: `(ms - 999) / 1000` overflowed (a trap) for the
+    // instants within 999 ms of Int64.min. No outside input carries such a time today (event
+    // times are bounded), but `format` serves every EventTime's description.
+    @Test("formatting and epoch seconds work at the ends of EventTime's range")
+    func extremeInstants() {
+        #expect(EventTime(millisecondsSinceEpoch: .min).epochSeconds == -9_223_372_036_854_776)
+        #expect(EventTime(millisecondsSinceEpoch: .max).epochSeconds == 9_223_372_036_854_775)
+        for ms: Int64 in [.min, .min + 998, .max] {
+            let text = RFC3339.format(EventTime(millisecondsSinceEpoch: ms))
+            #expect(text.hasSuffix("Z"), "\(ms): \(text)")
+        }
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .max)) == "292278994-08-17T07:12:55.807Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .min)) == "-292275055-05-16T16:47:04.192Z")
+    }
 }

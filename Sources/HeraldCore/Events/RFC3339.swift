@@ -68,19 +68,24 @@ public enum RFC3339 {
     }
 
     public static func format(_ time: EventTime) -> String {
-        let ms = time.millisecondsSinceEpoch
-        var seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
-        let millis = Int(ms - seconds * 1000)
-        var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        seconds -= days * 86_400
+        // Floor divisions written so that no instant overflows (`(ms - 999) / 1000` did near
+        // Int64.min).
+        let (totalSeconds, millis) = floorDivision(time.millisecondsSinceEpoch, 1000)
+        let (days, seconds) = floorDivision(totalSeconds, 86_400)
         let (y, m, d) = civilFromDays(Int(days))
-        days = 0
         let h = Int(seconds / 3600), mi = Int(seconds % 3600 / 60), s = Int(seconds % 60)
         func pad(_ v: Int, _ width: Int) -> String {
             let t = String(v)
             return String(repeating: "0", count: max(0, width - t.count)) + t
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(millis, 3))Z"
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(Int(millis), 3))Z"
+    }
+
+    /// `value` divided by `divisor` (positive) rounded down, and the remainder in
+    /// `0..<divisor`, for every `value`.
+    static func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
+        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 
     static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
