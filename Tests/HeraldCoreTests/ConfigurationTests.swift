@@ -344,6 +344,12 @@ struct RedisEndpointTests {
             "redis://cache:65536", "redis://cache:port", "redis://cache:", "redis://cache/x", "redis://cache/-1",
             "redis://cache/1?db=x", "redis://[::1", "redis://[::1]junk/0", "redis://[::1]:0", "unix://relative.sock",
             "unix:///tmp/r.sock?db=-1",
+            // Found by the configuration fuzz target: a host with a tab (or a space, a line
+            // break, another control) was accepted and left for the resolver to fail on, every
+            // retry, instead of stopping Herald at start-up with the setting's name.
+            "redis://he\t", "redis://he\t:6379/0", "redis://cache host:6379", "redis://cache\r\n:6379",
+            "redis://[::1\u{0}]:6379", "redis://cache\u{85}", "redis://cache\u{2028}:6379", "unix:///tmp/r\u{0}.sock",
+            "unix:///tmp/r\n.sock?db=1",
         ])
     func badURLs(_ url: String) {
         #expect(throws: ValidationError.self) { try RedisEndpoint(url: url) }

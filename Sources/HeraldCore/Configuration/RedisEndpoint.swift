@@ -42,6 +42,9 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {
         }
         if scheme != "redis://" {
             guard rest.hasPrefix("/") else { throw ValidationError(field: field, reason: "socket path must be absolute") }
+            guard !rest.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw ValidationError(field: field, reason: "socket path contains a control character")
+            }
             self.init(address: .unix(path: String(rest)), database: database)
             return
         }
@@ -90,6 +93,10 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {
             port = p
         }
         guard !host.isEmpty else { throw ValidationError(field: field, reason: "missing host") }
+        // Refused here rather than left to the resolver: Herald would start and wait on an
+        // unreachable Redis instead of stopping with the setting's name.
+        guard !host.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+        else { throw ValidationError(field: field, reason: "host contains a space or a control character") }
         self.init(address: .tcp(host: host, port: port), username: username, password: password, database: database)
     }
 
