@@ -297,6 +297,29 @@ struct EnvelopeDecoderTests {
         }
     }
 
+    // Found by the time fuzz target: format(parse("9999-12-31T23:59:59…-00:20")) wrote
+    // "10000-01-01T00:19:59.000Z", which is no RFC 3339; the other end,
+    // "0000-01-01T00:00:00+01:00", is an instant of year -1 that formatted as "00-1-12-31…".
+    @Test("a time whose UTC form falls outside the years 0000 to 9999 is not RFC 3339")
+    func outsideFourDigitYears() throws {
+        #expect(RFC3339.parse("9999-12-31T23:59:59-00:20") == nil)
+        #expect(RFC3339.parse("9999-12-31T23:59:59.000000000000000000999-00:20") == nil)
+        #expect(RFC3339.parse("0000-01-01T00:00:00+01:00") == nil)
+        #expect(RFC3339.parse("0000-01-01T00:59:59.999+01:00") == nil)
+        for (text, ms): (String, Int64) in [
+            ("0000-01-01T00:00:00Z", RFC3339.range.lowerBound), ("0000-01-01T01:00:00+01:00", RFC3339.range.lowerBound),
+            ("9999-12-31T23:59:59.999Z", RFC3339.range.upperBound), ("9999-12-31T23:59:59.999+00:01", RFC3339.range.upperBound - 60_000),
+        ] {
+            let time = try #require(RFC3339.parse(text), "\(text)")
+            #expect(time.millisecondsSinceEpoch == ms, "\(text)")
+            #expect(RFC3339.parse(RFC3339.format(time)) == time, "\(text)")
+        }
+        let decoder = EnvelopeDecoder(clock: fixedClock)
+        #expect(throws: Rejection.self) {
+            try decoder.decode(inbound(#"{"event_type":"RoleDeleted","role":"r","occurred_at":"0000-01-01T00:30:00+01:00"}"#))
+        }
+    }
+
     @Test("a leap second is read as the second before")
     func leapSecond() {
         #expect(RFC3339.parse("2016-12-31T23:59:60Z") == RFC3339.parse("2016-12-31T23:59:59Z"))

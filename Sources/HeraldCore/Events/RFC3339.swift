@@ -1,6 +1,7 @@
 /// RFC 3339 timestamps (`2024-05-01T12:00:00.123Z`, `…+02:00`), parsed without Foundation's
 /// formatters so that decoding an event stays cheap. A date without an offset is taken as UTC
-/// (Python's `datetime.isoformat()` of a naive value produces those).
+/// (Python's `datetime.isoformat()` of a naive value produces those). Only instants whose UTC
+/// form has a four-digit year are read, so that what `parse` reads, `format` writes back.
 public enum RFC3339 {
     public static func parse(_ text: String) -> EventTime? {
         var text = text
@@ -64,8 +65,17 @@ public enum RFC3339 {
         else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offsetSeconds)
-        return EventTime(millisecondsSinceEpoch: seconds * 1000 + Int64(millis))
+        let ms = seconds * 1000 + Int64(millis)
+        // A local time near either end of year 0000 or 9999 can be outside them in UTC
+        // (`9999-12-31T23:59:59-00:20`, `0000-01-01T00:00:00+01:00`): `format` could not write
+        // it back in four digits.
+        guard range.contains(ms) else { return nil }
+        return EventTime(millisecondsSinceEpoch: ms)
     }
+
+    /// The instants RFC 3339 can write in UTC: 0000-01-01T00:00:00.000Z through
+    /// 9999-12-31T23:59:59.999Z, in milliseconds since the epoch.
+    public static let range: ClosedRange<Int64> = -62_167_219_200_000...253_402_300_799_999
 
     public static func format(_ time: EventTime) -> String {
         // Floor divisions written so that no instant overflows (`(ms - 999) / 1000` did near
