@@ -46,9 +46,10 @@ public struct SenderSettings: Sendable, Hashable {
 
     /// The domain of the From address: the right-hand side of every Message-ID.
     public var messageIDDomain: String {
-        let address = from.address.rawValue
+        // Scalars, not Characters: "@" can be part of a Character (see EmailAddress).
+        let address = from.address.rawValue.unicodeScalars
         guard let at = address.lastIndex(of: "@") else { return "herald.local" }
-        return String(address[address.index(after: at)...])
+        return String(String.UnicodeScalarView(address[address.index(after: at)...]))
     }
 }
 

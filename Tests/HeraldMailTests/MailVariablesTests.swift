@@ -14,6 +14,9 @@ struct MailVariablesTests {
         #expect(withName.recipientName == "ana")
         #expect(withName.recipientEmail == "ana.silva@example.com")
         #expect(MailVariables.recipientName(username: nil, email: email) == "ana.silva")
+        // "ൎ@" is one Character: the local part ends at the scalar, not at a Character.
+        let prepended = try EmailAddress("ana\u{D4E}@example.com")
+        #expect(MailVariables.recipientName(username: nil, email: prepended) == "ana\u{D4E}")
     }
 
     @Test("withLink sets the expiry from the mint time")
