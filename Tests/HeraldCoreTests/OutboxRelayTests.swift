@@ -113,6 +113,33 @@ struct OutboxCoreTests {
         #expect(message.headers.first { $0.key == "ce_time" }?.stringValue == "2024-05-01T12:00:00.123Z")
     }
 
+    // Found by the outbox fuzz target: a row whose id held DEL (U+007F) was published with
+    // that byte in ce_id; a line break in event_type would have gone out in ce_type.
+    @Test("a row whose id, event type or aggregate type holds a control character is refused, naming the column")
+    func controlCharacters() {
+        let settings = OutboxRelaySettings(topics: OutboxTopicMapping(topics: ["User\u{85}": "users"]))
+        let rows: [(OutboxEvent, String)] = [
+            (outboxEvent("20\u{7F}User", aggregate: "43"), "id contains the control character U+007F"),
+            (
+                OutboxEvent(
+                    id: "1", aggregateType: "User", aggregateID: "43", eventType: "Created\nX-Injected: 1", payload: Array("{}".utf8),
+                    createdAt: EventTime(millisecondsSinceEpoch: 0), attempts: 0),
+                "event_type contains the control character U+000A"
+            ),
+            (outboxEvent("2", type: "User\u{85}", aggregate: "43"), "aggregate_type contains the control character U+0085"),
+        ]
+        for (row, reason) in rows {
+            guard case .failure(let problem) = OutboxRelay.message(for: row, settings: settings) else {
+                Issue.record("published: \(row)")
+                continue
+            }
+            #expect(problem.description.hasPrefix(reason), "\(problem)")
+        }
+        // Tabs are controls too; other Unicode (é, U+2028) is text.
+        #expect((try? OutboxRelay.message(for: outboxEvent("a\tb", aggregate: "1"), settings: settings).get()) == nil)
+        #expect((try? OutboxRelay.message(for: outboxEvent("é\u{2028}", aggregate: "1"), settings: settings).get()) != nil)
+    }
+
     @Test("not JSON, too large and unmapped rows count attempts and end failed; other aggregates are published; refusals count too")
     func rowFailures() async throws {
         let store = FakeOutboxStore([

@@ -224,6 +224,8 @@ public struct OutboxRelay: Sendable {
         case notJSON(String)
         case tooLarge(Int, limit: Int)
         case empty(String)
+        /// A column that becomes a header holds a control character (the scalar).
+        case controlCharacter(String, Unicode.Scalar)
 
         public var description: String {
             switch self {
@@ -232,16 +234,28 @@ public struct OutboxRelay: Sendable {
             case .tooLarge(let size, let limit):
                 "the message would be \(size) bytes, above the limit of \(limit) (HERALD_OUTBOX_MAX_MESSAGE_BYTES)"
             case .empty(let column): "\(column) is empty"
+            case .controlCharacter(let column, let scalar):
+                "\(column) contains the control character U+\(String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 4)), "
+                    + "which a CloudEvents header may not hold"
             }
         }
     }
 
     /// The Kafka record for a row: key = aggregate id, value = event data, headers `ce_id`,
     /// `ce_type`, `ce_time` (RFC 3339, UTC), `ce_source` (`herald-outbox`) and
-    /// `aggregate_type`.
+    /// `aggregate_type`. A row whose header values are not CloudEvents strings (a control
+    /// character) is refused.
     public static func message(for event: OutboxEvent, settings: OutboxRelaySettings) -> Result<OutboxMessage, RowProblem> {
         guard !event.aggregateID.isEmpty else { return .failure(.empty("aggregate_id")) }
         guard !event.eventType.isEmpty else { return .failure(.empty("event_type")) }
+        // CloudEvents 1.0 (type system): a String holds no control character, U+0000–U+001F or
+        // U+007F–U+009F; the Kafka binding carries ce_id and ce_type as header text, and a
+        // line break in one would reach every consumer that logs or forwards it.
+        for (column, value) in [("id", event.id), ("event_type", event.eventType), ("aggregate_type", event.aggregateType)] {
+            if let scalar = value.unicodeScalars.first(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
+                return .failure(.controlCharacter(column, scalar))
+            }
+        }
         let topic: String
         switch settings.topics.topic(for: event.aggregateType) {
         case .success(let t): topic = t
@@ -283,6 +297,13 @@ public struct OutboxRelay: Sendable {
             logger.warning("outbox row cannot be published; will try again", metadata: metadata)
         }
         return .failed(id: event.id, reason: reason, final: final)
+    }
+}
+
+extension String {
+    /// Zeros in front up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }
 
