@@ -180,6 +180,9 @@ enum ConfigurationFuzzer {
             try check(
                 !host.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control },
                 "redis host \(Invariants.debug(host)) has a space or a control character")
+            // An @ in the host would be the user information's (the password's) end: the
+            // endpoint's description, which is logged, would show the password.
+            try check(!host.unicodeScalars.contains("@"), "redis host \(Invariants.debug(host)) holds an @")
         case .unix(let path):
             try check(path.hasPrefix("/"), "redis socket \(Invariants.debug(path))")
         }
