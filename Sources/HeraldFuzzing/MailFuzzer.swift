@@ -9,15 +9,15 @@ import HeraldSMTP
 ///
 /// Input: fields separated by 0xFF: a byte choosing the kind, the username, the recipient's
 /// address, the locale, `HERALD_MAIL_FROM`, `HERALD_MAIL_REPLY_TO`, `HERALD_PRODUCT_NAME`,
-/// the `old_email` and `new_email` variables, the notification id, the event's time in
-/// milliseconds, `HERALD_LINK_BASE_URL`, the kind's `HERALD_LINK_PATH_*`,
+/// the `old_email` and `new_email` variables, (unused: the notification id, a UUID the
+/// database makes), the event's time in milliseconds, `HERALD_LINK_BASE_URL`, the kind's `HERALD_LINK_PATH_*`,
 /// `HERALD_SUPPORT_EMAIL`. A missing or empty field takes a plain default. Values go through
 /// the checks they meet on their way in (the event's value objects, the configuration, the
 /// sender's `MailAddress(parsing:)`); an input they refuse is done.
 ///
-/// Invariants: composing and rendering either fail with a `TemplateError` or `MailError`
-/// (the mail is `failed`, nothing is sent) or give a message whose every line ends in CRLF
-/// (no bare CR or LF anywhere), whose header fields are exactly Herald's, each once, with
+/// Invariants: values that passed those checks compose and render (a mail Herald queued can
+/// be sent; a value that cannot be must be refused at the door), to a message whose every
+/// line ends in CRLF (no bare CR or LF anywhere), whose header fields are exactly Herald's, each once, with
 /// no line over 998 bytes, whose To field holds exactly one mailbox, the recipient's address,
 /// and From exactly one, the sender's; whose encoded words (subject, display names) decode
 /// to text without control characters; and whose body has the two parts and the closing
@@ -89,7 +89,7 @@ struct MailFuzzer: Sendable {
         let now = EnvelopeFuzzer.now
         let requested = text(10).flatMap { Int64($0) }.map { min(max($0, -210_866_803_200_000), 9_224_318_016_000_000) }
         let notification = ClaimedNotification(
-            id: text(9) ?? "0b7c6f1e-8f5d-4a57-9a43-8d1f0c2f4e11", eventID: "e-1", kind: kind, userID: try! UserID("u-1"),
+            id: "0b7c6f1e-8f5d-4a57-9a43-8d1f0c2f4e11", eventID: "e-1", kind: kind, userID: try! UserID("u-1"),
             recipient: recipient, locale: locale, variables: variables, attempts: 0,
             requestedAt: requested.map { EventTime(millisecondsSinceEpoch: $0) } ?? EventTime(millisecondsSinceEpoch: 1_893_455_940_000),
             username: username, recipientDeleted: false, claim: NotificationClaim(id: "n", owner: "o", number: 1))
@@ -100,7 +100,8 @@ struct MailFuzzer: Sendable {
             message = try composer.compose(notification, token: kind.link == nil ? nil : Self.token, now: now)
             bytes = try MailRendering.render(message)
         } catch {
-            return "failed: \(error)"  // TemplateError or MailError: the mail fails, nothing reaches the wire.
+            // Every value passed the checks at Herald's door: the mail must be sendable.
+            throw FuzzFailure("a mail of valid values cannot be sent: \(error)")
         }
         try MessageCheck.check(
             bytes, recipient: recipient.rawValue, from: from.address.rawValue, replyTo: replyTo?.address.rawValue)
