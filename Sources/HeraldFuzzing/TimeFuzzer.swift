@@ -78,7 +78,7 @@ enum TimeFuzzer {
         }
 
         var documents = [#"{"event_type":"RoleDeleted","role":"r","event_timestamp":\#(jsonString(text))}"#]
-        if (try? JSONObject(parsing: Array(#"{"n":\#(text)}"#.utf8)))?.kind(of: "n") == .number {
+        if let object = try? JSONObject(parsing: Array(#"{"n":\#(text)}"#.utf8)), object.count == 1, object.kind(of: "n") == .number {
             documents.append(#"{"event_type":"RoleDeleted","role":"r","event_timestamp":\#(text)}"#)
         }
         for document in documents {
