@@ -323,6 +323,25 @@ struct RedisEndpointTests {
             database: 0, description: "unix:///tmp/r.sock?db=0"),
     ]
 
+    // Found by the configuration fuzz target: "@" followed by a combining mark (U+0659) is
+    // one Character, so the search for the Character "@" missed the end of the user
+    // information and the password stayed in the host, which the endpoint's logged
+    // description shows.
+    @Test("the user information ends at the last @ byte, whatever follows it")
+    func atBeforeCombiningMark() throws {
+        let e = try RedisEndpoint(url: "redis://herald:hunter2@\u{659}cache:6380/1")
+        #expect(e.username == "herald")
+        #expect(e.password?.value == "hunter2")
+        #expect(e.address == .tcp(host: "\u{659}cache", port: 6380))
+        #expect(!e.description.contains("hunter2"))
+        let passwordOnly = try RedisEndpoint(url: "redis://s3cr\u{301}t@\u{301}cache")
+        #expect(passwordOnly.password?.value == "s3cr\u{301}t")
+        #expect(!passwordOnly.description.contains("s3cr"))
+        let socket = try RedisEndpoint(url: "unix:///tmp/r\u{301}.sock?\u{301}x=1&db=2")
+        #expect(socket.address == .unix(path: "/tmp/r\u{301}.sock"))
+        #expect(socket.database == 2)
+    }
+
     @Test("good URLs", arguments: good)
     func goodURLs(_ g: Good) throws {
         let e = try RedisEndpoint(url: g.url)
