@@ -44,12 +44,16 @@ public struct SenderSettings: Sendable, Hashable {
         self.supportEmail = supportEmail ?? from.address.rawValue
     }
 
-    /// The domain of the From address: the right-hand side of every Message-ID.
+    /// The domain of the From address: the right-hand side of every Message-ID. A Message-ID
+    /// is ASCII (`MailRendering` refuses any other), so an internationalised domain
+    /// (`noreply@exämple.com`, which `EmailAddress` accepts) gives `herald.local` instead:
+    /// with it every mail would fail.
     public var messageIDDomain: String {
         // Scalars, not Characters: "@" can be part of a Character (see EmailAddress).
         let address = from.address.rawValue.unicodeScalars
         guard let at = address.lastIndex(of: "@") else { return "herald.local" }
-        return String(String.UnicodeScalarView(address[address.index(after: at)...]))
+        let domain = String(String.UnicodeScalarView(address[address.index(after: at)...]))
+        return domain.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) ? domain : "herald.local"
     }
 }
 
