@@ -115,7 +115,7 @@ struct OutboxCoreTests {
 
     // Found by the outbox fuzz target: a row whose id held DEL (U+007F) was published with
     // that byte in ce_id; a line break in event_type would have gone out in ce_type.
-    @Test("a row whose id, event type or aggregate type holds a control character is refused, naming the column")
+    @Test("a row whose id is empty, or whose id, event type or aggregate type holds a control character, is refused, naming the column")
     func controlCharacters() {
         let settings = OutboxRelaySettings(topics: OutboxTopicMapping(topics: ["User\u{85}": "users"]))
         let rows: [(OutboxEvent, String)] = [
@@ -135,6 +135,13 @@ struct OutboxCoreTests {
             }
             #expect(problem.description.hasPrefix(reason), "\(problem)")
         }
+        // Found by the outbox fuzz target: an empty id (a text primary key may be '') went
+        // out as an empty ce_id, which CloudEvents consumers refuse and inboxes cannot tell apart.
+        guard case .failure(let problem) = OutboxRelay.message(for: outboxEvent("", aggregate: "43"), settings: settings) else {
+            Issue.record("a row with an empty id was published")
+            return
+        }
+        #expect(problem.description == "id is empty")
         // Tabs are controls too; other Unicode (é, U+2028) is text.
         #expect((try? OutboxRelay.message(for: outboxEvent("a\tb", aggregate: "1"), settings: settings).get()) == nil)
         #expect((try? OutboxRelay.message(for: outboxEvent("é\u{2028}", aggregate: "1"), settings: settings).get()) != nil)

@@ -246,6 +246,8 @@ public struct OutboxRelay: Sendable {
     /// `aggregate_type`. A row whose header values are not CloudEvents strings (a control
     /// character) is refused.
     public static func message(for event: OutboxEvent, settings: OutboxRelaySettings) -> Result<OutboxMessage, RowProblem> {
+        // ce_id is required and non-empty (CloudEvents); an empty id is no id.
+        guard !event.id.isEmpty else { return .failure(.empty("id")) }
         guard !event.aggregateID.isEmpty else { return .failure(.empty("aggregate_id")) }
         guard !event.eventType.isEmpty else { return .failure(.empty("event_type")) }
         // CloudEvents 1.0 (type system): a String holds no control character, U+0000–U+001F or
