@@ -12,7 +12,8 @@ import HeraldCore
 /// that parse back to the same instant; the envelope decoder accepts `occurred_at` exactly
 /// when `RFC3339.parse` does, and reads `event_timestamp` as the seconds rounded down to the
 /// millisecond; `format` of any instant does not crash, and what it writes parses back to
-/// that instant or not at all; `epochSeconds` rounds down.
+/// that instant or not at all, and is a well-formed date and time (`isDateTime`) even
+/// outside RFC 3339's years; `epochSeconds` rounds down.
 enum TimeFuzzer {
     static let decoder = EnvelopeDecoder(maxClockSkew: .seconds(300), clock: { EnvelopeFuzzer.now })
 
@@ -47,6 +48,7 @@ enum TimeFuzzer {
     static func instant(_ time: EventTime) throws(FuzzFailure) {
         let ms = time.millisecondsSinceEpoch
         let formatted = RFC3339.format(time)
+        try check(isDateTime(formatted), "RFC3339.format(\(ms)) = \(formatted) is no date and time")
         if let back = RFC3339.parse(formatted) {
             try check(back == time, "RFC3339.format(\(ms)) = \(formatted) parses as \(back.millisecondsSinceEpoch)")
         }
@@ -59,6 +61,30 @@ enum TimeFuzzer {
         if ms.magnitude < 10_000_000_000_000_000 {
             _ = MailMaxAges.defaults.expiry(.passwordReset, requestedAt: time, now: EnvelopeFuzzer.now)
         }
+    }
+
+    /// `[+-]YYYY…-MM-DDTHH:MM:SS.mmmZ`: a year of at least four digits (with a sign only when
+    /// outside 0000–9999, as ISO 8601's expanded years), then fields in their ranges. What
+    /// `format` writes for any instant, even those RFC 3339 cannot hold (logs, DLQ headers).
+    static func isDateTime(_ text: String) -> Bool {
+        var b = Array(text.utf8)[...]
+        let signed = b.first == UInt8(ascii: "+") || b.first == UInt8(ascii: "-")
+        if signed { b = b.dropFirst() }
+        let yearDigits = b.prefix { $0 >= 0x30 && $0 <= 0x39 }.count
+        guard yearDigits >= 4, signed || yearDigits == 4, b.count == yearDigits + 20 else { return false }
+        let rest = Array(b.dropFirst(yearDigits))
+        func number(_ at: Int) -> Int? {
+            guard rest[at] >= 0x30 && rest[at] <= 0x39 && rest[at + 1] >= 0x30 && rest[at + 1] <= 0x39 else { return nil }
+            return Int(rest[at] - 0x30) * 10 + Int(rest[at + 1] - 0x30)
+        }
+        guard
+            rest[0] == UInt8(ascii: "-") && rest[3] == UInt8(ascii: "-") && rest[6] == UInt8(ascii: "T")
+                && rest[9] == UInt8(ascii: ":") && rest[12] == UInt8(ascii: ":") && rest[15] == UInt8(ascii: ".")
+                && rest[19] == UInt8(ascii: "Z"),
+            let month = number(1), let day = number(4), let hour = number(7), let minute = number(10), let second = number(13),
+            number(16) != nil, rest[18] >= 0x30 && rest[18] <= 0x39
+        else { return false }
+        return (1...12).contains(month) && (1...31).contains(day) && hour < 24 && minute < 60 && second < 60
     }
 
     /// The same text as `occurred_at` and as `event_timestamp` (string, and number when it
