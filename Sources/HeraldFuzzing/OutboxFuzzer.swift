@@ -8,7 +8,8 @@ import HeraldCore
 /// checked), then the columns as PostgreSQL returns them as text — `id`, `aggregate_type`,
 /// `aggregate_id`, `event_type`, `event_data`, `created_at` in milliseconds, `retry_count`
 /// (a missing field is NULL and reads as `PostgresOutboxStore` reads it: empty text, time and
-/// count 0; a NUL byte, which no PostgreSQL text holds, ends the run) — then `HERALD_OUTBOX_TOPICS`, `HERALD_OUTBOX_TOPIC_PATTERN` and
+/// count 0; a NUL byte, which no PostgreSQL text holds, or a time beyond PostgreSQL's range
+/// ends the run) — then `HERALD_OUTBOX_TOPICS`, `HERALD_OUTBOX_TOPIC_PATTERN` and
 /// `HERALD_OUTBOX_MAX_MESSAGE_BYTES` (settings `HeraldConfiguration.load` refuses end the run).
 ///
 /// Invariants: a row becomes a message or is refused with a reason. A message goes to a
@@ -31,13 +32,15 @@ enum OutboxFuzzer {
         let settings = OutboxRelaySettings(
             maxMessageBytes: outbox.maxMessageBytes, validateJSON: fields.byte(0) & 1 == 0, topics: outbox.topics)
 
-        // PostgreSQL text never holds a NUL byte.
+        // PostgreSQL text never holds a NUL byte, and its timestamps run from 4713 BC to 294276 AD.
         guard !(1...7).contains(where: { fields.bytes($0)?.contains(0) == true }) else { return "impossible row: NUL in text" }
+        let created = fields.string(6).flatMap { Int64($0) } ?? 0
+        guard (-210_866_803_200_000...9_224_318_015_999_999).contains(created) else { return "impossible row: created_at" }
         // As PostgresOutboxStore.events reads a row (NULL → "" / 0).
         let event = OutboxEvent(
             id: fields.string(1) ?? "", aggregateType: fields.string(2) ?? "", aggregateID: fields.string(3) ?? "",
             eventType: fields.string(4) ?? "", payload: Array((fields.string(5) ?? "").utf8),
-            createdAt: EventTime(millisecondsSinceEpoch: fields.string(6).flatMap { Int64($0) } ?? 0),
+            createdAt: EventTime(millisecondsSinceEpoch: created),
             attempts: fields.string(7).flatMap { Int($0) } ?? 0)
 
         switch OutboxRelay.message(for: event, settings: settings) {
