@@ -147,6 +147,25 @@ struct OutboxCoreTests {
         #expect((try? OutboxRelay.message(for: outboxEvent("é\u{2028}", aggregate: "1"), settings: settings).get()) != nil)
     }
 
+    // Found by the outbox fuzz target: a created_at after 9999 (PostgreSQL holds years up to
+    // 294276, and BC years) went out as ce_time "10000-01-01T00:00:00.000Z", no RFC 3339.
+    @Test("a row whose created_at is outside the years 0000 to 9999 is refused; the ends of that range are published")
+    func timeOutOfRange() throws {
+        for ms in [RFC3339.range.upperBound + 1, RFC3339.range.lowerBound - 1, 9_224_318_015_999_999, -210_866_803_200_000] {
+            guard case .failure(let problem) = OutboxRelay.message(for: outboxEvent("1", aggregate: "a", at: ms), settings: .init())
+            else {
+                Issue.record("published with created_at \(ms)")
+                continue
+            }
+            #expect(problem.description.hasSuffix("is outside the years 0000 to 9999 that an RFC 3339 ce_time can hold"))
+        }
+        for ms in [RFC3339.range.upperBound, RFC3339.range.lowerBound] {
+            let message = try OutboxRelay.message(for: outboxEvent("1", aggregate: "a", at: ms), settings: .init()).get()
+            let time = try #require(message.headers.first { $0.key == "ce_time" }?.stringValue)
+            #expect(RFC3339.parse(time)?.millisecondsSinceEpoch == ms)
+        }
+    }
+
     @Test("not JSON, too large and unmapped rows count attempts and end failed; other aggregates are published; refusals count too")
     func rowFailures() async throws {
         let store = FakeOutboxStore([

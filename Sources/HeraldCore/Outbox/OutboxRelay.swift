@@ -226,6 +226,9 @@ public struct OutboxRelay: Sendable {
         case empty(String)
         /// A column that becomes a header holds a control character (the scalar).
         case controlCharacter(String, Unicode.Scalar)
+        /// `created_at` is outside the years RFC 3339 can write (0000–9999), so `ce_time` could not
+        /// be a timestamp.
+        case timeOutOfRange(EventTime)
 
         public var description: String {
             switch self {
@@ -234,6 +237,8 @@ public struct OutboxRelay: Sendable {
             case .tooLarge(let size, let limit):
                 "the message would be \(size) bytes, above the limit of \(limit) (HERALD_OUTBOX_MAX_MESSAGE_BYTES)"
             case .empty(let column): "\(column) is empty"
+            case .timeOutOfRange(let time):
+                "created_at \(RFC3339.format(time)) is outside the years 0000 to 9999 that an RFC 3339 ce_time can hold"
             case .controlCharacter(let column, let scalar):
                 "\(column) contains the control character U+\(String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 4)), "
                     + "which a CloudEvents header may not hold"
@@ -258,6 +263,8 @@ public struct OutboxRelay: Sendable {
                 return .failure(.controlCharacter(column, scalar))
             }
         }
+        // PostgreSQL's timestamps run from 4713 BC to 294276 AD; ce_time is RFC 3339.
+        guard RFC3339.range.contains(event.createdAt.millisecondsSinceEpoch) else { return .failure(.timeOutOfRange(event.createdAt)) }
         let topic: String
         switch settings.topics.topic(for: event.aggregateType) {
         case .success(let t): topic = t
