@@ -320,6 +320,20 @@ struct EnvelopeDecoderTests {
         }
     }
 
+    // Found on review, then by the time fuzz target's well-formed-date invariant: year -2
+    // (event_timestamp -62200000000, which the decoder accepts) formatted as "00-2-12-17…",
+    // and the mail's human-readable time read "00-2" as digits and trapped.
+    @Test("years outside 0000 to 9999 are written with a sign and at least four digits")
+    func expandedYears() {
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: -62_200_000_000_000)) == "-0002-12-17T14:13:20.000Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: RFC3339.range.lowerBound - 1)) == "-0001-12-31T23:59:59.999Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: RFC3339.range.upperBound + 1)) == "+10000-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: -37_000_000_000_000)) == "0797-07-08T06:13:20.000Z")
+        for ms in [RFC3339.range.lowerBound - 1, RFC3339.range.upperBound + 1] {
+            #expect(RFC3339.parse(RFC3339.format(EventTime(millisecondsSinceEpoch: ms))) == nil)
+        }
+    }
+
     @Test("a leap second is read as the second before")
     func leapSecond() {
         #expect(RFC3339.parse("2016-12-31T23:59:60Z") == RFC3339.parse("2016-12-31T23:59:59Z"))
@@ -344,7 +358,7 @@ struct EnvelopeDecoderTests {
             let text = RFC3339.format(EventTime(millisecondsSinceEpoch: ms))
             #expect(text.hasSuffix("Z"), "\(ms): \(text)")
         }
-        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .max)) == "292278994-08-17T07:12:55.807Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .max)) == "+292278994-08-17T07:12:55.807Z")
         #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .min)) == "-292275055-05-16T16:47:04.192Z")
     }
 }

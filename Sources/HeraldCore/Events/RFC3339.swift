@@ -77,6 +77,9 @@ public enum RFC3339 {
     /// 9999-12-31T23:59:59.999Z, in milliseconds since the epoch.
     public static let range: ClosedRange<Int64> = -62_167_219_200_000...253_402_300_799_999
 
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC; outside the years 0000–9999 (`range`), an ISO 8601
+    /// expanded year with a sign, which is no RFC 3339 (log lines and error messages only:
+    /// Herald refuses such times where RFC 3339 is promised).
     public static func format(_ time: EventTime) -> String {
         // Floor divisions written so that no instant overflows (`(ms - 999) / 1000` did near
         // Int64.min).
@@ -88,7 +91,11 @@ public enum RFC3339 {
             let t = String(v)
             return String(repeating: "0", count: max(0, width - t.count)) + t
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(Int(millis), 3))Z"
+        // A year RFC 3339 cannot hold is written as ISO 8601's expanded years: a sign and at
+        // least four digits (`-0002-…`, `+10000-…`), which `parse` refuses; `pad` alone wrote
+        // year -2 as `00-2`.
+        let year = (0...9999).contains(y) ? pad(y, 4) : (y < 0 ? "-" : "+") + pad(abs(y), 4)
+        return "\(year)-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(Int(millis), 3))Z"
     }
 
     /// `value` divided by `divisor` (positive) rounded down, and the remainder in
