@@ -76,7 +76,14 @@ enum MessageCheck {
             mailboxes[0].address == Array(address.utf8),
             "\(field) goes to \(Invariants.debug(String(decoding: mailboxes[0].address, as: UTF8.self))), not \(Invariants.debug(address))")
         try Invariants.mailbox(address, field)
-        try encodedWords(mailboxes[0].displayName, "\(field) display name")
+        // Encoded words are words of a phrase, never inside a quoted string (RFC 2047, 5).
+        let name = mailboxes[0].displayName.drop { $0 == 32 }
+        if name.first == UInt8(ascii: "\"") {
+            try HeraldFuzzing.check(
+                !Invariants.containsControl(String(decoding: name, as: UTF8.self).replacing("\t", with: " ")), "\(field) has a control")
+        } else {
+            try encodedWords(Array(name), "\(field) display name")
+        }
     }
 
     /// An address-list split at the commas outside quoted strings, comments and angle
