@@ -73,8 +73,12 @@ public struct MailComposer: Sendable {
     /// `<{notification id}@{From domain}>`: the same for every attempt of one notification, so
     /// a receiver recognises a resend after a crash between the server's accept and the
     /// queue's update.
+    ///
+    /// A From domain so long that the id would pass `MailRendering.maxMessageIDLength` (a
+    /// domain may have 253 characters) gives `herald.local` instead: every mail would fail.
     public func messageID(for notification: ClaimedNotification) -> String {
-        "<\(notification.id)@\(sender.messageIDDomain)>"
+        let id = "\(notification.id)@\(sender.messageIDDomain)"
+        return "<\(id.utf8.count <= MailRendering.maxMessageIDLength ? id : "\(notification.id)@herald.local")>"
     }
 
     /// What the link of `notification` grants, nil for kinds without one.
