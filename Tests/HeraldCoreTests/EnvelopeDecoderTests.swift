@@ -334,6 +334,24 @@ struct EnvelopeDecoderTests {
         }
     }
 
+    // Found on review (the configuration fuzz target decodes an event with the configured
+    // skew, but 10 minutes did not reach the 2e12-ms-wide window below the limit; its
+    // corpus now holds the value): HERALD_MAX_CLOCK_SKEW=9223372036854774s loads, and
+    // `now + skew` in milliseconds then overflowed on the first event: a trap, and a crash
+    // loop on every restart.
+    @Test("a clock skew near Duration's millisecond limit accepts past events and still judges far-future ones")
+    func hugeClockSkew() throws {
+        let skew = try #require(parseDuration("9223372036854774s"))
+        let decoder = EnvelopeDecoder(maxClockSkew: skew, clock: fixedClock)
+        let past = try decoder.decode(inbound(#"{"event_type":"RoleDeleted","role":"r","occurred_at":"2024-05-01T12:00:00Z"}"#))
+        #expect(past.metadata.occurredAt == mayFirstNoon)
+        _ = try decoder.decode(inbound(#"{"event_type":"RoleDeleted","role":"r"}"#, timestamp: .max))
+        let strict = EnvelopeDecoder(maxClockSkew: .seconds(1), clock: { EventTime(millisecondsSinceEpoch: .min) })
+        #expect(throws: Rejection.self) {
+            try strict.decode(inbound(#"{"event_type":"RoleDeleted","role":"r"}"#, timestamp: .max))
+        }
+    }
+
     @Test("a leap second is read as the second before")
     func leapSecond() {
         #expect(RFC3339.parse("2016-12-31T23:59:60Z") == RFC3339.parse("2016-12-31T23:59:59Z"))
