@@ -115,6 +115,11 @@ struct ConfigurationTests {
         ("HERALD_AUTH_TOPIC", "user_service_topic"),
         ("HERALD_DLQ_SUFFIX", ""),
         ("HERALD_DLQ_SUFFIX", "/dlq"),
+        // Found on review (the configuration fuzz target checks it; in 10 minutes it did not
+        // grow a topic name that long): a 249-byte topic loaded, and its dead-letter topic,
+        // 253 bytes with ".dlq", is one the broker refuses.
+        ("HERALD_USER_TOPIC", String(repeating: "u", count: 246)),
+        ("HERALD_AUTH_TOPIC", String(repeating: "a", count: 249)),
         ("HERALD_REDIS_URL", "http://cache:6379"),
         ("HERALD_REDIS_URL", "redis://cache:99999/0"),
         ("HERALD_REDIS_URL", "redis://"),
