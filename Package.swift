@@ -8,7 +8,10 @@ let package = Package(
     name: "Herald",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "herald", targets: ["Herald"])
+        .executable(name: "herald", targets: ["Herald"]),
+        // libFuzzer harnesses for every parser that sees outside input; `make fuzz` builds it
+        // with -sanitize=fuzzer,address in .build-fuzz. Built plainly, it replays input files.
+        .executable(name: "herald-fuzz", targets: ["HeraldFuzzer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -130,6 +133,19 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]),
 
+        // MARK: Fuzzing
+        // The harnesses: bytes → Herald's parsers, with the invariants each must keep. A plain
+        // library, so the unit tests replay the seed corpus through it.
+        .target(
+            name: "HeraldFuzzing",
+            dependencies: ["HeraldCore", "HeraldMail", "HeraldSMTP", "HeraldCourier"]),
+        // libFuzzer's driver entry point (LLVMFuzzerRunDriver), linked only by a fuzzer build
+        // (-DHERALD_LIBFUZZER); only HeraldFuzzer imports it.
+        .target(name: "CFuzzerDriver"),
+        .executableTarget(
+            name: "HeraldFuzzer",
+            dependencies: ["HeraldFuzzing", "CFuzzerDriver"]),
+
         // MARK: Tests
         .testTarget(
             name: "HeraldCoreTests",
@@ -149,6 +165,10 @@ let package = Package(
                 "HeraldCore", "HeraldMail", "HeraldCourier",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Replays the committed fuzzing corpus (Tests/Fuzz/Corpus) through the harnesses.
+        .testTarget(
+            name: "HeraldFuzzingTests",
+            dependencies: ["HeraldFuzzing"]),
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [

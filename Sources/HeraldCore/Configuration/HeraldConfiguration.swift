@@ -148,6 +148,14 @@ public struct HeraldConfiguration: Sendable {
             }
             c.kafka.deadLetterSuffix = suffix
         }
+        // A dead-letter topic the broker would refuse makes every dead letter an outage: the
+        // partition would wait forever on the first bad record.
+        for (setting, topic) in [("HERALD_USER_TOPIC", c.kafka.userTopic), ("HERALD_AUTH_TOPIC", c.kafka.authTopic)]
+        where !isTopicName(c.kafka.deadLetterTopic(for: topic)) {
+            throw ConfigurationError(
+                setting: setting,
+                problem: "its dead-letter topic (the topic followed by HERALD_DLQ_SUFFIX) would be longer than 249 bytes")
+        }
         c.kafka.embeddedPartitions = try reader.integer("HERALD_EMBEDDED_PARTITIONS", in: 1...1024) ?? c.kafka.embeddedPartitions
         c.kafka.bootstrapFile = try reader.string("HERALD_EMBEDDED_BOOTSTRAP_FILE") ?? c.kafka.bootstrapFile
         c.kafka.maxBufferedPerPartition =
