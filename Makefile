@@ -12,10 +12,12 @@ SWIFTPM_KEEP = PATH HOME TMPDIR LANG LC_ALL XDG_CACHE_HOME \
 	http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
 	SSL_CERT_FILE SSL_CERT_DIR GIT_SSL_CAINFO CURL_CA_BUNDLE
 SWIFTPM = env -i $(foreach v,$(SWIFTPM_KEEP),$(if $($(v)),$(v)="$($(v))")) $(SWIFT)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 BIN_DIR = $(shell $(SWIFTPM) build -c $(CONFIG) --show-bin-path 2>/dev/null)
 HERALD = $(BIN_DIR)/herald
 
-.PHONY: help deps build run test bench format lint clean
+.PHONY: help deps build run test soak bench fuzz format lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,12 +41,21 @@ test: ## Install what is missing, build, and run every test against real Redis a
 	@# here, so that swift test sees the same environment as swift build).
 	@echo "swift test --skip-build"; $(SWIFTPM) test --skip-build
 
+soak: ## Load and faults for SOAK_SECONDS (default 600), then a checker; summary in RELIABILITY.md (see scripts/soak/soak.py)
+	@scripts/deps.sh soak
+	$(SWIFT) build
+	/usr/bin/python3 scripts/soak/soak.py $(shell $(SWIFT) build --show-bin-path)/herald
+
 bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench
 	@# Every product: herald and herald-bench.
 	@echo "swift build -c release"; $(SWIFTPM) build -c release
 	@scripts/bench.sh $(shell $(SWIFTPM) build -c release --show-bin-path)
 	@scripts/bench-mail.sh $(shell $(SWIFTPM) build -c release --show-bin-path)
+
+fuzz: ## Fuzz every parser with libFuzzer + ASan, FUZZ_SECONDS (60) per target; findings in var/fuzz/artifacts
+	@scripts/deps.sh fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 format: ## Format the sources in place (swift format)
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests

@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "herald", targets: ["Herald"]),
         // The benchmarks (`make bench`), outside the shipped binary.
         .executable(name: "herald-bench", targets: ["HeraldBench"]),
+        // libFuzzer harnesses for every parser that sees outside input; `make fuzz` builds it
+        // with -sanitize=fuzzer,address in .build-fuzz. Built plainly, it replays input files.
+        .executable(name: "herald-fuzz", targets: ["HeraldFuzzer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -160,6 +163,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // MARK: Fuzzing
+        // The harnesses: bytes → Herald's parsers, with the invariants each must keep. A plain
+        // library, so the unit tests replay the seed corpus through it.
+        .target(
+            name: "HeraldFuzzing",
+            dependencies: ["HeraldCore", "HeraldMail", "HeraldSMTP", "HeraldCourier", "HeraldRedis", "HeraldSettings"]),
+        // libFuzzer's driver entry point (LLVMFuzzerRunDriver), linked only by a fuzzer build
+        // (-DHERALD_LIBFUZZER); only HeraldFuzzer imports it.
+        .target(name: "CFuzzerDriver"),
+        .executableTarget(
+            name: "HeraldFuzzer",
+            dependencies: ["HeraldFuzzing", "CFuzzerDriver"]),
+
         // MARK: Tests
         .testTarget(
             name: "HeraldCoreTests",
@@ -184,6 +200,10 @@ let package = Package(
                 "HeraldCore", "HeraldMail", "HeraldCourier",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Replays the committed fuzzing corpus (Tests/Fuzz/Corpus) through the harnesses.
+        .testTarget(
+            name: "HeraldFuzzingTests",
+            dependencies: ["HeraldFuzzing"]),
         .testTarget(
             name: "HeraldIntegrationTests",
             dependencies: [

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Herald builds, runs and tests with, when any is missing.
-# Usage: scripts/deps.sh [build|run|test|bench]
+# Usage: scripts/deps.sh [build|run|test|bench|soak|fuzz]
 set -euo pipefail
 profile=${1:-test}
 packages=(pkg-config librdkafka-dev libhiredis-dev libpq-dev libcurl4-openssl-dev redis-server)
@@ -9,7 +9,10 @@ case "$profile" in
   run) packages+=(redis-tools postgresql python3 kcat) ;;
   test) packages+=(redis-tools postgresql python3 python3-jsonschema python3-yaml python3-aiosmtpd openssl curl python3-prometheus-client prometheus) ;;
   bench) packages+=(redis-tools postgresql kcat time python3 postfix stunnel4 openssl) ;;
-  *) echo "usage: $0 [build|run|test|bench]" >&2; exit 2 ;;
+  soak) packages+=(redis-tools postgresql python3 python3-aiosmtpd python3-confluent-kafka python3-redis python3-psycopg2) ;;
+  # libFuzzer and AddressSanitizer ship with the Swift toolchain (clang's compiler-rt).
+  fuzz) ;;
+  *) echo "usage: $0 [build|run|test|bench|soak|fuzz]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

@@ -153,7 +153,13 @@ public struct Username: Hashable, Sendable, CustomStringConvertible {
 /// A mailbox address. Deliberately strict: one `@`, a non-empty local part of printable
 /// ASCII without spaces or the characters that would let it escape a mail header, and a
 /// domain of dot-separated labels. Internationalised addresses (SMTPUTF8) are accepted
-/// when their characters are letters or digits.
+/// when their characters are letters, digits or combining marks.
+///
+/// Checked on Unicode scalars, not on `Character`s: a Character is a grapheme cluster, and
+/// a letter that prepends itself to the next character (U+0D4E MALAYALAM LETTER DOT REPH,
+/// other Indic prepended letters) forms one Character with a following `@`, `,`, `:`, `<`
+/// or space, so a check of Characters once let a second `@`, a comma or a colon reach the
+/// To header and the SMTP envelope.
 public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
     public static let maxLength = 254
     public let rawValue: String
@@ -163,31 +169,50 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         guard rawValue.utf8.count <= Self.maxLength else {
             throw ValidationError(field: field, reason: "longer than \(Self.maxLength) bytes")
         }
-        let parts = rawValue.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, parts[0].utf8.count <= 64 else {
-            throw ValidationError(field: field, reason: "is not an email address")
-        }
-        let forbiddenInLocal: Set<Character> = [" ", "\"", "(", ")", ",", ":", ";", "<", ">", "[", "\\", "]"]
-        for ch in parts[0] {
-            if forbiddenInLocal.contains(ch) || ch.isWhitespace || (!ch.isASCII && !ch.isLetter && !ch.isNumber)
-                || ch.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-            {
-                throw ValidationError(field: field, reason: "is not an email address")
+        let invalid = ValidationError(field: field, reason: "is not an email address")
+        let scalars = Array(rawValue.unicodeScalars)
+        guard let at = scalars.firstIndex(of: "@"), scalars.lastIndex(of: "@") == at else { throw invalid }
+        let local = scalars[..<at]
+        let domain = scalars[(at + 1)...]
+        guard !local.isEmpty, !domain.isEmpty, Self.utf8Count(local) <= 64 else { throw invalid }
+        for scalar in local {
+            if scalar.isASCII {
+                guard scalar.value > 0x20 && scalar.value < 0x7F, !Self.forbiddenInLocal.contains(scalar) else { throw invalid }
+            } else if !Self.isWordScalar(scalar) {
+                throw invalid
             }
         }
-        if parts[0].hasPrefix(".") || parts[0].hasSuffix(".") || parts[0].contains("..") {
-            throw ValidationError(field: field, reason: "is not an email address")
+        if local.first == "." || local.last == "." || zip(local, local.dropFirst()).contains(where: { $0 == "." && $1 == "." }) {
+            throw invalid
         }
-        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2 else { throw ValidationError(field: field, reason: "is not an email address") }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { throw invalid }
         for label in labels {
-            guard !label.isEmpty, label.utf8.count <= 63, !label.hasPrefix("-"), !label.hasSuffix("-"),
-                label.allSatisfy({ $0 == "-" || $0.isLetter || $0.isNumber })
-            else {
-                throw ValidationError(field: field, reason: "is not an email address")
-            }
+            guard !label.isEmpty, Self.utf8Count(label) <= 63, label.first != "-", label.last != "-",
+                label.allSatisfy({
+                    $0 == "-" || ($0.isASCII ? $0.properties.isAlphabetic || ("0"..."9").contains($0) : Self.isWordScalar($0))
+                })
+            else { throw invalid }
         }
         self.rawValue = rawValue
+    }
+
+    /// RFC 5322 specials and space: never in a local part Herald writes into a header.
+    static let forbiddenInLocal: Set<Unicode.Scalar> = [" ", "\"", "(", ")", ",", ":", ";", "<", ">", "[", "\\", "]"]
+
+    /// A non-ASCII scalar of a word: a letter, a digit or other number, a combining mark, or
+    /// the zero-width (non-)joiner some scripts write words with. Never a space, a control,
+    /// a symbol or punctuation.
+    static func isWordScalar(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: break
+        }
+        return scalar.properties.isAlphabetic || scalar.properties.numericType != nil || scalar == "\u{200C}" || scalar == "\u{200D}"
+    }
+
+    static func utf8Count(_ scalars: ArraySlice<Unicode.Scalar>) -> Int {
+        scalars.reduce(0) { $0 + UTF8.width($1) }
     }
 
     public var description: String { rawValue }
@@ -221,7 +246,7 @@ public struct EventTime: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// Whole seconds since the epoch, rounded down: the value written to revocation keys.
     public var epochSeconds: Int64 {
-        millisecondsSinceEpoch >= 0 ? millisecondsSinceEpoch / 1000 : (millisecondsSinceEpoch - 999) / 1000
+        RFC3339.floorDivision(millisecondsSinceEpoch, 1000).quotient
     }
 
     public static func < (lhs: EventTime, rhs: EventTime) -> Bool {

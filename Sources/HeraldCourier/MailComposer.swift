@@ -43,11 +43,16 @@ public struct SenderSettings: Sendable, Hashable {
         self.supportEmail = supportEmail ?? from.address.rawValue
     }
 
-    /// The domain of the From address: the right-hand side of every Message-ID.
+    /// The domain of the From address: the right-hand side of every Message-ID. A Message-ID
+    /// is ASCII (`MailRendering` refuses any other), so an internationalised domain
+    /// (`noreply@exämple.com`, which `EmailAddress` accepts) gives `herald.local` instead:
+    /// with it every mail would fail.
     public var messageIDDomain: String {
-        let address = from.address.rawValue
+        // Scalars, not Characters: "@" can be part of a Character (see EmailAddress).
+        let address = from.address.rawValue.unicodeScalars
         guard let at = address.lastIndex(of: "@") else { return "herald.local" }
-        return String(address[address.index(after: at)...])
+        let domain = String(String.UnicodeScalarView(address[address.index(after: at)...]))
+        return domain.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) ? domain : "herald.local"
     }
 }
 
@@ -67,8 +72,12 @@ public struct MailComposer: Sendable {
     /// `<{notification id}@{From domain}>`: the same for every attempt of one notification, so
     /// a receiver recognises a resend after a crash between the server's accept and the
     /// queue's update.
+    ///
+    /// A From domain so long that the id would pass `MailRendering.maxMessageIDLength` (a
+    /// domain may have 253 characters) gives `herald.local` instead: every mail would fail.
     public func messageID(for notification: ClaimedNotification) -> String {
-        "<\(notification.id)@\(sender.messageIDDomain)>"
+        let id = "\(notification.id)@\(sender.messageIDDomain)"
+        return "<\(id.utf8.count <= MailRendering.maxMessageIDLength ? id : "\(notification.id)@herald.local")>"
     }
 
     /// What the link of `notification`, sent to `recipient`, grants; nil for kinds without one.

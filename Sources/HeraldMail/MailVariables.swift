@@ -79,7 +79,8 @@ public struct MailVariables: Sendable, Hashable {
     /// The username, else the address's local part (`ana` for `ana@example.com`).
     public static func recipientName(username: Username?, email: EmailAddress) -> String {
         if let username { return username.rawValue }
-        return String(email.rawValue.prefix { $0 != "@" })
+        // Scalars, not Characters: "@" can be part of a Character (see EmailAddress).
+        return String(String.UnicodeScalarView(email.rawValue.unicodeScalars.prefix { $0 != "@" }))
     }
 
     /// These variables with a one-time link minted at `mintedAt` and valid for `lifetime`.

@@ -199,12 +199,14 @@ public struct PostgresOutboxStore: OutboxStore {
             let error = q(layout.name(of: .errorMessage))
             self.table = table
             // created_at::timestamptz: a `timestamp` column is read in the session's time
-            // zone, the zone `now()` was converted with when the API wrote it.
+            // zone, the zone `now()` was converted with when the API wrote it. Milliseconds
+            // are truncated (floor), as `herald outbox list` shows them: a cast would round
+            // .9996 up, a ce_time after the row was written (and into the next second).
             claim = """
                 SELECT o.\(id)::text AS id, o.\(type)::text AS aggregate_type, o.\(aggregate)::text AS aggregate_id,
                        o.\(eventType)::text AS event_type, o.\(data)::text AS event_data,
                        COALESCE(o.\(retries), 0) AS retry_count,
-                       (extract(epoch FROM o.\(created)::timestamptz) * 1000)::bigint AS created_ms
+                       floor(extract(epoch FROM o.\(created)::timestamptz) * 1000)::bigint AS created_ms
                 FROM \(table) AS o
                 WHERE o.\(status) = 'pending'
                   AND NOT EXISTS (

@@ -22,76 +22,92 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a Redis URL. Errors say what is wrong without echoing the URL (it may hold a
     /// password).
+    ///
+    /// Parsed on the UTF-8 bytes: every delimiter is ASCII, and a Character can hold one
+    /// followed by a combining mark (`@` + U+0659 is a single Character), which a search for
+    /// the Character `@` passes over: the password then stayed in the host, which is logged.
     public init(url: String) throws(ValidationError) {
         let field = "url"
+        let bytes = Array(url.utf8)
         let schemes = ["redis://", "unix://", "redis+unix://", "redis-socket://"]
-        guard let scheme = schemes.first(where: { url.hasPrefix($0) }) else {
+        guard let scheme = schemes.first(where: { bytes.starts(with: $0.utf8) }) else {
             throw ValidationError(field: field, reason: "must start with redis:// or unix://")
         }
-        var rest = Substring(url.dropFirst(scheme.count))
-        var query: Substring = ""
-        if let q = rest.firstIndex(of: "?") {
-            query = rest[rest.index(after: q)...]
+        func text(_ part: ArraySlice<UInt8>) -> String { String(decoding: part, as: UTF8.self) }
+        var rest = bytes[scheme.utf8.count...]
+        var query: ArraySlice<UInt8> = []
+        if let q = rest.firstIndex(of: UInt8(ascii: "?")) {
+            query = rest[(q + 1)...]
             rest = rest[..<q]
         }
         var database = 0
-        for pair in query.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1)
-            if kv.count == 2, kv[0] == "db" {
-                guard let db = Int(kv[1]), db >= 0 else { throw ValidationError(field: field, reason: "db is not a number") }
+        for pair in query.split(separator: UInt8(ascii: "&")) {
+            let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1)
+            if kv.count == 2, kv[0].elementsEqual("db".utf8) {
+                guard let db = Int(text(kv[1])), db >= 0 else { throw ValidationError(field: field, reason: "db is not a number") }
                 database = db
             }
         }
         if scheme != "redis://" {
-            guard rest.hasPrefix("/") else { throw ValidationError(field: field, reason: "socket path must be absolute") }
-            self.init(address: .unix(path: String(rest)), database: database)
+            guard rest.first == UInt8(ascii: "/") else { throw ValidationError(field: field, reason: "socket path must be absolute") }
+            let path = text(rest)
+            guard !path.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw ValidationError(field: field, reason: "socket path contains a control character")
+            }
+            self.init(address: .unix(path: path), database: database)
             return
         }
         var username: String?
         var password: Secret?
-        if let at = rest.lastIndex(of: "@") {
+        if let at = rest.lastIndex(of: UInt8(ascii: "@")) {
             let userinfo = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = userinfo.firstIndex(of: ":") {
+            rest = rest[(at + 1)...]
+            if let colon = userinfo.firstIndex(of: UInt8(ascii: ":")) {
                 let user = percentDecoded(userinfo[..<colon])
                 username = user.isEmpty ? nil : user
-                password = Secret(percentDecoded(userinfo[userinfo.index(after: colon)...]))
+                password = Secret(percentDecoded(userinfo[(colon + 1)...]))
             } else if !userinfo.isEmpty {
                 // `redis://secret@host` is the password-only form redis-cli accepts.
                 password = Secret(percentDecoded(userinfo))
             }
         }
         var hostPort = rest
-        if let slash = rest.firstIndex(of: "/") {
+        if let slash = rest.firstIndex(of: UInt8(ascii: "/")) {
             hostPort = rest[..<slash]
-            let db = rest[rest.index(after: slash)...]
+            let db = rest[(slash + 1)...]
             if !db.isEmpty {
-                guard let n = Int(db), n >= 0 else { throw ValidationError(field: field, reason: "database is not a number") }
+                guard let n = Int(text(db)), n >= 0 else { throw ValidationError(field: field, reason: "database is not a number") }
                 database = n
             }
         }
-        var host = String(hostPort)
+        var host = text(hostPort)
         var port = 6379
-        if hostPort.hasPrefix("[") {
-            guard let close = hostPort.firstIndex(of: "]") else { throw ValidationError(field: field, reason: "bad IPv6 host") }
-            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
-            let after = hostPort[hostPort.index(after: close)...]
-            if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else {
+        if hostPort.first == UInt8(ascii: "[") {
+            guard let close = hostPort.firstIndex(of: UInt8(ascii: "]")) else {
+                throw ValidationError(field: field, reason: "bad IPv6 host")
+            }
+            host = text(hostPort[(hostPort.startIndex + 1)..<close])
+            let after = hostPort[(close + 1)...]
+            if after.first == UInt8(ascii: ":") {
+                guard let p = Int(text(after.dropFirst())), (1...65535).contains(p) else {
                     throw ValidationError(field: field, reason: "bad port")
                 }
                 port = p
             } else if !after.isEmpty {
                 throw ValidationError(field: field, reason: "bad IPv6 host")
             }
-        } else if let colon = hostPort.lastIndex(of: ":") {
-            host = String(hostPort[..<colon])
-            guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(p) else {
+        } else if let colon = hostPort.lastIndex(of: UInt8(ascii: ":")) {
+            host = text(hostPort[..<colon])
+            guard let p = Int(text(hostPort[(colon + 1)...])), (1...65535).contains(p) else {
                 throw ValidationError(field: field, reason: "bad port")
             }
             port = p
         }
         guard !host.isEmpty else { throw ValidationError(field: field, reason: "missing host") }
+        // Refused here rather than left to the resolver: Herald would start and wait on an
+        // unreachable Redis instead of stopping with the setting's name.
+        guard !host.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control })
+        else { throw ValidationError(field: field, reason: "host contains a space or a control character") }
         self.init(address: .tcp(host: host, port: port), username: username, password: password, database: database)
     }
 
@@ -104,9 +120,9 @@ public struct RedisEndpoint: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-private func percentDecoded(_ s: Substring) -> String {
+private func percentDecoded(_ s: ArraySlice<UInt8>) -> String {
     var out: [UInt8] = []
-    var bytes = Array(s.utf8)[...]
+    var bytes = s
     while let b = bytes.popFirst() {
         if b == UInt8(ascii: "%"), bytes.count >= 2, let high = hexDigit(bytes[bytes.startIndex]),
             let low = hexDigit(bytes[bytes.startIndex + 1])

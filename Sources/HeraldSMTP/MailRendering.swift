@@ -63,11 +63,14 @@ public enum MailRendering {
         return "=_herald_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
+    /// The longest message id rendered (between the angle brackets), in bytes.
+    public static let maxMessageIDLength = 250
+
     /// The message id in angle brackets: printable ASCII, no spaces, no brackets inside.
     static func messageID(_ value: String) throws(MailError) -> String {
         var id = Substring(value)
         if id.hasPrefix("<") && id.hasSuffix(">") && id.count >= 2 { id = id.dropFirst().dropLast() }
-        guard !id.isEmpty, id.utf8.count <= 250,
+        guard !id.isEmpty, id.utf8.count <= maxMessageIDLength,
             id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") })
         else {
             throw MailError.make(.invalidMessage, "message-id is not printable ASCII without spaces or brackets")

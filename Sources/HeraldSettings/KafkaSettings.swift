@@ -88,6 +88,14 @@ public struct KafkaSettings: Sendable {
             }
             k.deadLetterSuffix = suffix
         }
+        // A dead-letter topic the broker would refuse makes every dead letter an outage: the
+        // partition would wait forever on the first bad record.
+        for (setting, topic) in [("HERALD_USER_TOPIC", k.userTopic), ("HERALD_AUTH_TOPIC", k.authTopic)]
+        where !isTopicName(k.deadLetterTopic(for: topic)) {
+            throw ConfigurationError(
+                setting: setting,
+                problem: "its dead-letter topic (the topic followed by HERALD_DLQ_SUFFIX) would be longer than 249 bytes")
+        }
         k.embeddedPartitions = try reader.integer("HERALD_EMBEDDED_PARTITIONS", in: 1...1024) ?? k.embeddedPartitions
         k.bootstrapFile = try reader.string("HERALD_EMBEDDED_BOOTSTRAP_FILE") ?? k.bootstrapFile
 

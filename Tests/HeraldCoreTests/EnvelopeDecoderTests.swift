@@ -297,6 +297,61 @@ struct EnvelopeDecoderTests {
         }
     }
 
+    // Found by the time fuzz target: format(parse("9999-12-31T23:59:59…-00:20")) wrote
+    // "10000-01-01T00:19:59.000Z", which is no RFC 3339; the other end,
+    // "0000-01-01T00:00:00+01:00", is an instant of year -1 that formatted as "00-1-12-31…".
+    @Test("a time whose UTC form falls outside the years 0000 to 9999 is not RFC 3339")
+    func outsideFourDigitYears() throws {
+        #expect(RFC3339.parse("9999-12-31T23:59:59-00:20") == nil)
+        #expect(RFC3339.parse("9999-12-31T23:59:59.000000000000000000999-00:20") == nil)
+        #expect(RFC3339.parse("0000-01-01T00:00:00+01:00") == nil)
+        #expect(RFC3339.parse("0000-01-01T00:59:59.999+01:00") == nil)
+        for (text, ms): (String, Int64) in [
+            ("0000-01-01T00:00:00Z", RFC3339.range.lowerBound), ("0000-01-01T01:00:00+01:00", RFC3339.range.lowerBound),
+            ("9999-12-31T23:59:59.999Z", RFC3339.range.upperBound), ("9999-12-31T23:59:59.999+00:01", RFC3339.range.upperBound - 60_000),
+        ] {
+            let time = try #require(RFC3339.parse(text), "\(text)")
+            #expect(time.millisecondsSinceEpoch == ms, "\(text)")
+            #expect(RFC3339.parse(RFC3339.format(time)) == time, "\(text)")
+        }
+        let decoder = EnvelopeDecoder(clock: fixedClock)
+        #expect(throws: Rejection.self) {
+            try decoder.decode(inbound(#"{"event_type":"RoleDeleted","role":"r","occurred_at":"0000-01-01T00:30:00+01:00"}"#))
+        }
+    }
+
+    // Found on review, then by the time fuzz target's well-formed-date invariant: year -2
+    // (event_timestamp -62200000000, which the decoder accepts) formatted as "00-2-12-17…",
+    // and the mail's human-readable time read "00-2" as digits and trapped.
+    @Test("years outside 0000 to 9999 are written with a sign and at least four digits")
+    func expandedYears() {
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: -62_200_000_000_000)) == "-0002-12-17T14:13:20.000Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: RFC3339.range.lowerBound - 1)) == "-0001-12-31T23:59:59.999Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: RFC3339.range.upperBound + 1)) == "+10000-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: -37_000_000_000_000)) == "0797-07-08T06:13:20.000Z")
+        for ms in [RFC3339.range.lowerBound - 1, RFC3339.range.upperBound + 1] {
+            #expect(RFC3339.parse(RFC3339.format(EventTime(millisecondsSinceEpoch: ms))) == nil)
+        }
+    }
+
+    // Found on review (the configuration fuzz target decodes an event with the configured
+    // skew, but 10 minutes did not reach the 2e12-ms-wide window below the limit; its
+    // corpus now holds the value): HERALD_MAX_CLOCK_SKEW=9223372036854774s loads, and
+    // `now + skew` in milliseconds then overflowed on the first event: a trap, and a crash
+    // loop on every restart.
+    @Test("a clock skew near Duration's millisecond limit accepts past events and still judges far-future ones")
+    func hugeClockSkew() throws {
+        let skew = try #require(parseDuration("9223372036854774s"))
+        let decoder = EnvelopeDecoder(maxClockSkew: skew, clock: fixedClock)
+        let past = try decoder.decode(inbound(#"{"event_type":"RoleDeleted","role":"r","occurred_at":"2024-05-01T12:00:00Z"}"#))
+        #expect(past.metadata.occurredAt == mayFirstNoon)
+        _ = try decoder.decode(inbound(#"{"event_type":"RoleDeleted","role":"r"}"#, timestamp: .max))
+        let strict = EnvelopeDecoder(maxClockSkew: .seconds(1), clock: { EventTime(millisecondsSinceEpoch: .min) })
+        #expect(throws: Rejection.self) {
+            try strict.decode(inbound(#"{"event_type":"RoleDeleted","role":"r"}"#, timestamp: .max))
+        }
+    }
+
     @Test("a leap second is read as the second before")
     func leapSecond() {
         #expect(RFC3339.parse("2016-12-31T23:59:60Z") == RFC3339.parse("2016-12-31T23:59:59Z"))
@@ -308,5 +363,20 @@ struct EnvelopeDecoderTests {
         #expect(EventTime(millisecondsSinceEpoch: -1).epochSeconds == -1)
         #expect(EventTime(millisecondsSinceEpoch: -1000).epochSeconds == -1)
         #expect(EventTime(millisecondsSinceEpoch: -1001).epochSeconds == -2)
+    }
+
+    // Found by the time fuzz target: `(ms - 999) / 1000` overflowed (a trap) for the
+    // instants within 999 ms of Int64.min. No outside input carries such a time today (event
+    // times are bounded), but `format` serves every EventTime's description.
+    @Test("formatting and epoch seconds work at the ends of EventTime's range")
+    func extremeInstants() {
+        #expect(EventTime(millisecondsSinceEpoch: .min).epochSeconds == -9_223_372_036_854_776)
+        #expect(EventTime(millisecondsSinceEpoch: .max).epochSeconds == 9_223_372_036_854_775)
+        for ms: Int64 in [.min, .min + 998, .max] {
+            let text = RFC3339.format(EventTime(millisecondsSinceEpoch: ms))
+            #expect(text.hasSuffix("Z"), "\(ms): \(text)")
+        }
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .max)) == "+292278994-08-17T07:12:55.807Z")
+        #expect(RFC3339.format(EventTime(millisecondsSinceEpoch: .min)) == "-292275055-05-16T16:47:04.192Z")
     }
 }

@@ -120,6 +120,59 @@ struct OutboxCoreTests {
         #expect(message.headers.first { $0.key == "ce_time" }?.stringValue == "2024-05-01T12:00:00.123Z")
     }
 
+    // Found by the outbox fuzz target: a row whose id held DEL (U+007F) was published with
+    // that byte in ce_id; a line break in event_type would have gone out in ce_type.
+    @Test("a row whose id is empty, or whose id, event type or aggregate type holds a control character, is refused, naming the column")
+    func controlCharacters() {
+        let settings = OutboxRelaySettings(topics: OutboxTopicMapping(topics: ["User\u{85}": "users"]))
+        let rows: [(OutboxEvent, String)] = [
+            (outboxEvent("20\u{7F}User", aggregate: "43"), "id contains the control character U+007F"),
+            (
+                OutboxEvent(
+                    id: "1", aggregateType: "User", aggregateID: "43", eventType: "Created\nX-Injected: 1", payload: Array("{}".utf8),
+                    createdAt: EventTime(millisecondsSinceEpoch: 0), attempts: 0),
+                "event_type contains the control character U+000A"
+            ),
+            (outboxEvent("2", type: "User\u{85}", aggregate: "43"), "aggregate_type contains the control character U+0085"),
+        ]
+        for (row, reason) in rows {
+            guard case .failure(let problem) = OutboxRelay.message(for: row, settings: settings) else {
+                Issue.record("published: \(row)")
+                continue
+            }
+            #expect(problem.description.hasPrefix(reason), "\(problem)")
+        }
+        // Found by the outbox fuzz target: an empty id (a text primary key may be '') went
+        // out as an empty ce_id, which CloudEvents consumers refuse and inboxes cannot tell apart.
+        guard case .failure(let problem) = OutboxRelay.message(for: outboxEvent("", aggregate: "43"), settings: settings) else {
+            Issue.record("a row with an empty id was published")
+            return
+        }
+        #expect(problem.description == "id is empty")
+        // Tabs are controls too; other Unicode (é, U+2028) is text.
+        #expect((try? OutboxRelay.message(for: outboxEvent("a\tb", aggregate: "1"), settings: settings).get()) == nil)
+        #expect((try? OutboxRelay.message(for: outboxEvent("é\u{2028}", aggregate: "1"), settings: settings).get()) != nil)
+    }
+
+    // Found by the outbox fuzz target: a created_at after 9999 (PostgreSQL holds years up to
+    // 294276, and BC years) went out as ce_time "10000-01-01T00:00:00.000Z", no RFC 3339.
+    @Test("a row whose created_at is outside the years 0000 to 9999 is refused; the ends of that range are published")
+    func timeOutOfRange() throws {
+        for ms in [RFC3339.range.upperBound + 1, RFC3339.range.lowerBound - 1, 9_224_318_015_999_999, -210_866_803_200_000] {
+            guard case .failure(let problem) = OutboxRelay.message(for: outboxEvent("1", aggregate: "a", at: ms), settings: .init())
+            else {
+                Issue.record("published with created_at \(ms)")
+                continue
+            }
+            #expect(problem.description.hasSuffix("is outside the years 0000 to 9999 that an RFC 3339 ce_time can hold"))
+        }
+        for ms in [RFC3339.range.upperBound, RFC3339.range.lowerBound] {
+            let message = try OutboxRelay.message(for: outboxEvent("1", aggregate: "a", at: ms), settings: .init()).get()
+            let time = try #require(message.headers.first { $0.key == "ce_time" }?.stringValue)
+            #expect(RFC3339.parse(time)?.millisecondsSinceEpoch == ms)
+        }
+    }
+
     @Test("not JSON, too large and unmapped rows count attempts and end failed; other aggregates are published; refusals count too")
     func rowFailures() async throws {
         let store = FakeOutboxStore([

@@ -103,7 +103,8 @@ struct ValueObjectTests {
         arguments: [
             "ada@example.com", "ada.lovelace+herald@mail.example.co.uk", "o'brien@example.ie",
             "first_last-1!#$%&*/=?^`{|}~@example.com", "ADA@EXAMPLE.COM", "user@xn--bcher-kva.example",
-            "ünïcødé@bücher.de", "joão@exemplo.com.br", "用户@例子.广告", "a@1.2",
+            "ünïcødé@bücher.de", "joão@exemplo.com.br", "用户@例子.广告", "a@1.2", "jose\u{301}@example.com",
+            "ada\u{D4E}@example.com", "सत्य@उदाहरण.भारत",
             text(64) + "@example.com", "a@" + text(63) + ".com",
         ])
     func emailAccepts(_ value: String) throws {
@@ -122,6 +123,12 @@ struct ValueObjectTests {
             "ada\u{A0}@example.com", "€@example.com", "ada@exa€mple.com", "ada@example.com ",
             text(65) + "@example.com", "ada@" + text(64) + ".com",
             "ada@" + Array(repeating: text(63), count: 4).joined(separator: "."),
+            // Found by the mail fuzz target: U+0D4E (a prepended letter) makes one Character
+            // of itself and the next one, so a Character-level check let `:`, `,`, a second `@`,
+            // a space or `<` through to the To header and the SMTP envelope.
+            "user+tag@s\u{D4E}:b.example.com", "x\u{D4E}@attacker.example@victim.com",
+            "victim@ex.com\u{D4E},attacker\u{D4E}@evil.com", "a@b\u{D4E} c.com", "ada\u{D4E}<x@example.com",
+            "ada@example.com\u{D4E}>", "ada\u{600}@example.com",
         ])
     func emailRefuses(_ value: String) {
         #expect(throws: ValidationError.self) { try EmailAddress(value) }

@@ -150,6 +150,37 @@ struct HeraldProcessTests {
         #expect(try await inspector.readAll(TestCluster.authTopic + ".dlq").count == 10)
     }
 
+    @Test("herald broker --rtt-file: the broker slows down and comes back at run time; a client stays connected through both")
+    func brokerRoundTripFile() async throws {
+        let dir = try HeraldBinary.temporaryDirectory()
+        let file = dir + "/bootstrap"
+        let rtt = dir + "/rtt"
+        try "400".write(toFile: rtt, atomically: true, encoding: .utf8)
+        let broker = try ChildProcess(
+            HeraldBinary.path, ["broker", "--partitions", "1", "--bootstrap-file", file, "--rtt-file", rtt],
+            environment: ["PATH": "/usr/bin:/bin", "HERALD_LOG_FORMAT": "json"], logPath: dir + "/broker.log")
+        defer { broker.signal(SIGKILL) }
+        var bootstrap = ""
+        try await TestCluster.eventually("broker bootstrap file", timeout: .seconds(30)) {
+            bootstrap = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            return !bootstrap.isEmpty
+        }
+        try await TestCluster.eventually("the slow round trip applied") { broker.output.contains(#""rtt_ms":"400""#) }
+        let producer = try KafkaProducer(bootstrapServers: bootstrap, logger: TestLogging.logger("e2e.producer"))
+        try await producer.send([TestCluster.roleEvent("slow", id: "rtt-1", at: 1_764_000_000)])
+
+        try "not a number".write(toFile: rtt, atomically: true, encoding: .utf8)
+        try await TestCluster.eventually("a bad file is named") { broker.output.contains("does not hold a number") }
+        try FileManager.default.removeItem(atPath: rtt)
+        try await TestCluster.eventually("back to normal") { broker.output.contains(#""rtt_ms":"0""#) }
+        try await producer.send([TestCluster.roleEvent("fast", id: "rtt-2", at: 1_764_000_001)])
+        await producer.close()
+        let inspector = try KafkaInspector(bootstrapServers: bootstrap, groupID: "rtt", logger: TestLogging.logger("e2e.inspector"))
+        #expect(try await inspector.readAll(TestCluster.authTopic).count == 2)
+        broker.signal(SIGTERM)
+        #expect(try await broker.waitForExit() == 0)
+    }
+
     @Test("herald run refuses a database whose schema is behind and says to run herald migrate; herald migrate fixes it")
     func schemaBehind() async throws {
         let pg = try await PostgresServer.start()

@@ -53,11 +53,37 @@ struct OutboxRelayTests {
         #expect(orders.first?.keyString == order)
         #expect(orders.first?.header("ce_type")?.stringValue == "OrderPlaced")
         let created = try fixture.pg.psql(
-            "SELECT (extract(epoch FROM created_at::timestamptz) * 1000)::bigint FROM outbox_events WHERE id = '\(ids[1])'")
+            "SELECT floor(extract(epoch FROM created_at::timestamptz) * 1000)::bigint FROM outbox_events WHERE id = '\(ids[1])'")
         let ceTime = try #require(orders.first?.header("ce_time")?.stringValue)
         #expect(RFC3339.parse(ceTime)?.millisecondsSinceEpoch == Int64(created))
         #expect(try fixture.count() == 3)
         #expect(try fixture.count("status = 'processed' AND processed_at IS NOT NULL") == 3)
+        await producer.close()
+        await fixture.shutdown()
+    }
+
+    @Test("ce_time is created_at truncated to the millisecond, as herald outbox list shows it: never rounded up past the row's time")
+    func ceTimeTruncates() async throws {
+        let fixture = try await OutboxFixture.start()
+        let producer = try fixture.producer()
+        let client = fixture.client()
+        defer { client.close() }
+        // Microseconds that a rounding cast would carry into the next millisecond, and the next second.
+        _ = try fixture.pg.psql(
+            """
+            INSERT INTO outbox_events (id, aggregate_type, aggregate_id, event_type, event_data, created_at) VALUES
+              ('00000000-0000-0000-0000-0000000000c1', 'User', '00000000-0000-0000-0000-00000000000c', 'A', '{}',
+               timestamp '2024-05-01 12:00:00.242700'),
+              ('00000000-0000-0000-0000-0000000000c2', 'User', '00000000-0000-0000-0000-00000000000c', 'B', '{}',
+               timestamp '2024-05-01 12:00:00.999600')
+            """)
+        let relay = fixture.relay(client: client, producer: producer)
+        #expect(try await relay.drain().published == 2)
+        let times = try await fixture.read("user.events").map { $0.header("ce_time")?.stringValue }
+        #expect(times == ["2024-05-01T12:00:00.242Z", "2024-05-01T12:00:00.999Z"])
+        let listed = try await PostgresOutboxStore(client: client, layout: fixture.layout, logger: TestLogging.logger("test.outbox"))
+            .list(status: nil, limit: 10).map(\.createdAt)
+        #expect(listed == times.compactMap { $0 })
         await producer.close()
         await fixture.shutdown()
     }
@@ -160,6 +186,39 @@ struct OutboxRelayTests {
         #expect(Set(ids).count == rows)
         #expect(ids.count >= rows)
         OutboxAssertions.perAggregateOrder(messages, expectedPerKey: rows / 100)
+        await producer.close()
+        await fixture.shutdown()
+    }
+
+    @Test(
+        "the database connection lost between the broker's acknowledgement and the commit: the batch stays pending and goes out again, same ce_id, in order"
+    )
+    func databaseLostAfterPublish() async throws {
+        let fixture = try await OutboxFixture.start()
+        try fixture.insertMany(40, aggregates: 4)
+        let producer = try fixture.producer()
+        let client = fixture.client()
+        defer { client.close() }
+        // The first batch is acknowledged by the broker, then the relay's session is ended
+        // before its claiming transaction commits (as a PostgreSQL restart does).
+        let publisher = CuttingPublisher(inner: KafkaOutboxPublisher(producer: producer)) {
+            _ = try? fixture.pg.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        }
+        let relay = OutboxRelay(
+            store: PostgresOutboxStore(client: client, layout: fixture.layout, logger: TestLogging.logger("test.outbox")),
+            publisher: publisher, settings: OutboxFixture.settings(batchSize: 4), logger: TestLogging.logger("test.outbox"))
+        await #expect(throws: (any Error).self) { try await relay.relayBatch() }
+        #expect(try fixture.count("status = 'pending'") == 40, "nothing marked")
+        let published = try await fixture.read("user.events")
+        #expect(published.count == 4, "the batch did go out")
+
+        #expect(try await relay.drainRetrying().published == 40)
+        #expect(try fixture.count("status = 'processed'") == 40)
+        let messages = try await fixture.read("user.events")
+        let ids = messages.compactMap { $0.header("ce_id")?.stringValue }
+        #expect(ids.count == 44 && Set(ids).count == 40, "the first batch twice, with the same ce_id")
+        OutboxAssertions.perAggregateOrder(messages, expectedPerKey: 10)
         await producer.close()
         await fixture.shutdown()
     }
@@ -298,5 +357,28 @@ struct OutboxRelayTests {
         #expect(try fixture.count("status = 'processed'") == 5)
         #expect(try fixture.count("status = 'failed'") == 3)
         await fixture.shutdown()
+    }
+}
+
+/// Publishes through `inner`, then, once, runs `cut` (which ends the relay's database session)
+/// before returning the acknowledgements.
+final class CuttingPublisher: OutboxPublisher {
+    let inner: any OutboxPublisher
+    let cut: @Sendable () -> Void
+    private let done = Mutex(false)
+
+    init(inner: any OutboxPublisher, cut: @escaping @Sendable () -> Void) {
+        self.inner = inner
+        self.cut = cut
+    }
+
+    func publish(_ messages: [OutboxMessage]) async throws -> [String?] {
+        let result = try await inner.publish(messages)
+        let first = done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { cut() }
+        return result
     }
 }

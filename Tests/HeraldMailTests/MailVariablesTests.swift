@@ -14,6 +14,9 @@ struct MailVariablesTests {
         #expect(withName.recipientName == "ana")
         #expect(withName.recipientEmail == "ana.silva@example.com")
         #expect(MailVariables.recipientName(username: nil, email: email) == "ana.silva")
+        // "ൎ@" is one Character: the local part ends at the scalar, not at a Character.
+        let prepended = try EmailAddress("ana\u{D4E}@example.com")
+        #expect(MailVariables.recipientName(username: nil, email: prepended) == "ana\u{D4E}")
     }
 
     @Test("withLink sets the expiry from the mint time")
@@ -78,6 +81,12 @@ struct MailVariablesTests {
         #expect(
             try templates.render(.welcome, locale: tag("pt-BR"), variables: variables).text
                 == "2025-01-01T01:05:09.250Z | 1 de janeiro de 2025, às 01:05 UTC\n")
+        // A time outside the years 0000–9999 (an event_timestamp from year -2) renders as its
+        // ISO 8601 form in both; it once trapped reading "00-2" as a four-digit year.
+        variables.requestedAt = EventTime(millisecondsSinceEpoch: -62_200_000_000_000)
+        #expect(
+            try templates.render(.welcome, locale: nil, variables: variables).text
+                == "-0002-12-17T14:13:20.000Z | -0002-12-17T14:13:20.000Z\n")
     }
 
     @Test("sample data: a link for the link kinds, old and new addresses for the email-change kinds")

@@ -118,6 +118,11 @@ struct SettingsTests {
         ("HERALD_AUTH_TOPIC", "user_service_topic"),
         ("HERALD_DLQ_SUFFIX", ""),
         ("HERALD_DLQ_SUFFIX", "/dlq"),
+        // Found on review (the configuration fuzz target checks it; in 10 minutes it did not
+        // grow a topic name that long): a 249-byte topic loaded, and its dead-letter topic,
+        // 253 bytes with ".dlq", is one the broker refuses.
+        ("HERALD_USER_TOPIC", String(repeating: "u", count: 246)),
+        ("HERALD_AUTH_TOPIC", String(repeating: "a", count: 249)),
         ("HERALD_REDIS_URL", "http://cache:6379"),
         ("HERALD_REDIS_URL", "redis://cache:99999/0"),
         ("HERALD_REDIS_URL", "redis://"),
@@ -326,6 +331,25 @@ struct RedisEndpointTests {
             database: 0, description: "unix:///tmp/r.sock?db=0"),
     ]
 
+    // Found by the configuration fuzz target: "@" followed by a combining mark (U+0659) is
+    // one Character, so the search for the Character "@" missed the end of the user
+    // information and the password stayed in the host, which the endpoint's logged
+    // description shows.
+    @Test("the user information ends at the last @ byte, whatever follows it")
+    func atBeforeCombiningMark() throws {
+        let e = try RedisEndpoint(url: "redis://herald:hunter2@\u{659}cache:6380/1")
+        #expect(e.username == "herald")
+        #expect(e.password?.value == "hunter2")
+        #expect(e.address == .tcp(host: "\u{659}cache", port: 6380))
+        #expect(!e.description.contains("hunter2"))
+        let passwordOnly = try RedisEndpoint(url: "redis://s3cr\u{301}t@\u{301}cache")
+        #expect(passwordOnly.password?.value == "s3cr\u{301}t")
+        #expect(!passwordOnly.description.contains("s3cr"))
+        let socket = try RedisEndpoint(url: "unix:///tmp/r\u{301}.sock?\u{301}x=1&db=2")
+        #expect(socket.address == .unix(path: "/tmp/r\u{301}.sock"))
+        #expect(socket.database == 2)
+    }
+
     @Test("good URLs", arguments: good)
     func goodURLs(_ g: Good) throws {
         let e = try RedisEndpoint(url: g.url)
@@ -347,6 +371,12 @@ struct RedisEndpointTests {
             "redis://cache:65536", "redis://cache:port", "redis://cache:", "redis://cache/x", "redis://cache/-1",
             "redis://cache/1?db=x", "redis://[::1", "redis://[::1]junk/0", "redis://[::1]:0", "unix://relative.sock",
             "unix:///tmp/r.sock?db=-1",
+            // Found by the configuration fuzz target: a host with a tab (or a space, a line
+            // break, another control) was accepted and left for the resolver to fail on, every
+            // retry, instead of stopping Herald at start-up with the setting's name.
+            "redis://he\t", "redis://he\t:6379/0", "redis://cache host:6379", "redis://cache\r\n:6379",
+            "redis://[::1\u{0}]:6379", "redis://cache\u{85}", "redis://cache\u{2028}:6379", "unix:///tmp/r\u{0}.sock",
+            "unix:///tmp/r\n.sock?db=1",
         ])
     func badURLs(_ url: String) {
         #expect(throws: ValidationError.self) { try RedisEndpoint(url: url) }

@@ -169,8 +169,11 @@ public struct EnvelopeDecoder: Sendable {
     /// Rejects a time further ahead of Herald's clock than the allowed skew.
     func checkNotInTheFuture(_ time: EventTime) throws(Rejection) {
         let now = clock()
-        guard time.millisecondsSinceEpoch > now.millisecondsSinceEpoch + maxClockSkew.wholeMilliseconds else { return }
-        let ahead = Duration.milliseconds(time.millisecondsSinceEpoch - now.millisecondsSinceEpoch)
+        // Compared as Durations: `now + skew` in milliseconds overflowed (a trap on the first
+        // event) with a skew within 2e12 ms of Int64.max, which HERALD_MAX_CLOCK_SKEW accepts.
+        let (difference, overflow) = time.millisecondsSinceEpoch.subtractingReportingOverflow(now.millisecondsSinceEpoch)
+        let ahead = Duration.milliseconds(overflow ? (time > now ? Int64.max : Int64.min) : difference)
+        guard ahead > maxClockSkew else { return }
         throw Rejection(
             .invalidEnvelope,
             "event time \(RFC3339.format(time)) is \(Self.describe(ahead)) ahead of Herald's clock (\(RFC3339.format(now))), "

@@ -1,6 +1,7 @@
 /// RFC 3339 timestamps (`2024-05-01T12:00:00.123Z`, `…+02:00`), parsed without Foundation's
 /// formatters so that decoding an event stays cheap. A date without an offset is taken as UTC
-/// (Python's `datetime.isoformat()` of a naive value produces those).
+/// (Python's `datetime.isoformat()` of a naive value produces those). Only instants whose UTC
+/// form has a four-digit year are read, so that what `parse` reads, `format` writes back.
 public enum RFC3339 {
     public static func parse(_ text: String) -> EventTime? {
         var text = text
@@ -64,23 +65,44 @@ public enum RFC3339 {
         else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offsetSeconds)
-        return EventTime(millisecondsSinceEpoch: seconds * 1000 + Int64(millis))
+        let ms = seconds * 1000 + Int64(millis)
+        // A local time near either end of year 0000 or 9999 can be outside them in UTC
+        // (`9999-12-31T23:59:59-00:20`, `0000-01-01T00:00:00+01:00`): `format` could not write
+        // it back in four digits.
+        guard range.contains(ms) else { return nil }
+        return EventTime(millisecondsSinceEpoch: ms)
     }
 
+    /// The instants RFC 3339 can write in UTC: 0000-01-01T00:00:00.000Z through
+    /// 9999-12-31T23:59:59.999Z, in milliseconds since the epoch.
+    public static let range: ClosedRange<Int64> = -62_167_219_200_000...253_402_300_799_999
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC; outside the years 0000–9999 (`range`), an ISO 8601
+    /// expanded year with a sign, which is no RFC 3339 (log lines and error messages only:
+    /// Herald refuses such times where RFC 3339 is promised).
     public static func format(_ time: EventTime) -> String {
-        let ms = time.millisecondsSinceEpoch
-        var seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
-        let millis = Int(ms - seconds * 1000)
-        var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        seconds -= days * 86_400
+        // Floor divisions written so that no instant overflows (`(ms - 999) / 1000` did near
+        // Int64.min).
+        let (totalSeconds, millis) = floorDivision(time.millisecondsSinceEpoch, 1000)
+        let (days, seconds) = floorDivision(totalSeconds, 86_400)
         let (y, m, d) = civilFromDays(Int(days))
-        days = 0
         let h = Int(seconds / 3600), mi = Int(seconds % 3600 / 60), s = Int(seconds % 60)
         func pad(_ v: Int, _ width: Int) -> String {
             let t = String(v)
             return String(repeating: "0", count: max(0, width - t.count)) + t
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(millis, 3))Z"
+        // A year RFC 3339 cannot hold is written as ISO 8601's expanded years: a sign and at
+        // least four digits (`-0002-…`, `+10000-…`), which `parse` refuses; `pad` alone wrote
+        // year -2 as `00-2`.
+        let year = (0...9999).contains(y) ? pad(y, 4) : (y < 0 ? "-" : "+") + pad(abs(y), 4)
+        return "\(year)-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(Int(millis), 3))Z"
+    }
+
+    /// `value` divided by `divisor` (positive) rounded down, and the remainder in
+    /// `0..<divisor`, for every `value`.
+    static func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
+        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 
     static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }

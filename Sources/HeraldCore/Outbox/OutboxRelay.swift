@@ -134,8 +134,8 @@ public struct OutboxRelay: Sendable {
                 logger.log(
                     level: transient ? .warning : .error,
                     transient
-                        ? "outbox relay cannot reach the database or the broker; nothing was marked, retrying"
-                        : "outbox relay failed; nothing was marked, retrying",
+                        ? "outbox relay cannot reach the database or the broker; nothing was marked (rows already sent go out again), retrying"
+                        : "outbox relay failed; nothing was marked (rows already sent go out again), retrying",
                     metadata: [OutboxLogKey.error: "\(error)", OutboxLogKey.attempts: "\(attempt)", OutboxLogKey.delay: "\(delay)"])
                 try await Task.sleep(for: delay)
             }
@@ -224,6 +224,11 @@ public struct OutboxRelay: Sendable {
         case notJSON(String)
         case tooLarge(Int, limit: Int)
         case empty(String)
+        /// A column that becomes a header holds a control character (the scalar).
+        case controlCharacter(String, Unicode.Scalar)
+        /// `created_at` is outside the years RFC 3339 can write (0000–9999), so `ce_time` could not
+        /// be a timestamp.
+        case timeOutOfRange(EventTime)
 
         public var description: String {
             switch self {
@@ -232,16 +237,34 @@ public struct OutboxRelay: Sendable {
             case .tooLarge(let size, let limit):
                 "the message would be \(size) bytes, above the relay's limit of \(limit) bytes"
             case .empty(let column): "\(column) is empty"
+            case .timeOutOfRange(let time):
+                "created_at \(RFC3339.format(time)) is outside the years 0000 to 9999 that an RFC 3339 ce_time can hold"
+            case .controlCharacter(let column, let scalar):
+                "\(column) contains the control character U+\(String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 4)), "
+                    + "which a CloudEvents header may not hold"
             }
         }
     }
 
     /// The Kafka record for a row: key = aggregate id, value = event data, headers `ce_id`,
     /// `ce_type`, `ce_time` (RFC 3339, UTC), `ce_source` (`herald-outbox`) and
-    /// `aggregate_type`.
+    /// `aggregate_type`. A row whose header values are not CloudEvents strings (a control
+    /// character) is refused.
     public static func message(for event: OutboxEvent, settings: OutboxRelaySettings) -> Result<OutboxMessage, RowProblem> {
+        // ce_id is required and non-empty (CloudEvents); an empty id is no id.
+        guard !event.id.isEmpty else { return .failure(.empty("id")) }
         guard !event.aggregateID.isEmpty else { return .failure(.empty("aggregate_id")) }
         guard !event.eventType.isEmpty else { return .failure(.empty("event_type")) }
+        // CloudEvents 1.0 (type system): a String holds no control character, U+0000–U+001F or
+        // U+007F–U+009F; the Kafka binding carries ce_id and ce_type as header text, and a
+        // line break in one would reach every consumer that logs or forwards it.
+        for (column, value) in [("id", event.id), ("event_type", event.eventType), ("aggregate_type", event.aggregateType)] {
+            if let scalar = value.unicodeScalars.first(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
+                return .failure(.controlCharacter(column, scalar))
+            }
+        }
+        // PostgreSQL's timestamps run from 4713 BC to 294276 AD; ce_time is RFC 3339.
+        guard RFC3339.range.contains(event.createdAt.millisecondsSinceEpoch) else { return .failure(.timeOutOfRange(event.createdAt)) }
         let topic: String
         switch settings.topics.topic(for: event.aggregateType) {
         case .success(let t): topic = t
@@ -283,6 +306,13 @@ public struct OutboxRelay: Sendable {
             logger.warning("outbox row cannot be published; will try again", metadata: metadata)
         }
         return .failed(id: event.id, reason: reason, final: final)
+    }
+}
+
+extension String {
+    /// Zeros in front up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }
 

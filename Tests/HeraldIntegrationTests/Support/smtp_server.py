@@ -3,11 +3,19 @@
 
     smtp_server.py --port P --dir D [--tls-cert C --tls-key K] [--require-starttls]
                    [--implicit-tls] [--auth user:pass] [--script "451,250,rcpt:550"] [--hold]
+                   [--defer-file F] [--delay SECONDS]
     smtp_server.py --parse FILE
 
 Listens on 127.0.0.1:P. Each accepted message is stored as D/msg-<n>.json: the connection
-id (one per TCP connection, counted from 1 at each start), the envelope and the raw data (base64). D/ready
-is written once the server listens.
+id (one per TCP connection, counted from 1 at each start), the envelope, the time it was
+accepted (received_at, Unix seconds) and the raw data (base64). D/ready is written once the
+server listens.
+
+SIGTERM stops the server cleanly: it stops listening, answers any message still arriving
+with 421 (not stored), gives the replies already written half a second to reach their
+clients, then exits. So every stored message was answered 250 before the server went away
+(a client that lost the 250 would send it again, and a duplicate would not be the
+client's fault).
 
 --script: successive answers. A plain code applies to the next DATA (the end of the
 message), "rcpt:CODE" to the next RCPT TO; 250 accepts, anything else is answered with that
@@ -16,6 +24,13 @@ code. Once the script is used up, everything is accepted.
 --hold: the server holds each message's DATA before answering: it writes D/held-<k> (k
 counts messages from 1, across restarts) and waits until D/release-<k> or D/release-all
 exists; a code in that file (550, 451) answers the message instead of the script's.
+
+--defer-file F: while the file F exists, every message is answered at DATA with the code it
+holds (451 when empty) and not stored: a server that defers everything for a while.
+
+--delay SECONDS: stores each message, then waits a random time up to SECONDS before
+answering 250: a slow final reply, during which a client that dies has a message delivered
+that it never saw accepted (the window in which a sender duplicates mail).
 
 --parse FILE: parses a stored raw message with Python's email package and prints JSON
 (decoded headers, each leaf part's content type, charset, transfer encoding and decoded
@@ -27,8 +42,11 @@ import asyncio
 import base64
 import json
 import os
+import random
+import signal
 import ssl
 import sys
+import time
 
 
 def parse(path):
@@ -107,6 +125,15 @@ def serve(args):
             return "250 OK"
 
         async def handle_DATA(self, server, session, envelope):
+            if closing.is_set():
+                return "421 4.3.2 Herald test server: shutting down"
+            if args.defer_file and os.path.exists(args.defer_file):
+                try:
+                    with open(args.defer_file) as f:
+                        code = int(f.read().strip() or "451")
+                except (OSError, ValueError):
+                    code = 451
+                return reply(code, "message")
             if args.hold:
                 code = await hold()
                 if code is not None and code != 250:
@@ -127,12 +154,15 @@ def serve(args):
                 "rcpt_tos": envelope.rcpt_tos,
                 "authenticated": bool(getattr(session, "authenticated", False)),
                 "tls": session.ssl is not None,
+                "received_at": time.time(),
                 "data": base64.b64encode(raw).decode("ascii"),
             }
             path = os.path.join(args.dir, f"msg-{n:06d}.json")
             with open(path + ".tmp", "w") as f:
                 json.dump(record, f)
             os.rename(path + ".tmp", path)
+            if args.delay:
+                await asyncio.sleep(random.uniform(0, args.delay))
             return f"250 2.0.0 OK queued as herald-test-{n}"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -165,6 +195,8 @@ def serve(args):
             options["auth_require_tls"] = tls_context is not None
         return CountingSMTP(Handler(), **options)
 
+    closing = asyncio.Event()
+
     async def main():
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
@@ -172,8 +204,13 @@ def serve(args):
         with open(os.path.join(args.dir, "ready"), "w") as f:
             f.write(str(args.port))
         print(f"listening on 127.0.0.1:{args.port}", flush=True)
-        async with server:
-            await server.serve_forever()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        closing.set()
+        server.close()
+        await asyncio.sleep(0.5)
+        print("stopped", flush=True)
 
     asyncio.run(main())
 
@@ -189,6 +226,8 @@ if __name__ == "__main__":
     parser.add_argument("--auth")
     parser.add_argument("--script")
     parser.add_argument("--hold", action="store_true")
+    parser.add_argument("--defer-file")
+    parser.add_argument("--delay", type=float)
     parser.add_argument("--parse")
     arguments = parser.parse_args()
     if arguments.parse:
