@@ -44,7 +44,7 @@ public struct SenderSettings: Sendable, Hashable {
     }
 
     /// The domain of the From address: the right-hand side of every Message-ID. A Message-ID
-    /// is ASCII (`MailRendering` refuses any other), so an internationalised domain
+    /// is ASCII (transports refuse any other), so an internationalised domain
     /// (`noreply@exämple.com`, which `EmailAddress` accepts) gives `herald.local` instead:
     /// with it every mail would fail.
     public var messageIDDomain: String {
@@ -73,11 +73,11 @@ public struct MailComposer: Sendable {
     /// a receiver recognises a resend after a crash between the server's accept and the
     /// queue's update.
     ///
-    /// A From domain so long that the id would pass `MailRendering.maxMessageIDLength` (a
+    /// A From domain so long that the id would pass `MailMessage.maxMessageIDLength` (a
     /// domain may have 253 characters) gives `herald.local` instead: every mail would fail.
     public func messageID(for notification: ClaimedNotification) -> String {
         let id = "\(notification.id)@\(sender.messageIDDomain)"
-        return "<\(id.utf8.count <= MailRendering.maxMessageIDLength ? id : "\(notification.id)@herald.local")>"
+        return "<\(id.utf8.count <= MailMessage.maxMessageIDLength ? id : "\(notification.id)@herald.local")>"
     }
 
     /// What the link of `notification`, sent to `recipient`, grants; nil for kinds without one.

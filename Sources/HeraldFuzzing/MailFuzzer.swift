@@ -84,14 +84,15 @@ struct MailFuzzer: Sendable {
         let requested = text(10).flatMap { Int64($0) }.map { min(max($0, -210_866_803_200_000), 9_224_318_016_000_000) }
         let notification = ClaimedNotification(
             id: "0b7c6f1e-8f5d-4a57-9a43-8d1f0c2f4e11", eventID: "e-1", kind: kind, userID: try! UserID("u-1"),
-            recipient: recipient, locale: locale, variables: variables, attempts: 0,
+            addressing: .event, recipient: recipient, eventEmail: recipient, locale: locale, variables: variables, attempts: 0,
             requestedAt: requested.map { EventTime(millisecondsSinceEpoch: $0) } ?? EventTime(millisecondsSinceEpoch: 1_893_455_940_000),
-            username: username, recipientDeleted: false, claim: NotificationClaim(id: "n", owner: "o", number: 1))
+            storedRecipient: StoredRecipient(email: recipient, username: username, locale: locale),
+            claim: NotificationClaim(id: "n", owner: "o", number: 1))
 
         let message: MailMessage
         let bytes: [UInt8]
         do {
-            message = try composer.compose(notification, token: kind.link == nil ? nil : Self.token, now: now)
+            message = try composer.compose(notification, to: recipient, token: kind.link == nil ? nil : Self.token, now: now)
             bytes = try MailRendering.render(message)
         } catch {
             // Every value passed the checks at Herald's door: the mail must be sendable.

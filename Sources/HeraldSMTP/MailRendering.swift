@@ -64,7 +64,7 @@ public enum MailRendering {
     }
 
     /// The longest message id rendered (between the angle brackets), in bytes.
-    public static let maxMessageIDLength = 250
+    public static let maxMessageIDLength = MailMessage.maxMessageIDLength
 
     /// The message id in angle brackets: printable ASCII, no spaces, no brackets inside.
     static func messageID(_ value: String) throws(MailError) -> String {

@@ -52,11 +52,14 @@ struct MailComposerTests {
         let composer = MailComposer(
             templates: try MailTemplates(directory: templates), sender: sender,
             links: LinkSettings(baseURL: "https://auth.example.com"))
+        let recipient = try EmailAddress("ada@example.com")
         let notification = ClaimedNotification(
             id: "0b7c6f1e-8f5d-4a57-9a43-8d1f0c2f4e11", eventID: "e-1", kind: .welcome, userID: try UserID("u-1"),
-            recipient: try EmailAddress("ada@example.com"), locale: nil, variables: [:], attempts: 0,
-            requestedAt: EventTime(millisecondsSinceEpoch: 1_714_564_800_000), username: try Username("ada"),
-            recipientDeleted: false, claim: NotificationClaim(id: "n", owner: "o", number: 1))
-        return try composer.compose(notification, token: nil, now: EventTime(millisecondsSinceEpoch: 1_714_564_860_000))
+            addressing: .event, recipient: recipient, eventEmail: recipient, locale: nil, variables: [:], attempts: 0,
+            requestedAt: EventTime(millisecondsSinceEpoch: 1_714_564_800_000),
+            storedRecipient: StoredRecipient(email: recipient, username: try Username("ada")),
+            claim: NotificationClaim(id: "n", owner: "o", number: 1))
+        return try composer.compose(
+            notification, to: recipient, token: nil, now: EventTime(millisecondsSinceEpoch: 1_714_564_860_000))
     }
 }

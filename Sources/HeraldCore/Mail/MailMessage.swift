@@ -8,8 +8,11 @@ public struct MailMessage: Sendable, Hashable {
     public var textBody: String
     public var htmlBody: String
     /// The `Message-ID`, angle brackets included (`<uuid@herald.local>`). The caller keeps it
-    /// stable per notification, so a receiver can recognise a resend after a crash.
+    /// stable per notification, so a receiver can recognise a resend after a crash. At most
+    /// `maxMessageIDLength` bytes between the brackets, printable ASCII.
     public var messageID: String
+    /// The longest Message-ID a transport accepts (between the angle brackets), in bytes.
+    public static let maxMessageIDLength = 250
     public var date: EventTime
     /// More header fields, in order (`X-Herald-Kind: welcome`).
     public var headers: [MailHeader]
