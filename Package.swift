@@ -168,7 +168,7 @@ let package = Package(
         // library, so the unit tests replay the seed corpus through it.
         .target(
             name: "HeraldFuzzing",
-            dependencies: ["HeraldCore", "HeraldMail", "HeraldSMTP", "HeraldCourier", "HeraldRedis", "HeraldSettings"]),
+            dependencies: ["HeraldCore", "HeraldMail", "HeraldSMTP", "HeraldCourier", "HeraldPostgres", "HeraldRedis", "HeraldSettings"]),
         // libFuzzer's driver entry point (LLVMFuzzerRunDriver), linked only by a fuzzer build
         // (-DHERALD_LIBFUZZER); only HeraldFuzzer imports it.
         .target(name: "CFuzzerDriver"),

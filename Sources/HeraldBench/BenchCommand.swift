@@ -11,7 +11,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald-bench",
         abstract: "Herald's benchmarks (make bench): scripts/bench.sh and scripts/bench-mail.sh run them.",
-        subcommands: [BenchRunCommand.self, BenchInboxCommand.self, BenchMailCommand.self, BenchOutboxCommand.self])
+        subcommands: [
+            BenchRunCommand.self, BenchInboxCommand.self, BenchMailCommand.self, BenchOutboxCommand.self, BenchJSONCommand.self,
+        ])
 
     static func main() async {
         signal(SIGPIPE, SIG_IGN)

@@ -1,5 +1,6 @@
 import HeraldCore
 import HeraldCourier
+import HeraldPostgres
 import HeraldRedis
 import HeraldSMTP
 import HeraldSettings
@@ -189,7 +190,7 @@ enum ConfigurationFuzzer {
         }
         for (name, duration) in durations {
             try check(duration > .zero, "\(name) is \(duration)")
-            _ = formatDuration(duration)
+            _ = duration.unitsDescription
         }
         try check(c.retry.cap >= c.retry.initial, "retry max below retry initial")
         try check(c.mail.courier.retry.cap >= c.mail.courier.retry.initial, "mail retry max below mail retry initial")
@@ -272,7 +273,7 @@ enum ConfigurationFuzzer {
         do {
             _ = try decoder.decode(InboundMessage(topic: c.kafka.authTopic, partition: 0, offset: 0, value: Array(event.utf8)))
         } catch {
-            throw FuzzFailure("a 2024 event is refused with HERALD_MAX_CLOCK_SKEW=\(formatDuration(c.events.maxClockSkew)): \(error)")
+            throw FuzzFailure("a 2024 event is refused with HERALD_MAX_CLOCK_SKEW=\(c.events.maxClockSkew.unitsDescription): \(error)")
         }
         let ahead = #"{"event_type":"RoleDeleted","role":"editor","occurred_at":"2031-01-01T00:00:00Z"}"#
         _ = try? decoder.decode(InboundMessage(topic: c.kafka.authTopic, partition: 0, offset: 0, value: Array(ahead.utf8)))

@@ -194,7 +194,7 @@ struct OutboxCoreTests {
         let rows = Dictionary(uniqueKeysWithValues: store.snapshot.map { ($0.event.id, $0) })
         #expect(rows["bad-json"]?.status == "failed")
         #expect(rows["bad-json"]?.error?.hasPrefix("event_data is not valid JSON") == true)
-        #expect(rows["big"]?.error?.contains("above the limit of 1024") == true)
+        #expect(rows["big"]?.error?.contains("limit of 1024 bytes") == true)
         #expect(rows["unmapped"]?.error?.contains("no topic for aggregate type \"Ghost\"") == true)
         #expect(rows["refused"]?.error == "the broker refused the message: MSG_SIZE_TOO_LARGE")
         #expect(rows["refused"]?.attempts == 3)
