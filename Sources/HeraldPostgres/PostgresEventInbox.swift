@@ -38,11 +38,15 @@ public struct PostgresEventInbox: EventInbox {
         let channel = mailChannel
         let (inserted, decided) = try await Self.blamingValues(events) {
             try await client.transaction { connection -> (Set<String>, [MailDecision]) in
+                // Rows in event-id order: two batches holding the same events (one event on two
+                // partitions, a redelivery beside its original) take the unique index's locks in
+                // the same order, so one waits for the other instead of both deadlocking.
                 let result = try connection.execute(
                     """
                     INSERT INTO \(schema).processed_events (consumer_group, event_id, event_type, topic, "partition", "offset")
                     SELECT $1, e.id, e.type, e.topic, e.part, e.off
                     FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[]) AS e(id, type, topic, part, off)
+                    ORDER BY e.id
                     ON CONFLICT (consumer_group, event_id) DO NOTHING
                     RETURNING event_id
                     """,

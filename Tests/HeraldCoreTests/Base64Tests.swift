@@ -4,10 +4,12 @@ import Testing
 @Suite("Base64")
 struct Base64Tests {
     // RFC 4648, section 10.
-    @Test("the RFC 4648 test vectors, padded and unpadded", arguments: [
-        ("", "", ""), ("f", "Zg==", "Zg"), ("fo", "Zm8=", "Zm8"), ("foo", "Zm9v", "Zm9v"), ("foob", "Zm9vYg==", "Zm9vYg"),
-        ("fooba", "Zm9vYmE=", "Zm9vYmE"), ("foobar", "Zm9vYmFy", "Zm9vYmFy"),
-    ])
+    @Test(
+        "the RFC 4648 test vectors, padded and unpadded",
+        arguments: [
+            ("", "", ""), ("f", "Zg==", "Zg"), ("fo", "Zm8=", "Zm8"), ("foo", "Zm9v", "Zm9v"), ("foob", "Zm9vYg==", "Zm9vYg"),
+            ("fooba", "Zm9vYmE=", "Zm9vYmE"), ("foobar", "Zm9vYmFy", "Zm9vYmFy"),
+        ])
     func vectors(_ input: String, _ padded: String, _ unpadded: String) {
         #expect(Base64.encode(Array(input.utf8)) == padded)
         #expect(Base64.encode(Array(input.utf8), padded: false) == unpadded)

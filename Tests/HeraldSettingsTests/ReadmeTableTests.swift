@@ -71,7 +71,9 @@ struct ReadmeTableTests {
                         var name = String(literal[match.range])
                         if name.hasSuffix("_FILE"), documented.contains(String(name.dropLast(5))) { name = String(name.dropLast(5)) }
                         let isProperty = name.hasPrefix("HERALD_KAFKA_PROPERTY") && documented.contains("HERALD_KAFKA_PROPERTY_")
-                        if !documented.contains(name) && !isProperty && !Self.toolVariables.contains(name) { unknown.insert("\(file.lastPathComponent): \(name)") }
+                        if !documented.contains(name) && !isProperty && !Self.toolVariables.contains(name) {
+                            unknown.insert("\(file.lastPathComponent): \(name)")
+                        }
                     }
                 }
             }
