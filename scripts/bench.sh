@@ -24,6 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "JSON on the envelope path: Herald's parser against Foundation's..."
+"$bench" json --records 200000 --rounds 3 >"$dir/json.md"
+cat "$dir/json.md"
+
 database_url=$(scripts/postgres.sh start)
 export HERALD_DATABASE_URL=$database_url HERALD_DATABASE_AUTO_MIGRATE=true
 echo "inbox inserts: batched against one autocommit INSERT per row..."
@@ -159,4 +163,5 @@ print(f"| commit → acknowledged at {o['latency_achieved_rate']} rows/s, p50 | 
 print(f"| same, p99 | {o['latency_p99_ms']} ms |")
 print(f"| same, max ({o['latency_samples']:,} rows) | {o['latency_max_ms']} ms |")
 PY
+{ echo; cat "$dir/json.md"; } >>"$dir/results.md"
 cat "$dir/results.md"

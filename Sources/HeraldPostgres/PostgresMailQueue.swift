@@ -1,4 +1,3 @@
-import Foundation
 import HeraldCore
 import Logging
 
@@ -67,9 +66,9 @@ public struct PostgresMailQueue: MailQueue {
             throw ValidationError(field: "kind", reason: "unknown notification kind")
         }
         var variables: [String: String] = [:]
-        if let object = try JSONSerialization.jsonObject(with: Data(try value("variables").utf8)) as? [String: Any] {
-            for (key, v) in object { if let text = v as? String { variables[key] = text } }
-        }
+        // Herald's own JSON parser, as for events (`herald-bench json`: 4.5× JSONSerialization).
+        let object = try JSONObject(parsing: Array(try value("variables").utf8))
+        for key in object.keys { if let text = try? object.string(key) { variables[key] = text } }
         guard let requestedMs = result.int(row, "requested_ms") else {
             throw ValidationError(field: "requested_at", reason: "is NULL")
         }
