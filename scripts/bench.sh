@@ -106,6 +106,59 @@ redis_json=$(grep '^{"events"' "$dir/herald-redis.out")
 keys=$(redis-cli -u "$redis_url" dbsize)
 [ "$keys" -eq "$roles" ] || { echo "expected $roles role keys in Redis, found $keys"; exit 1; }
 
+# The mixed workload: 90% role revocations, 10% registrations (a recipient row and a
+# welcome mail queued), on a topic of its own, drained through the full path. With
+# BENCH_BASELINE_BIN (the bin directory of another build, say main before a change) the
+# same topic is drained by that build too, side by side in this run.
+mixed_events=$(( events / 5 ))
+echo "generating $mixed_events mixed events (10% registrations with a welcome mail)..."
+python3 - "$mixed_events" "$roles" >"$dir/mixed.jsonl" <<'PY'
+import sys
+n, roles = int(sys.argv[1]), int(sys.argv[2])
+out = sys.stdout
+for i in range(n):
+    if i % 10 == 0:
+        out.write('u%d\t{"event_type":"UserRegistered","event_id":"m%d","user_id":"u%d","username":"user%d","email":"u%d@example.com","event_timestamp":%d}\n' % (i, i, i, i, i, 1700000000 + i))
+    else:
+        role = i % roles
+        out.write('r%d\t{"event_type":"RolePermissionsChanged","event_id":"m%d","role":"r%d","event_timestamp":%d}\n' % (role, i, role, 1700000000 + i))
+PY
+kcat -P -b "$bootstrap" -t bench_mixed -K $'\t' -l "$dir/mixed.jsonl" -X linger.ms=20 -X batch.num.messages=10000
+mixed_run() { # label, bin dir
+  local label=$1 dir_bin=$2
+  rm -rf "$dir/mail-$label"; mkdir -p "$dir/mail-$label"
+  redis-cli -u "$redis_url" flushall >/dev/null
+  HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-mixed-$label HERALD_REDIS_URL=$redis_url HERALD_LOG_LEVEL=warning \
+    HERALD_USER_TOPIC=bench_mixed HERALD_AUTH_TOPIC=bench_mixed_none HERALD_DATABASE_SCHEMA=bench_mixed_$label \
+    HERALD_SMTP_URL="file://$dir/mail-$label" HERALD_MAIL_FROM="Bench <noreply@example.com>" \
+    HERALD_LINK_BASE_URL=https://auth.example.com \
+    measure "mixed-$label" "$dir_bin/herald-bench" run --stop-after "$mixed_events" >/dev/null
+  grep '^{"events"' "$dir/mixed-$label.out"
+}
+echo "herald, mixed workload, full path (this build) draining..."
+mixed_json=$(mixed_run this "$bin")
+baseline_json='null'
+if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
+  echo "herald, mixed workload, full path (baseline build $BENCH_BASELINE_BIN) draining..."
+  baseline_json=$(mixed_run baseline "$BENCH_BASELINE_BIN")
+fi
+python3 - "$mixed_events" "$mixed_json" "$baseline_json" "$noinbox_json" >"$dir/mixed.md" <<'PY'
+import json, sys
+n = int(sys.argv[1]); this = json.loads(sys.argv[2]); base = json.loads(sys.argv[3]); ni = json.loads(sys.argv[4])
+print(f"Mixed workload: {n:,} events, 90% role revocations and 10% registrations (recipient + welcome mail queued), full path:")
+print()
+print("| consumer | events/s | vs Redis-only role events (same run) |")
+print("|---|---:|---:|")
+def row(name, r):
+    print(f"| {name} | {r['events_per_second']:,.0f} | {r['events_per_second'] / ni['events_per_second']:.2f}× |")
+row("herald (this build)", this)
+if base:
+    row("herald (baseline build)", base)
+    print()
+    print(f"This build drains the mixed workload {this['events_per_second'] / base['events_per_second']:.2f}× as fast as the baseline.")
+PY
+cat "$dir/mixed.md"
+
 python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" "$low_wall" "$low_rss" "$low_json" "$kcatg_s" "$kcatg_rss" "$noinbox_wall" "$noinbox_rss" "$noinbox_json" "$dir/inbox.json" >"$dir/results.md" <<'PY'
 import json, sys
 n = int(sys.argv[1]); kcat_s = float(sys.argv[2]); kcat_rss = int(sys.argv[3])
@@ -163,5 +216,5 @@ print(f"| commit → acknowledged at {o['latency_achieved_rate']} rows/s, p50 | 
 print(f"| same, p99 | {o['latency_p99_ms']} ms |")
 print(f"| same, max ({o['latency_samples']:,} rows) | {o['latency_max_ms']} ms |")
 PY
-{ echo; cat "$dir/json.md"; } >>"$dir/results.md"
+{ echo; cat "$dir/mixed.md"; echo; cat "$dir/json.md"; } >>"$dir/results.md"
 cat "$dir/results.md"

@@ -100,7 +100,11 @@ public enum Daemon {
             ignoredTypes: StandardHandlers.acknowledgedWithoutEffect(ignored: settings.events.ignoredTypes, mailEnabled: mail != nil))
         let revocations = RevocationEffectApplier(store: store)
         let appliers = StandardAppliers(
-            inbox: InboxEffectApplier(inbox: inbox, revocations: revocations, consumerGroup: settings.kafka.groupID),
+            // Group commit: partition batches that arrive while inbox transactions run are
+            // recorded together; at most half the pool at once (the courier needs the rest).
+            inbox: InboxEffectApplier(
+                inbox: InboxGroupCommit(inbox, maxInFlight: max(1, databaseConnection.poolSize / 2)), revocations: revocations,
+                consumerGroup: settings.kafka.groupID),
             revocations: revocations)
         let processor = BatchProcessor(
             dispatcher: dispatcher, applier: hooks.applier?(appliers) ?? appliers.inbox,

@@ -317,7 +317,14 @@ struct HardeningTests {
         let port = try TestPorts.free()
         let herald = try Self.herald(setup, "herald", group: "hard-dup", port: port, environment: ["HERALD_LOG_LEVEL": "debug"])
         let probe = OperationsProbe(port: port)
-        let event = TestCluster.roleEvent("auditor", id: "same-id-twice", at: 1_764_000_000, type: "RoleDeleted")
+        // An event with a database effect: revocation-only events are not recorded in the
+        // inbox (applying them twice changes nothing), so they are never duplicates.
+        let event = TestCluster.event(
+            [
+                "event_type": "UserRegistered", "event_id": "same-id-twice", "user_id": "u-dup", "username": "dup",
+                "email": "dup@example.com",
+            ],
+            key: "u-dup")
         try await setup.producer.send([event])
         try await TestCluster.eventually("applied once", every: OperationsProbe.pollInterval) {
             try probe.metrics().sum("herald_events_total", where: ["outcome": "applied"]) == 1

@@ -130,7 +130,14 @@ public struct InboxEffectApplier: EffectApplier {
 
     public func apply(_ events: [AcceptedEvent]) async throws -> Set<EventID> {
         try await revocations.apply(events)
-        let recorded = try await inbox.record(events, consumerGroup: consumerGroup)
-        return Set(events.lazy.map(\.metadata.id).filter { !recorded.contains($0) })
+        // Only events with an effect in PostgreSQL need exactly-once bookkeeping. A revocation
+        // is a forward-only compare-and-set in Redis: applying it twice changes nothing, so an
+        // event whose effects are all revocations is not recorded in the inbox (and a
+        // redelivered one counts as applied again, not as a duplicate). This keeps the role
+        // and user revocation stream, the bulk of the traffic, off PostgreSQL.
+        let recordable = events.filter { $0.effects.contains(where: \.isDatabaseEffect) }
+        if recordable.isEmpty { return [] }
+        let recorded = try await inbox.record(recordable, consumerGroup: consumerGroup)
+        return Set(recordable.lazy.map(\.metadata.id).filter { !recorded.contains($0) })
     }
 }
