@@ -20,7 +20,7 @@ struct InboxEffectApplierTests {
     static func event(_ id: String, _ effects: [Effect]) throws -> AcceptedEvent {
         AcceptedEvent(
             metadata: EventMetadata(
-                type: try EventType("Test"), id: try EventID(id), occurredAt: EventTime(millisecondsSinceEpoch: 0),
+                type: "Test", id: try EventID(id), occurredAt: EventTime(millisecondsSinceEpoch: 0),
                 topic: "t", partition: 0, offset: 0),
             event: nil, effects: effects)
     }

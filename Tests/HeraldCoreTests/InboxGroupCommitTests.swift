@@ -82,9 +82,10 @@ struct InboxGroupCommitTests {
         async let bad = Result(catching: { try await commit.record(try Self.events("x1", "bad"), consumerGroup: "g") })
         await Self.until { await commit.waitingBatches == 2 }
         await inbox.release()
-        #expect(try await a == [try EventID("a1")])
-        #expect(try await good == [try EventID("g1")])
-        #expect(throws: EventContentError.self) { try bad.get() }
+        let (first, second, third) = try await (a, good, bad)
+        #expect(first == [try EventID("a1")])
+        #expect(second == [try EventID("g1")])
+        #expect(throws: EventContentError.self) { try third.get() }
         // The combined attempt, then each batch alone.
         #expect(await inbox.calls.count == 4)
     }
@@ -99,7 +100,8 @@ struct InboxGroupCommitTests {
         async let c = Result(catching: { try await commit.record(try Self.events("c1"), consumerGroup: "g") })
         await Self.until { await commit.waitingBatches == 2 }
         await inbox.release()
-        for result in [await a, await b, await c] {
+        let results = await [a, b, c]
+        for result in results {
             #expect(throws: GatedInbox.Outage.self) { try result.get() }
         }
         #expect(await inbox.calls.count == 2)
