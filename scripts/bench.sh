@@ -30,6 +30,8 @@ cat "$dir/json.md"
 
 database_url=$(scripts/postgres.sh start)
 export HERALD_DATABASE_URL=$database_url HERALD_DATABASE_AUTO_MIGRATE=true
+# The consumer runs measure events, not mail: mail off (the mixed workload turns it on).
+export HERALD_MAIL_ENABLED=false
 echo "inbox inserts: batched against one autocommit INSERT per row..."
 "$bench" inbox --rows 100000 --single-rows 5000 >"$dir/inbox.json"
 cat "$dir/inbox.json"
@@ -130,7 +132,7 @@ mixed_run() { # label, bin dir
   redis-cli -u "$redis_url" flushall >/dev/null
   HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-mixed-$label HERALD_REDIS_URL=$redis_url HERALD_LOG_LEVEL=warning \
     HERALD_USER_TOPIC=bench_mixed HERALD_AUTH_TOPIC=bench_mixed_none HERALD_DATABASE_SCHEMA=bench_mixed_$label \
-    HERALD_SMTP_URL="file://$dir/mail-$label" HERALD_MAIL_FROM="Bench <noreply@example.com>" \
+    HERALD_MAIL_ENABLED=true HERALD_SMTP_URL="file://$dir/mail-$label" HERALD_MAIL_FROM="Bench <noreply@example.com>" \
     HERALD_LINK_BASE_URL=https://auth.example.com \
     measure "mixed-$label" "$dir_bin/herald-bench" run --stop-after "$mixed_events" >/dev/null
   grep '^{"events"' "$dir/mixed-$label.out"
