@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "JSON on the envelope path: Herald's parser against Foundation's..."
-"$bench" json --records 200000 --rounds 3 >"$dir/json.md"
+"$bench" json --records 200000 --rounds 5 >"$dir/json.md"
 cat "$dir/json.md"
 
 database_url=$(scripts/postgres.sh start)
