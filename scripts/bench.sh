@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "JSON on the envelope path: Herald's parser against Foundation's..."
-"$bench" json --records 200000 --rounds 3 >"$dir/json.md"
+"$bench" json --records 200000 --rounds 5 >"$dir/json.md"
 cat "$dir/json.md"
 
 database_url=$(scripts/postgres.sh start)
@@ -40,7 +40,8 @@ echo "outbox relay: ${BENCH_OUTBOX_ROWS:-100000} pending rows with one and two r
 "$bench" outbox --rows "${BENCH_OUTBOX_ROWS:-100000}" --aggregates 10000 --rate 200 --seconds 30 >"$dir/outbox.json"
 cat "$dir/outbox.json"
 
-"$herald" broker --partitions "$partitions" --bootstrap-file "$dir/bootstrap" >"$dir/broker.log" 2>&1 &
+"$herald" broker --partitions "$partitions" --topic bench_mixed --topic bench_mixed_none --bootstrap-file "$dir/bootstrap" \
+  >"$dir/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 1 200); do [ -s "$dir/bootstrap" ] && break; sleep 0.05; done
 bootstrap=$(cat "$dir/bootstrap")
@@ -126,6 +127,13 @@ for i in range(n):
         out.write('r%d\t{"event_type":"RolePermissionsChanged","event_id":"m%d","role":"r%d","event_timestamp":%d}\n' % (role, i, role, 1700000000 + i))
 PY
 kcat -P -b "$bootstrap" -t bench_mixed -K $'\t' -l "$dir/mixed.jsonl" -X linger.ms=20 -X batch.num.messages=10000
+"$herald" lag --brokers "$bootstrap" --group bench-check --topic bench_mixed --json >"$dir/mixed-watermarks.json"
+python3 - "$dir/mixed-watermarks.json" "$mixed_events" <<'PY'
+import json, sys
+w = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+low = sum(p["low"] for p in w["partitions"]); high = sum(p["high"] for p in w["partitions"])
+assert low == 0 and high == n, f"bench_mixed holds {high - low} of {n} records (low watermarks sum {low})"
+PY
 mixed_run() { # label, bin dir
   local label=$1 dir_bin=$2
   rm -rf "$dir/mail-$label"; mkdir -p "$dir/mail-$label"
