@@ -21,6 +21,8 @@ struct BenchOutboxCommand: AsyncParsableCommand {
     @Option var rate = 200
     @Option var seconds = 30
     @Option var pollMs = 1000
+    @Option(help: "A librdkafka producer property, name=value (repeatable), to compare settings.")
+    var producerProperty: [String] = []
 
     func run() async throws {
         let settings = try HeraldSettings.load(environment: ProcessInfo.processInfo.environment)
@@ -50,12 +52,19 @@ struct BenchOutboxCommand: AsyncParsableCommand {
             logger: logger
         ).migrate()
 
+        var producerProperties: [String: String] = [:]
+        for property in producerProperty {
+            let parts = property.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--producer-property expects name=value") }
+            producerProperties[parts[0]] = parts[1]
+        }
         let broker = try EmbeddedBroker(logger: logger)
         try broker.createTopic("user.events", partitions: 32)
         let relaySettings = OutboxRelaySettings(batchSize: batch, maxAttempts: 5, topics: OutboxTopicMapping())
         func relay(_ observer: any OutboxObserver = NoOutboxObserver()) throws -> (OutboxRelay, PostgresClient, KafkaProducer) {
             let client = PostgresClient(settings: database, logger: logger)
-            let producer = try KafkaProducer(bootstrapServers: broker.bootstrapServers, logger: logger)
+            let producer = try KafkaProducer(
+                bootstrapServers: broker.bootstrapServers, properties: producerProperties, logger: logger)
             let store = PostgresOutboxStore(client: client, layout: layout, logger: logger)
             return (
                 OutboxRelay(
