@@ -40,7 +40,8 @@ echo "outbox relay: ${BENCH_OUTBOX_ROWS:-100000} pending rows with one and two r
 "$bench" outbox --rows "${BENCH_OUTBOX_ROWS:-100000}" --aggregates 10000 --rate 200 --seconds 30 >"$dir/outbox.json"
 cat "$dir/outbox.json"
 
-"$herald" broker --partitions "$partitions" --topic bench_mixed --topic bench_mixed_none --bootstrap-file "$dir/bootstrap" \
+"$herald" broker --partitions "$partitions" --topic bench_mixed --topic bench_mixed_none --topic bench_latency \
+  --bootstrap-file "$dir/bootstrap" \
   >"$dir/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 1 200); do [ -s "$dir/bootstrap" ] && break; sleep 0.05; done
@@ -152,9 +153,17 @@ if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
   echo "herald, mixed workload, full path (baseline build $BENCH_BASELINE_BIN) draining..."
   baseline_json=$(mixed_run baseline "$BENCH_BASELINE_BIN")
 fi
-python3 - "$mixed_events" "$mixed_json" "$baseline_json" "$noinbox_json" >"$dir/mixed.md" <<'PY'
+echo "end-to-end latency: 1,000 role revocations/s for 20 s, produce → Redis key set (full path)..."
+redis-cli -u "$redis_url" flushall >/dev/null
+HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-latency HERALD_REDIS_URL=$redis_url HERALD_LOG_LEVEL=warning \
+  HERALD_AUTH_TOPIC=bench_latency HERALD_USER_TOPIC=bench_mixed_none \
+  "$bench" latency --rate 1000 --seconds 20 >"$dir/latency.out" 2>"$dir/latency.err"
+latency_json=$(grep '^{"rate"' "$dir/latency.out")
+echo "$latency_json"
+python3 - "$mixed_events" "$mixed_json" "$baseline_json" "$noinbox_json" "$latency_json" >"$dir/mixed.md" <<'PY'
 import json, sys
 n = int(sys.argv[1]); this = json.loads(sys.argv[2]); base = json.loads(sys.argv[3]); ni = json.loads(sys.argv[4])
+lat = json.loads(sys.argv[5])
 print(f"Mixed workload: {n:,} events, 90% role revocations and 10% registrations (recipient + welcome mail queued), full path:")
 print()
 print("| consumer | events/s | vs Redis-only role events (same run) |")
@@ -166,6 +175,12 @@ if base:
     row("herald (baseline build)", base)
     print()
     print(f"This build drains the mixed workload {this['events_per_second'] / base['events_per_second']:.2f}× as fast as the baseline.")
+print()
+print(f"End-to-end latency, produce → Redis key set, {lat['events']:,} role revocations at {lat['achieved_rate']} events/s (full path):")
+print()
+print("| p50 | p99 | max |")
+print("|---:|---:|---:|")
+print(f"| {lat['p50_ms']} ms | {lat['p99_ms']} ms | {lat['max_ms']} ms |")
 PY
 cat "$dir/mixed.md"
 

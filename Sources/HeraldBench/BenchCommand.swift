@@ -13,6 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Herald's benchmarks (make bench): scripts/bench.sh and scripts/bench-mail.sh run them.",
         subcommands: [
             BenchRunCommand.self, BenchInboxCommand.self, BenchMailCommand.self, BenchOutboxCommand.self, BenchJSONCommand.self,
+            BenchLatencyCommand.self,
         ])
 
     static func main() async {
