@@ -15,7 +15,13 @@ import Logging
 /// reads row N between the other relay's commit and its own lock re-checks the locked row's
 /// status (PostgreSQL re-evaluates the row's conditions under `FOR UPDATE`) and skips it
 /// because it is processed. A `failed` row blocks its aggregate the same way, and only its
-/// aggregate. The cost: a batch holds at most one row per aggregate.
+/// aggregate.
+///
+/// Having locked an aggregate's head, the relay also takes the aggregate's next pending rows
+/// (up to its first `failed` one, within the batch size): no other relay can claim them
+/// while it holds the head. The relay publishes them in waves (`OutboxRelay.deliver`): row
+/// N+1 only after row N was acknowledged, and not at all when row N was refused; such rows
+/// stay pending. So one aggregate's rows share a transaction and keep their order.
 ///
 /// The claim, the publishing (`deliver`) and the status updates run in one transaction, so
 /// a relay that dies mid-batch leaves its rows pending (their locks go with its session):
@@ -45,7 +51,17 @@ public struct PostgresOutboxStore: OutboxStore {
         let statements = self.statements
         return try await client.transaction(spanning: { transaction in
             let events = try await transaction.execute { connection in
-                try Self.events(connection.execute(statements.claim, [.int(Int64(max(1, limit)))]))
+                // The aggregates' oldest unprocessed rows no other relay holds, then, while the
+                // batch has room, the rows after them in their aggregates, up to a failed one.
+                let limit = max(1, limit)
+                let heads = try connection.execute(statements.claim, [.int(Int64(limit))])
+                var events = try Self.events(heads)
+                let room = limit - events.count
+                guard !events.isEmpty, room > 0 else { return events }
+                let locations = heads.rows.indices.compactMap { heads.string($0, "location") }
+                events += try Self.events(
+                    connection.execute(statements.claimFollowing, [.textArray(locations), .int(Int64(room))]))
+                return events
             }
             if events.isEmpty { return [] }
             let outcomes = try await deliver(events)
@@ -175,6 +191,7 @@ public struct PostgresOutboxStore: OutboxStore {
     struct Statements: Sendable {
         let table: String
         let claim: String
+        let claimFollowing: String
         let markProcessed: String
         let fail: String
         let deleteProcessed: String
@@ -206,7 +223,8 @@ public struct PostgresOutboxStore: OutboxStore {
                 SELECT o.\(id)::text AS id, o.\(type)::text AS aggregate_type, o.\(aggregate)::text AS aggregate_id,
                        o.\(eventType)::text AS event_type, o.\(data)::text AS event_data,
                        COALESCE(o.\(retries), 0) AS retry_count,
-                       floor(extract(epoch FROM o.\(created)::timestamptz) * 1000)::bigint AS created_ms
+                       floor(extract(epoch FROM o.\(created)::timestamptz) * 1000)::bigint AS created_ms,
+                       o.ctid::text AS location
                 FROM \(table) AS o
                 WHERE o.\(status) = 'pending'
                   AND NOT EXISTS (
@@ -216,6 +234,28 @@ public struct PostgresOutboxStore: OutboxStore {
                 ORDER BY o.\(created), o.\(id)
                 LIMIT $1
                 FOR UPDATE OF o SKIP LOCKED
+                """
+            // The rows after the claimed heads (found by their row locations, which cannot
+            // change while this transaction holds them), in order, up to the first failed
+            // one. No other relay can hold them: for every other relay the head is still
+            // unprocessed, so nothing after it is claimable.
+            claimFollowing = """
+                SELECT o.\(id)::text AS id, o.\(type)::text AS aggregate_type, o.\(aggregate)::text AS aggregate_id,
+                       o.\(eventType)::text AS event_type, o.\(data)::text AS event_data,
+                       COALESCE(o.\(retries), 0) AS retry_count,
+                       floor(extract(epoch FROM o.\(created)::timestamptz) * 1000)::bigint AS created_ms
+                FROM \(table) AS h
+                JOIN \(table) AS o ON o.\(aggregate) = h.\(aggregate)
+                WHERE h.ctid = ANY($1::tid[])
+                  AND o.\(status) = 'pending'
+                  AND (o.\(created), o.\(id)) > (h.\(created), h.\(id))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM \(table) AS f
+                      WHERE f.\(aggregate) = o.\(aggregate) AND f.\(status) = 'failed'
+                        AND (f.\(created), f.\(id)) < (o.\(created), o.\(id)))
+                ORDER BY o.\(created), o.\(id)
+                LIMIT $2
+                FOR UPDATE OF o
                 """
             markProcessed = "UPDATE \(table) SET \(status) = 'processed', \(processed) = now() WHERE \(id) = ANY($1)"
             fail = """

@@ -202,6 +202,59 @@ struct OutboxCoreTests {
         #expect(publisher.sent.filter { $0.topic == "user.events" }.map(\.eventID) == ["fine-1", "fine-2"])
     }
 
+    /// A store that hands out all of its rows in one claim, as the PostgreSQL store does for
+    /// an aggregate's head and the rows after it, and remembers the outcomes.
+    final class OneBatchStore: OutboxStore {
+        let events: [OutboxEvent]
+        let outcomes = Mutex<[OutboxOutcome]?>(nil)
+
+        init(_ events: [OutboxEvent]) { self.events = events }
+
+        func claim(limit: Int, deliver: @escaping @Sendable ([OutboxEvent]) async throws -> [OutboxOutcome]) async throws
+            -> [OutboxOutcome]
+        {
+            guard outcomes.withLock({ $0 == nil }) else { return [] }
+            let result = try await deliver(events)
+            outcomes.withLock { $0 = result }
+            return result
+        }
+
+        func deleteProcessed(olderThan age: Duration, batchSize: Int) async throws -> Int { 0 }
+        func backlog() async throws -> OutboxBacklog { OutboxBacklog(failedRows: 0, blockedAggregates: 0, waitingRows: 0) }
+    }
+
+    /// Records each publish call's ids.
+    final class WavePublisher: OutboxPublisher {
+        let calls = Mutex<[[String]]>([])
+
+        func publish(_ messages: [OutboxMessage]) async throws -> [String?] {
+            calls.withLock { $0.append(messages.map(\.eventID)) }
+            return messages.map { $0.topic == "refused.events" ? "MSG_SIZE_TOO_LARGE" : nil }
+        }
+    }
+
+    @Test("an aggregate's rows in one batch go out in waves, in order; a refused row stops its aggregate, the rows after it stay pending")
+    func waves() async throws {
+        let store = OneBatchStore([
+            outboxEvent("a1", aggregate: "a"), outboxEvent("b1", aggregate: "b", payload: "{nope"),
+            outboxEvent("c1", type: "Refused", aggregate: "c"), outboxEvent("a2", aggregate: "a"),
+            outboxEvent("b2", aggregate: "b"), outboxEvent("c2", type: "Refused", aggregate: "c"), outboxEvent("a3", aggregate: "a"),
+        ])
+        let publisher = WavePublisher()
+        let settings = OutboxRelaySettings(
+            maxAttempts: 3, topics: OutboxTopicMapping(topics: ["User": "user.events", "Refused": "refused.events"], defaultPattern: nil))
+        let relay = OutboxRelay(store: store, publisher: publisher, settings: settings, logger: logger)
+        let report = try await relay.relayBatch()
+        // Wave 1: the first row of each aggregate (b1 refused here, c1 by the broker); then a2, a3.
+        #expect(publisher.calls.withLock { $0 } == [["a1", "c1"], ["a2"], ["a3"]])
+        let outcomes = try #require(store.outcomes.withLock { $0 })
+        let decided = Dictionary(uniqueKeysWithValues: outcomes.map { ($0.id, $0) })
+        #expect(Set(decided.keys) == ["a1", "a2", "a3", "b1", "c1"], "b2 and c2 stay pending, behind their refused rows")
+        #expect(["a1", "a2", "a3"].allSatisfy { if case .published = decided[$0] { true } else { false } })
+        #expect(["b1", "c1"].allSatisfy { if case .failed = decided[$0] { true } else { false } })
+        #expect(report.published == 3)
+    }
+
     @Test("broker unreachable: nothing is marked, the relay backs off and retries, then publishes everything")
     func brokerUnreachable() async throws {
         let store = FakeOutboxStore([outboxEvent("1", aggregate: "a"), outboxEvent("2", aggregate: "a"), outboxEvent("3", aggregate: "b")])

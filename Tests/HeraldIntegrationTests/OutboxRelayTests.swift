@@ -157,6 +157,43 @@ struct OutboxRelayTests {
         await fixture.shutdown()
     }
 
+    @Test(
+        "few aggregates: one batch takes an aggregate's rows after its head and publishes them in order; two relays still once and in order"
+    )
+    func fewAggregates() async throws {
+        let fixture = try await OutboxFixture.start(partitions: 4)
+        try fixture.insertMany(400, aggregates: 10)
+        let client = fixture.client()
+        let producer = try fixture.producer()
+        let relay = fixture.relay(client: client, producer: producer, settings: OutboxFixture.settings(batchSize: 500))
+        // One claim: the 10 heads and the 390 rows behind them.
+        #expect(try await relay.relayBatch().published == 400)
+        #expect(try fixture.count("status = 'processed'") == 400)
+        OutboxAssertions.perAggregateOrder(try await fixture.read("user.events"), expectedPerKey: 40)
+
+        // Two relays over rows of 10 other aggregates (type Order: order.events), small batches:
+        // each aggregate's rows go to one relay at a time, every row once, in order.
+        try fixture.insertMany(2_000, aggregates: 10, type: "Order")
+        let other = fixture.client()
+        let otherProducer = try fixture.producer()
+        let relayA = fixture.relay(client: client, producer: producer, settings: OutboxFixture.settings(batchSize: 60))
+        let relayB = fixture.relay(client: other, producer: otherProducer, settings: OutboxFixture.settings(batchSize: 60))
+        async let a = relayA.drain()
+        async let b = relayB.drain()
+        let (reportA, reportB) = try await (a, b)
+        #expect(reportA.published + reportB.published == 2_000)
+        #expect(try fixture.count("status = 'processed'") == 2_400)
+        let messages = try await fixture.read("order.events")
+        #expect(messages.count == 2_000)
+        #expect(Set(messages.compactMap { $0.header("ce_id")?.stringValue }).count == 2_000)
+        OutboxAssertions.perAggregateOrder(messages, expectedPerKey: 200)
+        client.close()
+        other.close()
+        await producer.close()
+        await otherProducer.close()
+        await fixture.shutdown()
+    }
+
     @Test("broker down mid-run: nothing is marked while it is down, nothing is lost, duplicates keep their ce_id")
     func brokerDown() async throws {
         let fixture = try await OutboxFixture.start()

@@ -1,16 +1,18 @@
 /// The outbox table. Adapters implement it (PostgreSQL: `PostgresOutboxStore`).
 ///
-/// Order: a store hands out only the oldest unprocessed row of each aggregate (by creation
-/// time, then id), and only when no other relay holds it. So a batch holds at most one row
-/// per aggregate, row N+1 of an aggregate is never handed out while row N is claimed,
-/// pending or `failed`, and a `failed` row blocks the later rows of its aggregate (and only
-/// of its aggregate) until an operator retries it.
+/// Order: a store hands out an aggregate's rows only from its oldest unprocessed row (by
+/// creation time, then id), and only when no other relay holds that row; with it, the
+/// aggregate's next pending rows, in order, up to its first `failed` row. So row N+1 of an
+/// aggregate is never handed to one relay while another holds row N, nor while row N is
+/// `failed`: a `failed` row blocks the later rows of its aggregate (and only of its
+/// aggregate) until an operator retries it. The relay publishes the rows of one aggregate
+/// one after the other (`OutboxRelay.deliver`).
 public protocol OutboxStore: Sendable {
     /// Claims up to `limit` rows (oldest first, see above) so that no other relay can take
-    /// them, calls `deliver` with them, then records the outcomes it returned in the same
-    /// transaction and commits. When `deliver` throws (the broker is unreachable), the claim
-    /// is rolled back and nothing changes. With no claimable row, `deliver` is not called and
-    /// the result is empty.
+    /// them, calls `deliver` with them in that order, then records the outcomes it returned
+    /// in the same transaction and commits; a row without an outcome stays pending. When
+    /// `deliver` throws (the broker is unreachable), the claim is rolled back and nothing
+    /// changes. With no claimable row, `deliver` is not called and the result is empty.
     func claim(
         limit: Int, deliver: @escaping @Sendable ([OutboxEvent]) async throws -> [OutboxOutcome]
     ) async throws -> [OutboxOutcome]

@@ -34,8 +34,9 @@ public struct OutboxRelaySettings: Sendable, Hashable {
 /// When the broker cannot be reached the claim is rolled back: nothing is marked, and the
 /// rows are claimed again after a backoff. A row the broker or the relay refuses counts an
 /// attempt; after `maxAttempts` it is `failed`, and the later rows of its aggregate wait
-/// (the store hands out only the oldest unprocessed row of an aggregate) while every other
-/// aggregate goes on.
+/// (the store hands out an aggregate's rows only from its oldest unprocessed one, and the
+/// relay publishes an aggregate's rows one after the other) while every other aggregate
+/// goes on.
 public struct OutboxRelay: Sendable {
     public let store: any OutboxStore
     public let publisher: any OutboxPublisher
@@ -179,43 +180,75 @@ public struct OutboxRelay: Sendable {
     // MARK: - One batch
 
     /// Turns rows into messages, publishes those that can be, and says what became of each.
+    ///
+    /// Rows of one aggregate go out in waves: the first row of every aggregate in the batch,
+    /// then, once the broker acknowledged those, the second, and so on. A row that cannot be
+    /// published (refused here or by the broker) stops its aggregate for this batch: the
+    /// rows after it get no outcome and stay pending, exactly as if they had been claimed
+    /// after it. A batch of distinct aggregates is one wave.
     static func deliver(
         _ events: [OutboxEvent], settings: OutboxRelaySettings, publisher: any OutboxPublisher, observer: any OutboxObserver,
         logger: Logger
     ) async throws -> [OutboxOutcome] {
-        var outcomes: [OutboxOutcome?] = Array(repeating: nil, count: events.count)
-        var messages: [OutboxMessage] = []
-        var sent: [Int] = []
-        messages.reserveCapacity(events.count)
-        sent.reserveCapacity(events.count)
+        // Each aggregate's rows, in the order the store handed them out.
+        var lanes: [[Int]] = []
+        var laneOf: [String: Int] = [:]
         for (index, event) in events.enumerated() {
-            switch message(for: event, settings: settings) {
-            case .success(let message):
-                messages.append(message)
-                sent.append(index)
-            case .failure(let reason):
-                outcomes[index] = failure(event, reason: reason.description, settings: settings, observer: observer, logger: logger)
+            if let lane = laneOf[event.aggregateID] {
+                lanes[lane].append(index)
+            } else {
+                laneOf[event.aggregateID] = lanes.count
+                lanes.append([index])
             }
         }
-        if !messages.isEmpty {
-            // Throws when the broker is unreachable: the caller rolls the claim back.
-            let refusals = try await publisher.publish(messages)
-            var acknowledged: [OutboxEvent] = []
-            acknowledged.reserveCapacity(messages.count)
-            for (position, index) in sent.enumerated() {
-                let event = events[index]
-                if position < refusals.count, let reason = refusals[position] {
-                    outcomes[index] = failure(
-                        event, reason: "the broker refused the message: \(reason)", settings: settings, observer: observer,
-                        logger: logger)
-                } else {
-                    outcomes[index] = .published(id: event.id)
-                    acknowledged.append(event)
+        var outcomes: [OutboxOutcome] = []
+        outcomes.reserveCapacity(events.count)
+        var stopped = [Bool](repeating: false, count: lanes.count)
+        var wave = 0
+        while true {
+            // The wave's rows: the wave-th row of every aggregate still going.
+            var rows: [(lane: Int, index: Int)] = []
+            for (lane, indices) in lanes.enumerated() where !stopped[lane] && wave < indices.count {
+                rows.append((lane, indices[wave]))
+            }
+            if rows.isEmpty { break }
+            var messages: [OutboxMessage] = []
+            var sent: [(lane: Int, index: Int)] = []
+            messages.reserveCapacity(rows.count)
+            for row in rows {
+                let event = events[row.index]
+                switch message(for: event, settings: settings) {
+                case .success(let message):
+                    messages.append(message)
+                    sent.append(row)
+                case .failure(let reason):
+                    outcomes.append(failure(event, reason: reason.description, settings: settings, observer: observer, logger: logger))
+                    stopped[row.lane] = true
                 }
             }
-            observer.published(acknowledged)
+            if !messages.isEmpty {
+                // Throws when the broker is unreachable: the caller rolls the claim back.
+                let refusals = try await publisher.publish(messages)
+                var acknowledged: [OutboxEvent] = []
+                acknowledged.reserveCapacity(messages.count)
+                for (position, row) in sent.enumerated() {
+                    let event = events[row.index]
+                    if position < refusals.count, let reason = refusals[position] {
+                        outcomes.append(
+                            failure(
+                                event, reason: "the broker refused the message: \(reason)", settings: settings, observer: observer,
+                                logger: logger))
+                        stopped[row.lane] = true
+                    } else {
+                        outcomes.append(.published(id: event.id))
+                        acknowledged.append(event)
+                    }
+                }
+                observer.published(acknowledged)
+            }
+            wave += 1
         }
-        return outcomes.map { $0! }
+        return outcomes
     }
 
     /// Why a row cannot become a message.
