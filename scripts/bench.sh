@@ -39,6 +39,9 @@ cat "$dir/inbox.json"
 echo "outbox relay: ${BENCH_OUTBOX_ROWS:-100000} pending rows with one and two relays, then latency at 200 rows/s..."
 "$bench" outbox --rows "${BENCH_OUTBOX_ROWS:-100000}" --aggregates 10000 --rate 200 --seconds 30 >"$dir/outbox.json"
 cat "$dir/outbox.json"
+echo "outbox relay: 20,000 pending rows over 10 aggregates, one and two relays..."
+"$bench" outbox --rows 20000 --aggregates 10 --throughput-only >"$dir/outbox-few.json"
+cat "$dir/outbox-few.json"
 
 "$herald" broker --partitions "$partitions" --topic bench_mixed --topic bench_mixed_none --topic bench_latency \
   --bootstrap-file "$dir/bootstrap" \
@@ -230,7 +233,7 @@ print()
 print("¹ HERALD_MAX_BUFFERED_PER_PARTITION=500 and HERALD_KAFKA_PROPERTY_QUEUED_MIN_MESSAGES=1000")
 print("(the defaults are 1000 and 5000).")
 PY
-python3 - "$dir/outbox.json" >>"$dir/results.md" <<'PY'
+python3 - "$dir/outbox.json" "$dir/outbox-few.json" >>"$dir/results.md" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1]))
 print()
@@ -243,6 +246,9 @@ print(f"| two relays | {o['two_relays_rows_per_second']:,} rows/s (split {o['two
 print(f"| commit → acknowledged at {o['latency_achieved_rate']} rows/s, p50 | {o['latency_p50_ms']} ms |")
 print(f"| same, p99 | {o['latency_p99_ms']} ms |")
 print(f"| same, max ({o['latency_samples']:,} rows) | {o['latency_max_ms']} ms |")
+f = json.load(open(sys.argv[2]))
+print(f"| one relay, {f['rows']:,} rows over {f['aggregates']} aggregates | {f['one_relay_rows_per_second']:,} rows/s |")
+print(f"| two relays, same | {f['two_relays_rows_per_second']:,} rows/s (split {f['two_relays_split'][0]:,} / {f['two_relays_split'][1]:,}) |")
 PY
 { echo; cat "$dir/mixed.md"; echo; cat "$dir/json.md"; } >>"$dir/results.md"
 cat "$dir/results.md"

@@ -21,6 +21,7 @@ struct BenchOutboxCommand: AsyncParsableCommand {
     @Option var rate = 200
     @Option var seconds = 30
     @Option var pollMs = 1000
+    @Flag(help: "Only the one- and two-relay throughput, no latency phase.") var throughputOnly = false
     @Option(help: "A librdkafka producer property, name=value (repeatable), to compare settings.")
     var producerProperty: [String] = []
 
@@ -115,6 +116,17 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         for client in [oneClient, twoClient] { client.close() }
         await oneProducer.close()
         await twoProducer.close()
+
+        if throughputOnly {
+            try await admin.withConnection { connection in
+                try connection.execute("DROP SCHEMA herald_bench_outbox CASCADE")
+                try connection.execute("DROP SCHEMA herald_bench_outbox_meta CASCADE")
+            }
+            print(
+                #"{"rows":\#(rows),"aggregates":\#(aggregates),"batch":\#(batch),"one_relay_rows_per_second":\#(Int(oneRate)),"#
+                    + #""two_relays_rows_per_second":\#(Int(twoRate)),"two_relays_split":[\#(reportA.published),\#(reportB.published)]}"#)
+            return
+        }
 
         // Latency at a steady rate, woken by NOTIFY.
         try await admin.withConnection { try $0.execute("TRUNCATE herald_bench_outbox.outbox_events") }
