@@ -65,11 +65,21 @@ final class TestCluster: Sendable {
     ) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        // A condition that throws has not come true yet: on a busy machine a server the
+        // condition reads (herald's /metrics, say) may not be listening yet. The last error
+        // is reported if time runs out.
+        var lastError: (any Error)?
         while clock.now < deadline {
-            if try await condition() { return }
+            do {
+                if try await condition() { return }
+                lastError = nil
+            } catch {
+                lastError = error
+            }
             try await Task.sleep(for: interval)
         }
-        Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
+        Issue.record(
+            "timed out waiting for \(what)\(lastError.map { "; the last check failed: \($0)" } ?? "")", sourceLocation: sourceLocation)
         throw CancellationError()
     }
 }
