@@ -26,12 +26,23 @@ struct OutboxProcessTests {
         let aggregates = 500
         try fixture.insertMany(rows, aggregates: aggregates)
         let dir = try HeraldBinary.temporaryDirectory()
-        let relay = try ChildProcess(
-            HeraldBinary.path, ["outbox", "relay"], environment: Self.environment(fixture), logPath: dir + "/relay.log")
-        try await TestCluster.eventually("some rows processed") { try fixture.count("status = 'processed'") > 0 }
-        relay.signal(SIGKILL)
-        #expect(try await relay.waitForExit() == 128 + SIGKILL)
-        let processedBeforeKill = try fixture.count("status = 'processed'")
+        // One aggregate's first row is held by another session (as a replica would), so the
+        // relay cannot finish before it is killed, however fast the machine.
+        let holder = fixture.client()
+        defer { holder.close() }
+        let heldID = try fixture.pg.psql(
+            "SELECT id FROM outbox_events WHERE aggregate_id = '00000000-0000-0000-0000-000000000000' ORDER BY created_at, id LIMIT 1")
+        let processedBeforeKill = try await holder.transaction(spanning: { transaction in
+            try await transaction.execute { connection in
+                try connection.execute("SELECT id FROM outbox_events WHERE id = $1 FOR UPDATE", [.text(heldID)])
+            }
+            let relay = try ChildProcess(
+                HeraldBinary.path, ["outbox", "relay"], environment: Self.environment(fixture), logPath: dir + "/relay.log")
+            try await TestCluster.eventually("some rows processed") { try fixture.count("status = 'processed'") > 0 }
+            relay.signal(SIGKILL)
+            #expect(try await relay.waitForExit() == 128 + SIGKILL)
+            return try fixture.count("status = 'processed'")
+        })
         #expect(processedBeforeKill < rows, "the relay finished before it was killed; nothing was tested")
 
         let once = try ChildProcess(
