@@ -38,3 +38,10 @@ struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Nearest-rank percentiles of sorted samples (`p` in 0...1).
+enum Percentile {
+    static func of(_ sorted: [Double], _ p: Double) -> Double {
+        sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
+    }
+}

@@ -104,7 +104,7 @@ struct BenchLatencyCommand: AsyncParsableCommand {
             return max(0, (b - a).seconds * 1000)
         }.sorted()
         guard latencies.count == total else { throw BenchError("\(total - latencies.count) events never reached Redis") }
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1)] }
+        func percentile(_ p: Double) -> Double { Percentile.of(latencies, p) }
         print(
             #"{"rate":\#(rate),"achieved_rate":\#(String(format: "%.1f", achieved)),"events":\#(total),"#
                 + #""p50_ms":\#(String(format: "%.2f", percentile(0.5))),"p99_ms":\#(String(format: "%.2f", percentile(0.99))),"#

@@ -87,6 +87,12 @@ struct BenchOutboxCommand: AsyncParsableCommand {
                 try connection.execute("VACUUM ANALYZE herald_bench_outbox.outbox_events")
             }
         }
+        func dropSchemas() async throws {
+            try await admin.withConnection { connection in
+                try connection.execute("DROP SCHEMA herald_bench_outbox CASCADE")
+                try connection.execute("DROP SCHEMA herald_bench_outbox_meta CASCADE")
+            }
+        }
         func pending() async throws -> Int64 {
             try await admin.withConnection {
                 try $0.execute("SELECT count(*) AS n FROM herald_bench_outbox.outbox_events WHERE status <> 'processed'").int(0, "n") ?? -1
@@ -118,10 +124,7 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         await twoProducer.close()
 
         if throughputOnly {
-            try await admin.withConnection { connection in
-                try connection.execute("DROP SCHEMA herald_bench_outbox CASCADE")
-                try connection.execute("DROP SCHEMA herald_bench_outbox_meta CASCADE")
-            }
+            try await dropSchemas()
             print(
                 #"{"rows":\#(rows),"aggregates":\#(aggregates),"batch":\#(batch),"one_relay_rows_per_second":\#(Int(oneRate)),"#
                     + #""two_relays_rows_per_second":\#(Int(twoRate)),"two_relays_split":[\#(reportA.published),\#(reportB.published)]}"#)
@@ -178,11 +181,8 @@ struct BenchOutboxCommand: AsyncParsableCommand {
         let acks = observer.times
         var latencies = committed.compactMap { id, at in acks[id].map { max(0, ($0 - at).seconds * 1000) } }.sorted()
         if latencies.isEmpty { latencies = [0] }
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1)] }
-        try await admin.withConnection { connection in
-            try connection.execute("DROP SCHEMA herald_bench_outbox CASCADE")
-            try connection.execute("DROP SCHEMA herald_bench_outbox_meta CASCADE")
-        }
+        func percentile(_ p: Double) -> Double { Percentile.of(latencies, p) }
+        try await dropSchemas()
         print(
             #"{"rows":\#(rows),"aggregates":\#(aggregates),"batch":\#(batch),"one_relay_rows_per_second":\#(Int(oneRate)),"#
                 + #""two_relays_rows_per_second":\#(Int(twoRate)),"two_relays_split":[\#(reportA.published),\#(reportB.published)],"#

@@ -8,7 +8,7 @@ import Logging
 /// written under a temporary name and renamed, so a reader never sees half a message; the
 /// directory is created when missing. The name comes from the message's date and id, so a
 /// resend of the same notification replaces its file.
-public final class FileMailer: MailTransport, Sendable {
+public final class FileMailer: MailSender, Sendable {
     public let directory: String
     /// Blocking file I/O runs on this thread, never on Swift's cooperative pool.
     private let thread = BlockingThread<Void>(name: "herald-mail-file")
@@ -23,14 +23,6 @@ public final class FileMailer: MailTransport, Sendable {
 
     deinit {
         thread.stop()
-    }
-
-    public func deliver(_ message: MailMessage) async throws(MailDeliveryFailure) -> MailReceipt {
-        do {
-            return try await send(message)
-        } catch {
-            throw error.deliveryFailure
-        }
     }
 
     public func send(_ message: MailMessage) async throws(MailError) -> MailReceipt {

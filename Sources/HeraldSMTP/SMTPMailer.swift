@@ -13,7 +13,7 @@ import Logging
 /// `MailError` (see there for what is transient); as the courier's `MailTransport`,
 /// `deliver` reports the same failure as a `MailDeliveryFailure`. A message with a CR or LF in
 /// a header value fails before anything is sent.
-public final class SMTPMailer: MailTransport, Sendable {
+public final class SMTPMailer: MailSender, Sendable {
     private let settings: SMTPSettings
     private let threads: BlockingThreadPool<CurlSMTPSession>
     private let logger: Logger
@@ -29,14 +29,6 @@ public final class SMTPMailer: MailTransport, Sendable {
 
     deinit {
         threads.close()
-    }
-
-    public func deliver(_ message: MailMessage) async throws(MailDeliveryFailure) -> MailReceipt {
-        do {
-            return try await send(message)
-        } catch {
-            throw error.deliveryFailure
-        }
     }
 
     public func send(_ message: MailMessage) async throws(MailError) -> MailReceipt {

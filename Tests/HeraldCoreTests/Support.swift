@@ -169,17 +169,3 @@ struct FakeRevocationStore: RevocationStore {
         calls.withLock { $0.append(marks) }
     }
 }
-
-/// A file system for `*_FILE` settings.
-struct FakeFiles {
-    struct NoSuchFile: Error {}
-    var files: [String: String] = [:]
-
-    var read: (String) throws -> String {
-        let files = self.files
-        return { path in
-            guard let text = files[path] else { throw NoSuchFile() }
-            return text
-        }
-    }
-}
