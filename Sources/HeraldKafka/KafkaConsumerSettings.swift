@@ -8,9 +8,9 @@ public struct KafkaConsumerSettings: Sendable {
     /// applied on top, and properties that contradict them are refused.
     public var properties: [String: String]
     public var secretProperties: Set<String>
-    /// Records buffered per partition before Herald stops reading that partition's
-    /// librdkafka queue (librdkafka then stops fetching it).
-    public var maxBufferedPerPartition: Int
+    /// The bytes the consumer's records may take, buffered, in flight and prefetched, shared by
+    /// the assigned partitions (`MemoryBudget`).
+    public var memoryBudget: MemoryBudget
     /// Records handed to the processor at once.
     public var maxBatch: Int
     /// How often stored offsets are committed (by the consumer's poll thread: see
@@ -21,7 +21,7 @@ public struct KafkaConsumerSettings: Sendable {
 
     public init(
         bootstrapServers: String, groupID: String, clientID: String = "herald", topics: [String],
-        properties: [String: String] = [:], secretProperties: Set<String> = [], maxBufferedPerPartition: Int = 1000,
+        properties: [String: String] = [:], secretProperties: Set<String> = [], memoryBudget: MemoryBudget = MemoryBudget(bytes: MemoryBudget.default),
         maxBatch: Int = 500, commitInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(10)
     ) {
         self.bootstrapServers = bootstrapServers
@@ -30,7 +30,7 @@ public struct KafkaConsumerSettings: Sendable {
         self.topics = topics
         self.properties = properties
         self.secretProperties = secretProperties
-        self.maxBufferedPerPartition = maxBufferedPerPartition
+        self.memoryBudget = memoryBudget
         self.maxBatch = maxBatch
         self.commitInterval = commitInterval
         self.drainTimeout = drainTimeout
@@ -49,15 +49,9 @@ public struct KafkaConsumerSettings: Sendable {
             ("client.id", clientID),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
-            // librdkafka's prefetch, per partition (Herald reads each partition's own queue):
-            // fetching stops past 5,000 records or 512 KiB queued. librdkafka's per-record
-            // overhead makes the record count the main memory lever; BENCHMARKS.md measures
-            // the memory/throughput trade.
-            ("queued.max.messages.kbytes", "512"),
-            ("queued.min.messages", "5000"),
-            ("fetch.max.bytes", "8388608"),
-            ("max.partition.fetch.bytes", "524288"),
         ]
+        // librdkafka's prefetch, sized from the memory budget (the user's properties may override).
+        props += memoryBudget.consumerProperties
         props += properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         props += [
             ("bootstrap.servers", bootstrapServers),

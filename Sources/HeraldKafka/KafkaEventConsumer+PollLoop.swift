@@ -1,18 +1,18 @@
 import Dispatch
 import HeraldCore
 
-/// The poll loop: the consumer queue, then each partition's own queue into its worker, as far
-/// as the worker has room. Each assigned partition's librdkafka queue is detached from the
-/// consumer queue, so librdkafka's prefetch limits apply per partition: a partition whose
-/// worker is behind stops being read, its queue fills and librdkafka stops fetching it, while
-/// the others go on. (With one shared queue a single busy partition, or a burst, made every
-/// partition unfetchable until librdkafka's next wake-up, which cost two thirds of the
-/// throughput.)
+/// The poll loop: the consumer queue, then each partition's own queue into its worker. Each
+/// assigned partition's librdkafka queue is detached from the consumer queue and read
+/// whenever it has records, so librdkafka's queues stay short (a queued record costs librdkafka
+/// three to four times its bytes) and its prefetch limits apply per partition. What bounds
+/// memory is the `MemoryBudget`: a partition whose records fill its share is paused
+/// (`PartitionPauses`), which stops its fetching, until its worker has drained it to half.
+/// (With one shared queue a single busy partition, or a burst, made every partition
+/// unfetchable until librdkafka's next wake-up, which cost two thirds of the throughput.)
 extension KafkaEventConsumer {
     /// Turns until shutdown is requested, or returns the consumer's fatal error.
     func pollUntilShutdown() -> KafkaError? {
-        let high = settings.maxBufferedPerPartition
-        let readBatch = max(64, min(high, 1024))
+        let readBatch = 1024
         var buffer = RDKafkaMessageBuffer(capacity: readBatch)
         var records: [InboundMessage] = []
         records.reserveCapacity(readBatch)
@@ -27,24 +27,33 @@ extension KafkaEventConsumer {
                 // consumer queue; polling it runs the rebalance callback (`rebalance(_:)`).
                 while client.pollConsumer(timeoutMs: 0, receiveStray) {}
                 var progressed = false
-                var waitingOnWorkers = false
                 for (partition, queue) in loop.queues {
                     guard let worker = loop.workers[partition] else { continue }
-                    let room = high - worker.buffered
-                    if room <= 0 {
-                        waitingOnWorkers = true
-                        continue
-                    }
-                    let count = queue.consume(upTo: min(room, readBatch), buffer: &buffer) { message in
+                    // Everything librdkafka has for the partition, at once, whatever the budget
+                    // says: a record it fetched costs it three to four times its bytes, twice
+                    // what it costs here. The budget is enforced by pausing the partition after
+                    // this turn (`reconcilePauses`), which stops its fetching; so a partition
+                    // goes over its share by at most what one fetch brought, and one that holds
+                    // nothing still takes its next record, whatever its size. A paused
+                    // partition's queue is read too: pausing makes what librdkafka prefetched
+                    // outdated, and reading frees it (what is not outdated is delivered: it is
+                    // past the position librdkafka resumes from).
+                    if loop.pauses.isPaused(partition) && queue.length == 0 { continue }
+                    var bytes = 0
+                    let count = queue.consume(upTo: readBatch, buffer: &buffer) { message in
                         if let error = message.error {
                             report(error, topic: partition.topic, partition: partition.partition)
                         } else {
-                            records.append(message.inbound(topic: partition.topic))
+                            let record = message.inbound(topic: partition.topic)
+                            bytes += record.memoryFootprint
+                            records.append(record)
                         }
                     }
                     guard count > 0 else { continue }
                     progressed = true
-                    if !records.isEmpty { worker.deliver(records) }
+                    if !records.isEmpty {
+                        worker.deliver(records, bytes: bytes)
+                    }
                     records.removeAll(keepingCapacity: true)
                 }
                 reconcilePauses()
@@ -56,7 +65,7 @@ extension KafkaEventConsumer {
                 if !progressed {
                     // Blocks this dedicated thread until a queue has records, a worker drained,
                     // or the timeout passes.
-                    _ = wakeup.wait(timeout: .now() + .milliseconds(waitingOnWorkers ? 20 : 100))
+                    _ = wakeup.wait(timeout: .now() + .milliseconds(100))
                 }
             }
             return nil
@@ -71,7 +80,8 @@ extension KafkaEventConsumer {
             return
         }
         guard let topic = message.topic else { return }
-        loop.workers[Partition(topic: topic, partition: message.partition)]?.deliver([message.inbound(topic: topic)])
+        let record = message.inbound(topic: topic)
+        loop.workers[Partition(topic: topic, partition: message.partition)]?.deliver([record], bytes: record.memoryFootprint)
     }
 
     private func report(_ error: KafkaError, topic: String?, partition: Int32) {

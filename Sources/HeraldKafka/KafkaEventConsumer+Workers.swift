@@ -6,7 +6,9 @@ extension KafkaEventConsumer {
     /// Starts the worker of a newly assigned partition and detaches the partition's queue.
     func startWorker(for partition: Partition) {
         let wakeup = self.wakeup
-        let worker = PartitionWorker(topic: partition.topic, partition: partition.partition, maxBatch: settings.maxBatch) {
+        let worker = PartitionWorker(
+            topic: partition.topic, partition: partition.partition, maxBatch: settings.maxBatch, memory: memory
+        ) {
             wakeup.signal()
         }
         worker.start(processor: processor, logger: logger) { [weak self] next in

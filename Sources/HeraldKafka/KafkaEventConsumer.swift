@@ -39,6 +39,10 @@ public final class KafkaEventConsumer: Sendable {
     let lastLoop = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
     /// Signalled by librdkafka when a queue becomes non-empty, and by workers that drained.
     let wakeup = DispatchSemaphore(value: 0)
+    /// The bytes of the records every partition worker holds (`MemoryBudget`).
+    let memory = MemoryInUse()
+    /// How many times a partition was paused because its records filled its share.
+    let memoryPauses = Atomic<Int>(0)
     private let runCompletion = Mutex<RunCompletion>(RunCompletion())
 
     struct PollLoopState {
@@ -73,6 +77,13 @@ public final class KafkaEventConsumer: Sendable {
         self.loop = PollLoopState(commits: settings.commitPolicy.schedule(startingAt: .now))
         rebalanceTarget.consumer = self
     }
+
+    /// The bytes of the records the partition workers hold, buffered and in flight.
+    public var memoryInUse: Int { memory.current }
+
+    /// How many times a partition was paused because its records filled its share of the
+    /// memory budget, since the consumer started.
+    public var memoryPauseCount: Int { memoryPauses.load(ordering: .relaxed) }
 
     /// The partitions currently assigned to this member.
     public var assignment: Set<Partition> { assigned.withLock { $0 } }
@@ -152,3 +163,4 @@ private final class RebalanceTarget: @unchecked Sendable {
     // Written once during init, before the client can call back; read on the poll thread.
     weak var consumer: KafkaEventConsumer?
 }
+

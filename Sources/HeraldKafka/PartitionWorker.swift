@@ -5,14 +5,18 @@ import Synchronization
 
 /// The records of one assigned partition waiting to be processed, and the task that
 /// processes them in order. The poll thread delivers; the task takes up to a batch at a time.
-/// The poll thread stops reading the partition's librdkafka queue while `buffered` is at its
-/// limit, so librdkafka stops fetching that partition: the buffer is bounded, never dropped.
+/// The worker counts the bytes of the records it holds, buffered and in flight (`heldBytes`,
+/// also added to the process-wide `MemoryInUse`); the poll thread pauses the partition while
+/// they reach its share of the `MemoryBudget`: the buffer is bounded in bytes, never dropped.
 final class PartitionWorker: Sendable {
     let topic: String
     let partition: Int32
 
     private struct State {
         var buffer: [InboundMessage] = []
+        var bufferedBytes = 0
+        /// The bytes of the batch being processed, released when the worker takes the next one.
+        var inFlightBytes = 0
         var waiter: CheckedContinuation<[InboundMessage]?, Never>?
         var closed = false
         var retrying = false
@@ -23,15 +27,17 @@ final class PartitionWorker: Sendable {
 
     private let state = Mutex(State())
     private let maxBatch: Int
+    private let memory: MemoryInUse
     /// Called when the task takes records, so the poll thread can read more.
     private let drained: @Sendable () -> Void
     /// Signalled once when the task has ended.
     let finished = DispatchSemaphore(value: 0)
 
-    init(topic: String, partition: Int32, maxBatch: Int, drained: @escaping @Sendable () -> Void) {
+    init(topic: String, partition: Int32, maxBatch: Int, memory: MemoryInUse, drained: @escaping @Sendable () -> Void) {
         self.topic = topic
         self.partition = partition
         self.maxBatch = maxBatch
+        self.memory = memory
         self.drained = drained
     }
 
@@ -39,7 +45,10 @@ final class PartitionWorker: Sendable {
     /// batch's outcome is final.
     func start(processor: BatchProcessor, logger: Logger, storeOffset: @escaping @Sendable (Int64) -> Void) {
         let task = Task { [self] in
-            defer { finished.signal() }
+            defer {
+                releaseAll()
+                finished.signal()
+            }
             while let batch = await next() {
                 do {
                     try await processor.process(batch) { [self] retrying in
@@ -68,12 +77,15 @@ final class PartitionWorker: Sendable {
         state.withLock { $0.task = task }
     }
 
-    /// Hands records to the task. Returns the number buffered; records for a closed worker
-    /// are dropped (they were never stored, so they will be delivered again).
+    /// Hands records to the task; `bytes` is the sum of their `memoryFootprint`. Returns the
+    /// number buffered; records for a closed worker are dropped (they were never stored, so
+    /// they will be delivered again).
     @discardableResult
-    func deliver(_ messages: [InboundMessage]) -> Int {
+    func deliver(_ messages: [InboundMessage], bytes: Int) -> Int {
         state.withLock { s in
             guard !s.closed else { return 0 }
+            s.bufferedBytes += bytes
+            memory.add(bytes)
             if s.buffer.isEmpty {
                 s.buffer = messages
             } else {
@@ -81,7 +93,7 @@ final class PartitionWorker: Sendable {
             }
             if let waiter = s.waiter {
                 s.waiter = nil
-                waiter.resume(returning: take(&s.buffer))
+                waiter.resume(returning: take(&s))
             }
             return s.buffer.count
         }
@@ -91,8 +103,11 @@ final class PartitionWorker: Sendable {
         defer { drained() }
         return await withCheckedContinuation { (c: CheckedContinuation<[InboundMessage]?, Never>) in
             state.withLock { s in
+                // The previous batch is done: its records are no longer held.
+                memory.release(s.inFlightBytes)
+                s.inFlightBytes = 0
                 if !s.buffer.isEmpty {
-                    c.resume(returning: take(&s.buffer))
+                    c.resume(returning: take(&s))
                 } else if s.closed {
                     c.resume(returning: nil)
                 } else {
@@ -102,14 +117,31 @@ final class PartitionWorker: Sendable {
         }
     }
 
-    private func take(_ buffer: inout [InboundMessage]) -> [InboundMessage] {
-        if buffer.count <= maxBatch {
-            defer { buffer = [] }
-            return buffer
+    /// The next batch: up to `maxBatch` records, whose bytes move from buffered to in flight.
+    private func take(_ s: inout State) -> [InboundMessage] {
+        if s.buffer.count <= maxBatch {
+            s.inFlightBytes = s.bufferedBytes
+            s.bufferedBytes = 0
+            defer { s.buffer = [] }
+            return s.buffer
         }
-        let batch = Array(buffer[..<maxBatch])
-        buffer.removeFirst(maxBatch)
+        let batch = Array(s.buffer[..<maxBatch])
+        s.buffer.removeFirst(maxBatch)
+        var bytes = 0
+        for m in batch { bytes += m.memoryFootprint }
+        s.inFlightBytes = bytes
+        s.bufferedBytes -= bytes
         return batch
+    }
+
+    /// The task ended: nothing it held is held any more.
+    private func releaseAll() {
+        state.withLock { s in
+            memory.release(s.bufferedBytes + s.inFlightBytes)
+            s.bufferedBytes = 0
+            s.inFlightBytes = 0
+            s.buffer = []
+        }
     }
 
     /// Stops taking records: the current batch may finish, buffered records are dropped.
@@ -117,6 +149,8 @@ final class PartitionWorker: Sendable {
         state.withLock { s in
             s.closed = true
             s.buffer = []
+            memory.release(s.bufferedBytes)
+            s.bufferedBytes = 0
             if let waiter = s.waiter {
                 s.waiter = nil
                 waiter.resume(returning: nil)
@@ -134,6 +168,9 @@ final class PartitionWorker: Sendable {
 
     /// Records delivered and not yet taken by the task.
     var buffered: Int { state.withLock { $0.buffer.count } }
+
+    /// The bytes of the records held: buffered, and in the batch being processed.
+    var heldBytes: Int { state.withLock { $0.bufferedBytes + $0.inFlightBytes } }
 
     /// Whether the batch in flight waits on a retry, as the processor last reported: the poll
     /// thread pauses the partition meanwhile (`PartitionPauses`), and a stopping consumer

@@ -90,8 +90,11 @@ public enum Daemon {
         let store = RedisRevocationStore(client: redis, settings: settings.redis, logger: Logger(label: "herald.redis"))
         logger.info("redis", metadata: ["endpoint": "\(settings.redis.endpoint)"])
 
+        // The dead-letter producer's queue is part of the memory budget (the user's properties win).
         let producer = try KafkaProducer(
-            bootstrapServers: brokers, properties: settings.kafka.properties, secretProperties: settings.kafka.secretProperties,
+            bootstrapServers: brokers,
+            properties: settings.kafka.consumer.memoryBudget.producerProperties.merging(settings.kafka.properties) { _, user in user },
+            secretProperties: settings.kafka.secretProperties,
             clientID: settings.kafka.clientID, flushTimeout: settings.kafka.shutdownTimeout, logger: Logger(label: "herald.kafka.producer"))
 
         let dispatcher = EventDispatcher(

@@ -107,8 +107,8 @@ public struct KafkaSettings: Sendable {
             clientID: try reader.identifier("HERALD_KAFKA_CLIENT_ID") ?? defaults.clientID,
             topics: [k.userTopic, k.authTopic],
             properties: properties, secretProperties: secretProperties,
-            maxBufferedPerPartition: try reader.integer("HERALD_MAX_BUFFERED_PER_PARTITION", in: 1...1_000_000)
-                ?? defaults.maxBufferedPerPartition,
+            memoryBudget: try reader.bytes("HERALD_MEMORY_BUDGET", in: MemoryBudget.minimum...(64 << 30))
+                .map(MemoryBudget.init(bytes:)) ?? defaults.memoryBudget,
             maxBatch: try reader.integer("HERALD_MAX_BATCH", in: 1...100_000) ?? defaults.maxBatch,
             commitInterval: try reader.duration("HERALD_COMMIT_INTERVAL") ?? defaults.commitInterval,
             drainTimeout: try reader.duration("HERALD_SHUTDOWN_TIMEOUT") ?? defaults.drainTimeout)

@@ -61,6 +61,33 @@ final class SettingsReader {
         return n
     }
 
+    /// A size in bytes: a whole number, optionally followed by `KiB`, `MiB` or `GiB` (also
+    /// `K`, `M`, `G`, powers of 1024), within `range`.
+    func bytes(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+        guard let value = try string(name) else { return nil }
+        let problem = "expected a size such as 64MiB, 512KiB, 1GiB or a number of bytes, "
+            + "from \(range.lowerBound) to \(range.upperBound) bytes"
+        guard let n = Self.parseBytes(value), range.contains(n) else {
+            throw ConfigurationError(setting: name, problem: problem)
+        }
+        return n
+    }
+
+    static func parseBytes(_ text: String) -> Int? {
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let n = Int(digits) else { return nil }
+        let shift: Int
+        switch text.dropFirst(digits.count).trimmingWhitespace().lowercased() {
+        case "", "b": shift = 0
+        case "k", "kb", "kib": shift = 10
+        case "m", "mb", "mib": shift = 20
+        case "g", "gb", "gib": shift = 30
+        default: return nil
+        }
+        let (product, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
+        return overflow ? nil : product
+    }
+
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
     func boolean(_ name: String) throws(ConfigurationError) -> Bool? {
         guard let value = try string(name) else { return nil }

@@ -246,21 +246,63 @@ struct KafkaPipelineTests {
         await producer.close()
     }
 
-    @Test("backpressure: a tiny per-partition buffer still delivers everything, in order")
+    @Test("backpressure: a tiny memory budget pauses partitions and still delivers everything, in order; nothing stays held")
     func backpressure() async throws {
         let cluster = try TestCluster(partitions: 2)
         let applier = RecordingApplier()
         let count = 2000
         try await cluster.send((0..<count).map { TestCluster.roleEvent("r\($0 % 2)", id: "b\($0)", at: 1_700_000_000) })
+        // 64 KiB: a share of 10 KiB per partition (4 assigned), about 30 records.
         let consumer = try TestConsumer(
-            cluster: cluster, group: "g-bp", applier: applier, maxBufferedPerPartition: 7)
+            cluster: cluster, group: "g-bp", applier: applier, memoryBudget: MemoryBudget(bytes: 64 << 10))
         try await TestCluster.eventually("all applied") { applier.applied.count >= count }
+        try await TestCluster.eventually("every record released") { consumer.consumer.memoryInUse == 0 }
+        #expect(consumer.consumer.memoryPauseCount > 0)
         try await consumer.stop()
         #expect(Set(applier.applied.map(\.id.rawValue)).count == count)
         for p in 0..<Int32(2) {
             let offsets = applier.applied.filter { $0.partition == p }.map(\.offset)
             #expect(offsets == offsets.sorted())
         }
+    }
+
+    @Test("records larger than a partition's share of the budget are each taken alone and dead-lettered once")
+    func largeRecordsUnderABudget() async throws {
+        let cluster = try TestCluster(partitions: 4)
+        let applier = RecordingApplier()
+        let topic = TestCluster.authTopic
+        // 2 MiB: a share of 160 KiB per partition (8 assigned); each record is 500 KB (the mock
+        // cluster keeps only the newest ~5 MB of a partition).
+        var records: [OutboundRecord] = []
+        for i in 0..<12 {
+            var value = Array(#"{"event_type":"RoleDeleted","role":""#.utf8)
+            value += [UInt8](repeating: UInt8(ascii: "x"), count: 500_000)
+            value += Array(#""}"#.utf8)
+            records.append(OutboundRecord(topic: topic, key: Array("k\(i % 4)".utf8), value: value))
+        }
+        records += (0..<4).map {
+            TestCluster.event(
+                ["event_type": "RoleDeleted", "event_id": "after-\($0)", "role": "after\($0)", "event_timestamp": 1_700_000_000],
+                key: "k\($0)")
+        }
+        try await cluster.send(records)
+        let consumer = try TestConsumer(
+            cluster: cluster, group: "g-large", applier: applier, memoryBudget: MemoryBudget(bytes: 2 << 20))
+        let inspector = try cluster.inspector()
+        var letters: [InboundMessage] = []
+        try await TestCluster.eventually("12 dead letters and the later events applied") {
+            letters = try await inspector.readAll(topic + ".dlq")
+            return letters.count >= 12 && applier.applied.count >= 4
+        }
+        try await TestCluster.eventually("every record released") { consumer.consumer.memoryInUse == 0 }
+        #expect(consumer.consumer.memoryPauseCount > 0)
+        try await consumer.stop()
+        // Each once: no position dead-lettered twice, every value whole.
+        let positions = letters.map { "\($0.header("herald.original.partition")?.stringValue ?? "")/\($0.header("herald.original.offset")?.stringValue ?? "")" }
+        #expect(Set(positions).count == 12)
+        #expect(letters.count == 12)
+        #expect(letters.allSatisfy { ($0.value?.count ?? 0) > 500_000 })
+        #expect(Set(applier.applied.map(\.id.rawValue)) == Set((0..<4).map { "after-\($0)" }))
     }
 
     @Test("two members of one group share the partitions; every event is applied at least once")

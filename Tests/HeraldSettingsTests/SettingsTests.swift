@@ -87,8 +87,10 @@ struct SettingsTests {
             "HERALD_IGNORED_EVENT_TYPES": " UserCreated ,LegacyThing,,",
             "HERALD_LOG_FORMAT": "json",
             "HERALD_LOG_LEVEL": "debug",
+            "HERALD_MEMORY_BUDGET": "48MiB",
         ])
         #expect(c.kafka.brokers == .servers("kafka-1:9092,kafka-2:9092"))
+        #expect(c.kafka.consumer.memoryBudget == MemoryBudget(bytes: 48 << 20))
         #expect(c.kafka.groupID == "herald-eu")
         #expect(c.kafka.userTopic == "users.v1")
         #expect(c.kafka.deadLetterTopic(for: "users.v1") == "users.v1-dead")
@@ -105,6 +107,14 @@ struct SettingsTests {
         #expect(c.events.ignoredTypes == ["UserCreated", "LegacyThing"])
         #expect(c.log.format == .json)
         #expect(c.log.level == "debug")
+    }
+
+    @Test("HERALD_MEMORY_BUDGET: a number of bytes or KiB/MiB/GiB (K/M/G), default 32 MiB")
+    func memoryBudget() throws {
+        #expect(try Self.load([:]).kafka.consumer.memoryBudget == MemoryBudget(bytes: 32 << 20))
+        for (text, bytes) in [("8388608", 8 << 20), ("16M", 16 << 20), ("65536 KiB", 64 << 20), ("1GiB", 1 << 30), ("2g", 2 << 30)] {
+            #expect(try Self.load(["HERALD_MEMORY_BUDGET": text]).kafka.consumer.memoryBudget == MemoryBudget(bytes: bytes), "\(text)")
+        }
     }
 
     static let badValues: [(String, String)] = [
@@ -146,7 +156,9 @@ struct SettingsTests {
         ("HERALD_REDIS_POOL_SIZE", "4.5"),
         ("HERALD_MAX_BATCH", "100001"),
         ("HERALD_EMBEDDED_PARTITIONS", "-1"),
-        ("HERALD_MAX_BUFFERED_PER_PARTITION", "99999999999999999999"),
+        ("HERALD_MEMORY_BUDGET", "99999999999999999999"),
+        ("HERALD_MEMORY_BUDGET", "4MiB"),
+        ("HERALD_MEMORY_BUDGET", "32 furlongs"),
         ("HERALD_IGNORED_EVENT_TYPES", "UserCreated,Bad\u{1}Type"),
         ("HERALD_IGNORED_EVENT_TYPES", String(repeating: "T", count: 129)),
         ("HERALD_DEFAULT_EVENT_TYPES", "user_service_topic"),

@@ -33,6 +33,9 @@ final class RDKafkaQueue {
         return RDKafkaQueue(queue)
     }
 
+    /// The number of ops queued (records, and outdated records not yet freed).
+    var length: Int { rd_kafka_queue_length(queue) }
+
     /// Asks librdkafka to signal `semaphore` whenever the queue goes from empty to non-empty.
     func signalOnArrival(_ semaphore: DispatchSemaphore) {
         wakeup = semaphore

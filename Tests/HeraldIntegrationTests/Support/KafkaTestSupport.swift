@@ -125,7 +125,7 @@ struct TestConsumer {
 
     init(
         cluster: TestCluster, group: String, applier: any EffectApplier, ignored: Set<EventType> = [],
-        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), maxBufferedPerPartition: Int = 1000,
+        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), memoryBudget: MemoryBudget = MemoryBudget(bytes: MemoryBudget.default),
         drainTimeout: Duration = .seconds(5), properties: [String: String] = [:],
         handlers: [any EventHandler] = [RevocationHandler()], logger: Logger = TestLogging.logger("test.consumer")
     ) throws {
@@ -139,7 +139,7 @@ struct TestConsumer {
         consumer = try KafkaEventConsumer(
             settings: KafkaConsumerSettings(
                 bootstrapServers: cluster.bootstrap, groupID: group, topics: [TestCluster.userTopic, TestCluster.authTopic],
-                properties: props, maxBufferedPerPartition: maxBufferedPerPartition, maxBatch: 100,
+                properties: props, memoryBudget: memoryBudget, maxBatch: 100,
                 commitInterval: .milliseconds(200), drainTimeout: drainTimeout),
             processor: processor, logger: logger)
         let c = consumer
