@@ -2,8 +2,11 @@ import HeraldCore
 
 /// Whether a dead letter may be published back to the topic it came from, and the record
 /// that goes: the original key, value and headers (the `herald.*` provenance headers
-/// removed), to the partition it was consumed from, with `herald.replay.count` one more than
-/// the record carried. Refused, with the reason, when that would be wrong or useless:
+/// removed), to the partition it was consumed from, with its original timestamp (an event
+/// without a time of its own is dated by its record's timestamp: a replay must not make it
+/// look new, which would date a revocation now or send mail for a stale request), and with
+/// `herald.replay.count` one more than the record carried. Refused, with the reason, when
+/// that would be wrong or useless:
 /// - no `herald.original.topic` (not a dead letter Herald wrote);
 /// - an original topic whose dead-letter topic is not the one the letter is in (a letter is
 ///   only ever replayed to the topic it was dead-lettered from);
@@ -57,7 +60,7 @@ public struct DeadLetterReplayPolicy: Sendable {
         let record = OutboundRecord(
             topic: topic, key: letter.message.key, value: letter.message.value,
             headers: letter.originalHeaders + [MessageHeader(DeadLetterHeader.replayCount, String(count + 1))],
-            partition: letter.originalPartition)
+            partition: letter.originalPartition, timestamp: letter.originalTimestamp)
         return .replay(record, replayCount: count + 1)
     }
 

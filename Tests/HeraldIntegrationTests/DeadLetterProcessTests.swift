@@ -58,13 +58,14 @@ struct DeadLetterProcessTests {
     /// A dead letter as Herald writes one, produced straight to `<topic>.dlq` (for letters a
     /// past version of Herald wrote, or ones too large to keep).
     static func deadLetter(
-        _ original: OutboundRecord, partition: Int32 = 0, offset: Int64, errorClass: String, eventID: String?, eventType: String?,
-        omitted: Int? = nil
+        _ original: OutboundRecord, partition: Int32 = 0, offset: Int64, timestamp: Int64? = nil, errorClass: String,
+        eventID: String?, eventType: String?, omitted: Int? = nil
     ) -> OutboundRecord {
         var headers = original.headers
         headers.append(MessageHeader(DeadLetterHeader.originalTopic, original.topic))
         headers.append(MessageHeader(DeadLetterHeader.originalPartition, String(partition)))
         headers.append(MessageHeader(DeadLetterHeader.originalOffset, String(offset)))
+        if let timestamp { headers.append(MessageHeader(DeadLetterHeader.originalTimestamp, String(timestamp))) }
         headers.append(MessageHeader(DeadLetterHeader.consumerGroup, "herald-before"))
         headers.append(MessageHeader(DeadLetterHeader.errorClass, errorClass))
         headers.append(MessageHeader(DeadLetterHeader.errorMessage, "rejected by an earlier version"))
@@ -193,6 +194,7 @@ struct DeadLetterProcessTests {
             #expect(record.value == source.value)
             #expect(record.headers == source.headers + [MessageHeader(DeadLetterHeader.replayCount, "1")])
             #expect(record.partition == letter.originalPartition, "back to the partition it was consumed from")
+            #expect(record.timestamp != nil && record.timestamp == letter.originalTimestamp, "with its original timestamp")
         }
 
         // Herald still knows no FancyNewEvent: they come back, carrying their replay count.
@@ -226,7 +228,7 @@ struct DeadLetterProcessTests {
     }
 
     @Test(
-        "a replay changes nothing already applied: an older revocation leaves the newer time in Redis, an event in the inbox is a duplicate"
+        "a replay changes nothing already applied: an older revocation (dated by its kept timestamp) leaves the newer time in Redis, an event in the inbox is a duplicate"
     )
     func replayIsIdempotent() async throws {
         let setup = try await Setup(partitions: 2)
@@ -236,16 +238,18 @@ struct DeadLetterProcessTests {
         let probe = OperationsProbe(port: port)
 
         // Two letters an earlier Herald wrote: a revocation, and a new user (inbox, welcome mail).
-        let older = TestCluster.event(
-            ["event_type": "UserSessionsRevoked", "event_id": "rev-old", "user_id": "u-idem", "event_timestamp": 1_700_000_100],
-            key: "u-idem")
+        // The revocation has no time of its own: its record's timestamp dates it, and the
+        // replay keeps that timestamp (dated now, it would move the key forward).
+        let older = TestCluster.event(["event_type": "UserSessionsRevoked", "event_id": "rev-old", "user_id": "u-idem"], key: "u-idem")
         let created = TestCluster.event(
             [
                 "event_type": "UserCreated", "event_id": "created-1", "user_id": "u-idem", "username": "idem",
                 "email": "idem@example.com", "locale": "en", "occurred_at": RFC3339.format(EventTime.now()),
             ], key: "u-idem")
         try await setup.producer.send([
-            Self.deadLetter(older, offset: 10, errorClass: "HandlerRejected", eventID: "rev-old", eventType: "UserSessionsRevoked"),
+            Self.deadLetter(
+                older, offset: 10, timestamp: 1_700_000_100_000, errorClass: "HandlerRejected", eventID: "rev-old",
+                eventType: "UserSessionsRevoked"),
             Self.deadLetter(created, offset: 11, errorClass: "HandlerRejected", eventID: "created-1", eventType: "UserCreated"),
         ])
         // Since then: a newer revocation, and the same UserCreated delivered and applied.

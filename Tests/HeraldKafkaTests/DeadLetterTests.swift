@@ -134,7 +134,9 @@ struct DeadLetterTests {
 
     // MARK: replay
 
-    @Test("a replay keeps key, value and original headers, drops the provenance, adds the count, goes to the original partition")
+    @Test(
+        "a replay keeps key, value, original headers and timestamp, drops the provenance, adds the count, goes to the original partition"
+    )
     func replayRecord() throws {
         let r = Self.letter(headers: [MessageHeader("ce_type", "RoleDeleted"), MessageHeader(key: "empty", value: nil)])
         guard case .replay(let out, let count) = Self.policy.decide(r) else {
@@ -144,6 +146,7 @@ struct DeadLetterTests {
         #expect(count == 1)
         #expect(out.topic == "auth_service_topic")
         #expect(out.partition == 2)
+        #expect(out.timestamp == 1_776_999_999_000, "the original record's timestamp")
         #expect(out.key == Array("user-1".utf8))
         #expect(out.value == Array("not json".utf8))
         #expect(

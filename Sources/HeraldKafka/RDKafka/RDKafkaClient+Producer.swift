@@ -5,8 +5,9 @@ import HeraldCore
 /// thread, which owns the client.
 extension RDKafkaClient {
     /// Enqueues one record (`rd_kafka_produceva`, copying key, value and headers), to its
-    /// partition when it names one, else where the partitioner puts its key. Its delivery
-    /// report carries `opaque` back to the context's `delivery` closure.
+    /// partition when it names one, else where the partitioner puts its key, with its
+    /// timestamp when it has one, else now. Its delivery report carries `opaque` back to the
+    /// context's `delivery` closure.
     /// - Returns: nil when enqueued; the reason otherwise (`.queueFull` when librdkafka's local
     ///   queue is full, `.clientClosed` once the client is destroyed).
     func produce(_ record: OutboundRecord, opaque: UnsafeMutableRawPointer) -> KafkaError? {
@@ -15,8 +16,8 @@ extension RDKafkaClient {
                 withOptionalBytes(record.key) { key in
                     withOptionalBytes(record.value) { value in
                         Self.produce(
-                            handle, topic: topic, partition: record.partition, key: key, value: value, headers: record.headers,
-                            opaque: opaque)
+                            handle, topic: topic, partition: record.partition, timestamp: record.timestamp, key: key, value: value,
+                            headers: record.headers, opaque: opaque)
                     }
                 }
             }
@@ -25,7 +26,7 @@ extension RDKafkaClient {
     }
 
     private static func produce(
-        _ handle: OpaquePointer, topic: UnsafePointer<CChar>, partition: Int32?, key: UnsafeRawBufferPointer,
+        _ handle: OpaquePointer, topic: UnsafePointer<CChar>, partition: Int32?, timestamp: Int64?, key: UnsafeRawBufferPointer,
         value: UnsafeRawBufferPointer,
         headers recordHeaders: [MessageHeader], opaque: UnsafeMutableRawPointer
     ) -> KafkaError? {
@@ -58,6 +59,12 @@ extension RDKafkaClient {
             var vu = rd_kafka_vu_t()
             vu.vtype = RD_KAFKA_VTYPE_PARTITION
             vu.u.i32 = partition
+            vus.append(vu)
+        }
+        if let timestamp {
+            var vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_TIMESTAMP
+            vu.u.i64 = timestamp
             vus.append(vu)
         }
         guard let error = rd_kafka_produceva(handle, vus, vus.count) else {
