@@ -245,8 +245,8 @@ struct DeadLetterCommand: AsyncParsableCommand {
             abstract: "Publish dead letters back to the topics they came from, for Herald to process again.",
             discussion: """
                 Each selected letter goes to its herald.original.topic, to the partition it was consumed from, \
-                with its original key, value and headers (the herald.* headers removed) and herald.replay.count \
-                one more than it carried. Refused, with the reason: a letter already replayed --max-replays times \
+                with its original key, value, headers and timestamp (the herald.* headers removed) and \
+                herald.replay.count one more than it carried. Refused, with the reason: a letter already replayed --max-replays times \
                 (a record that keeps failing does not go round for ever), one whose value was not kept \
                 (herald.value.omitted), one whose original topic is not the one its dead-letter topic belongs to. \
                 The letters stay in the dead-letter topic: replaying them again publishes them again. \
