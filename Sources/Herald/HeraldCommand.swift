@@ -25,7 +25,7 @@ struct HeraldCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, MigrateCommand.self, MailCommand.self, TemplatesCommand.self, OutboxCommand.self, PublishCommand.self,
-            BrokerCommand.self, LagCommand.self,
+            BrokerCommand.self, LagCommand.self, DeadLetterCommand.self,
         ],
         defaultSubcommand: nil
     )

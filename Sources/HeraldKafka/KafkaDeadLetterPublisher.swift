@@ -4,7 +4,8 @@ import Logging
 /// Publishes dead letters to `<topic><suffix>` with the original key, value and headers,
 /// plus provenance headers (`herald.original.topic`, `…partition`, `…offset`,
 /// `…timestamp`, `herald.consumer.group`, `herald.error.class`, `herald.error.message`,
-/// `herald.attempts`, `herald.failed.at`).
+/// `herald.attempts`, `herald.failed.at`, `herald.event.id`, `herald.event.type`,
+/// `herald.value.omitted`; their names are in `DeadLetterHeader`).
 public struct KafkaDeadLetterPublisher: DeadLetterPublisher {
     public static let maxErrorMessageBytes = 1024
 
@@ -64,23 +65,23 @@ public struct KafkaDeadLetterPublisher: DeadLetterPublisher {
         let original = letter.original
         var headers = original.headers
         headers.reserveCapacity(headers.count + 10)
-        headers.append(MessageHeader("herald.original.topic", original.topic))
-        headers.append(MessageHeader("herald.original.partition", String(original.partition)))
-        headers.append(MessageHeader("herald.original.offset", String(original.offset)))
+        headers.append(MessageHeader(DeadLetterHeader.originalTopic, original.topic))
+        headers.append(MessageHeader(DeadLetterHeader.originalPartition, String(original.partition)))
+        headers.append(MessageHeader(DeadLetterHeader.originalOffset, String(original.offset)))
         if let ts = original.timestamp {
-            headers.append(MessageHeader("herald.original.timestamp", String(ts)))
+            headers.append(MessageHeader(DeadLetterHeader.originalTimestamp, String(ts)))
         }
-        headers.append(MessageHeader("herald.consumer.group", letter.consumerGroup))
-        headers.append(MessageHeader("herald.error.class", letter.rejection.errorClass.rawValue))
-        headers.append(MessageHeader("herald.error.message", Self.truncated(letter.rejection.message)))
-        headers.append(MessageHeader("herald.attempts", String(letter.attempts)))
-        headers.append(MessageHeader("herald.failed.at", RFC3339.format(now)))
+        headers.append(MessageHeader(DeadLetterHeader.consumerGroup, letter.consumerGroup))
+        headers.append(MessageHeader(DeadLetterHeader.errorClass, letter.rejection.errorClass.rawValue))
+        headers.append(MessageHeader(DeadLetterHeader.errorMessage, Self.truncated(letter.rejection.message)))
+        headers.append(MessageHeader(DeadLetterHeader.attempts, String(letter.attempts)))
+        headers.append(MessageHeader(DeadLetterHeader.failedAt, RFC3339.format(now)))
         if let meta = letter.metadata {
-            headers.append(MessageHeader("herald.event.id", meta.id.rawValue))
-            headers.append(MessageHeader("herald.event.type", meta.type.rawValue))
+            headers.append(MessageHeader(DeadLetterHeader.eventID, meta.id.rawValue))
+            headers.append(MessageHeader(DeadLetterHeader.eventType, meta.type.rawValue))
         }
         if omitValue {
-            headers.append(MessageHeader("herald.value.omitted", String(original.value?.count ?? 0)))
+            headers.append(MessageHeader(DeadLetterHeader.valueOmitted, String(original.value?.count ?? 0)))
         }
         return OutboundRecord(
             topic: original.topic + suffix, key: original.key, value: omitValue ? nil : original.value, headers: headers)

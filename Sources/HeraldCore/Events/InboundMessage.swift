@@ -46,17 +46,26 @@ public struct InboundMessage: Sendable {
     }
 }
 
-/// A record Herald produces (dead letters, `herald publish`).
+/// A record Herald produces (dead letters, `herald publish`, `herald dlq replay`).
 public struct OutboundRecord: Sendable {
     public var topic: String
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [MessageHeader]
+    /// The partition to produce to; nil lets the producer's partitioner choose from the key.
+    public var partition: Int32?
+    /// The record's timestamp, milliseconds since the epoch; nil: the time it is produced.
+    public var timestamp: Int64?
 
-    public init(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader] = []) {
+    public init(
+        topic: String, key: [UInt8]?, value: [UInt8]?, headers: [MessageHeader] = [], partition: Int32? = nil,
+        timestamp: Int64? = nil
+    ) {
         self.topic = topic
         self.key = key
         self.value = value
         self.headers = headers
+        self.partition = partition
+        self.timestamp = timestamp
     }
 }

@@ -4,8 +4,10 @@ import HeraldCore
 /// A producer's calls. `produce` is made from any thread; the others by the producer's poll
 /// thread, which owns the client.
 extension RDKafkaClient {
-    /// Enqueues one record (`rd_kafka_produceva`, copying key, value and headers). Its
-    /// delivery report carries `opaque` back to the context's `delivery` closure.
+    /// Enqueues one record (`rd_kafka_produceva`, copying key, value and headers), to its
+    /// partition when it names one, else where the partitioner puts its key, with its
+    /// timestamp when it has one, else now. Its delivery report carries `opaque` back to the
+    /// context's `delivery` closure.
     /// - Returns: nil when enqueued; the reason otherwise (`.queueFull` when librdkafka's local
     ///   queue is full, `.clientClosed` once the client is destroyed).
     func produce(_ record: OutboundRecord, opaque: UnsafeMutableRawPointer) -> KafkaError? {
@@ -13,7 +15,9 @@ extension RDKafkaClient {
             record.topic.withCString { topic in
                 withOptionalBytes(record.key) { key in
                     withOptionalBytes(record.value) { value in
-                        Self.produce(handle, topic: topic, key: key, value: value, headers: record.headers, opaque: opaque)
+                        Self.produce(
+                            handle, topic: topic, partition: record.partition, timestamp: record.timestamp, key: key, value: value,
+                            headers: record.headers, opaque: opaque)
                     }
                 }
             }
@@ -22,7 +26,8 @@ extension RDKafkaClient {
     }
 
     private static func produce(
-        _ handle: OpaquePointer, topic: UnsafePointer<CChar>, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+        _ handle: OpaquePointer, topic: UnsafePointer<CChar>, partition: Int32?, timestamp: Int64?, key: UnsafeRawBufferPointer,
+        value: UnsafeRawBufferPointer,
         headers recordHeaders: [MessageHeader], opaque: UnsafeMutableRawPointer
     ) -> KafkaError? {
         let headers = rd_kafka_headers_new(recordHeaders.count)!
@@ -50,6 +55,18 @@ extension RDKafkaClient {
         vus[4].u.ptr = opaque
         vus[5].vtype = RD_KAFKA_VTYPE_HEADERS
         vus[5].u.headers = headers
+        if let partition {
+            var vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_PARTITION
+            vu.u.i32 = partition
+            vus.append(vu)
+        }
+        if let timestamp {
+            var vu = rd_kafka_vu_t()
+            vu.vtype = RD_KAFKA_VTYPE_TIMESTAMP
+            vu.u.i64 = timestamp
+            vus.append(vu)
+        }
         guard let error = rd_kafka_produceva(handle, vus, vus.count) else {
             return nil  // librdkafka owns the headers now
         }
