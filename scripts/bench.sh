@@ -43,7 +43,7 @@ echo "outbox relay: 20,000 pending rows over 10 aggregates, one and two relays..
 "$bench" outbox --rows 20000 --aggregates 10 --throughput-only >"$dir/outbox-few.json"
 cat "$dir/outbox-few.json"
 
-"$herald" broker --partitions "$partitions" --topic bench_mixed --topic bench_mixed_none --topic bench_latency \
+"$herald" broker --partitions "$partitions" --topic bench_mixed --topic bench_mixed_none --topic bench_latency --topic bench_poison \
   --bootstrap-file "$dir/bootstrap" \
   >"$dir/broker.log" 2>&1 &
 broker_pid=$!
@@ -93,10 +93,9 @@ read -r noop_wall noop_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROU
   measure herald-noop "$bench" run --stop-after "$events" --discard-effects)
 noop_json=$(grep '^{"events"' "$dir/herald-noop.out")
 
-echo "herald (no-op effects, low-memory settings) draining..."
+echo "herald (no-op effects, a 16 MiB memory budget) draining..."
 read -r low_wall low_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-lowmem HERALD_LOG_LEVEL=warning \
-  HERALD_MAX_BUFFERED_PER_PARTITION=500 HERALD_KAFKA_PROPERTY_QUEUED_MIN_MESSAGES=1000 \
-  measure herald-lowmem "$bench" run --stop-after "$events" --discard-effects)
+  HERALD_MEMORY_BUDGET=16MiB measure herald-lowmem "$bench" run --stop-after "$events" --discard-effects)
 low_json=$(grep '^{"events"' "$dir/herald-lowmem.out")
 
 redis_url=$(scripts/redis.sh start)
@@ -112,6 +111,44 @@ read -r redis_wall redis_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GR
 redis_json=$(grep '^{"events"' "$dir/herald-redis.out")
 keys=$(redis-cli -u "$redis_url" dbsize)
 [ "$keys" -eq "$roles" ] || { echo "expected $roles role keys in Redis, found $keys"; exit 1; }
+
+# Memory under the largest records: 3 poison records of 1 MiB on each partition of a topic
+# of its own, every one dead-lettered (each once) with the default budget; then the RSS of an
+# idle `herald run` (the same topics, drained).
+poison_per_partition=3
+echo "producing $poison_per_partition records of 1 MiB (not JSON) to each of $partitions partitions..."
+python3 -c "import sys; sys.stdout.write('x' * 1048576 + '\n')" >"$dir/poison.txt"
+for p in $(seq 0 $((partitions - 1))); do
+  for _ in $(seq 1 "$poison_per_partition"); do cat "$dir/poison.txt"; done |
+    kcat -P -b "$bootstrap" -t bench_poison -p "$p" -X message.max.bytes=2000000 -X batch.num.messages=1
+done
+poison_events=$((partitions * poison_per_partition))
+echo "herald (no-op effects, default budget) dead-lettering $poison_events records of 1 MiB..."
+read -r poison_wall poison_rss < <(HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-poison HERALD_LOG_LEVEL=error \
+  HERALD_AUTH_TOPIC=bench_poison HERALD_USER_TOPIC=bench_mixed_none \
+  measure herald-poison "$bench" run --stop-after "$poison_events" --discard-effects)
+kcat -C -b "$bootstrap" -t bench_poison.dlq -o beginning -e -q -f '%h\n' >"$dir/poison-letters.txt"
+poison_letters=$(python3 - "$dir/poison-letters.txt" "$poison_events" <<'PY'
+import sys
+lines = [l for l in open(sys.argv[1]).read().splitlines() if l]
+positions = set()
+for line in lines:
+    h = dict(kv.split("=", 1) for kv in line.split(",") if "=" in kv)
+    positions.add((h["herald.original.partition"], h["herald.original.offset"]))
+assert len(lines) == int(sys.argv[2]) == len(positions), f"{len(lines)} letters for {len(positions)} records, expected {sys.argv[2]}, each once"
+print(len(lines))
+PY
+)
+echo "dead letters: $poison_letters, each once"
+echo "idle RSS: herald run with nothing to consume..."
+HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-poison HERALD_LOG_LEVEL=info HERALD_REDIS_URL=$redis_url \
+  HERALD_AUTH_TOPIC=bench_poison HERALD_USER_TOPIC=bench_mixed_none "$herald" run >"$dir/idle.out" 2>&1 &
+idle_pid=$!
+for _ in $(seq 1 600); do grep -q "partitions assigned" "$dir/idle.out" && break; sleep 0.1; done
+sleep 5 # idle: its fetches and the lag monitor turn, nothing else
+idle_rss=$(awk '/^VmRSS/{print $2}' "/proc/$idle_pid/status")
+kill -TERM "$idle_pid"; wait "$idle_pid" || true
+echo "idle RSS: $idle_rss KiB"
 
 # The mixed workload: 90% role revocations, 10% registrations (a recipient row and a
 # welcome mail queued), on a topic of its own, drained through the full path. With
@@ -158,11 +195,11 @@ if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
 fi
 echo "end-to-end latency: 1,000 role revocations/s for 20 s, produce → Redis key set (full path)..."
 redis-cli -u "$redis_url" flushall >/dev/null
-# fetch.wait.max.ms=5: librdkafka's mock cluster holds a fetch for the whole fetch.wait.max.ms
-# (500 ms by default) when the partition had nothing new at request time, where a broker
-# answers as soon as fetch.min.bytes arrived; measured with the default: p50 264 ms, p99 503 ms.
+# Herald's defaults (fetch.wait.max.ms 10): librdkafka's mock cluster holds a fetch for the
+# whole fetch.wait.max.ms when the partition had nothing new at request time, where a broker
+# answers as soon as fetch.min.bytes arrived; with librdkafka's 500 ms: p50 264 ms, p99 503 ms.
 HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-latency HERALD_REDIS_URL=$redis_url HERALD_LOG_LEVEL=error \
-  HERALD_AUTH_TOPIC=bench_latency HERALD_USER_TOPIC=bench_mixed_none HERALD_KAFKA_PROPERTY_FETCH_WAIT_MAX_MS=5 \
+  HERALD_AUTH_TOPIC=bench_latency HERALD_USER_TOPIC=bench_mixed_none \
   "$bench" latency --rate 1000 --seconds 20 >"$dir/latency.out" 2>"$dir/latency.err"
 latency_json=$(grep '^{"rate"' "$dir/latency.out")
 echo "$latency_json"
@@ -190,7 +227,7 @@ print(f"| {lat['p50_ms']} ms | {lat['p99_ms']} ms | {lat['max_ms']} ms |")
 PY
 cat "$dir/mixed.md"
 
-python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" "$low_wall" "$low_rss" "$low_json" "$kcatg_s" "$kcatg_rss" "$noinbox_wall" "$noinbox_rss" "$noinbox_json" "$dir/inbox.json" >"$dir/results.md" <<'PY'
+python3 - "$events" "$kcat_s" "$kcat_rss" "$noop_wall" "$noop_rss" "$noop_json" "$redis_wall" "$redis_rss" "$redis_json" "$partitions" "$roles" "$low_wall" "$low_rss" "$low_json" "$kcatg_s" "$kcatg_rss" "$noinbox_wall" "$noinbox_rss" "$noinbox_json" "$dir/inbox.json" "$poison_events" "$poison_rss" "$idle_rss" >"$dir/results.md" <<'PY'
 import json, sys
 n = int(sys.argv[1]); kcat_s = float(sys.argv[2]); kcat_rss = int(sys.argv[3])
 noop_wall = float(sys.argv[4]); noop_rss = int(sys.argv[5]); noop = json.loads(sys.argv[6])
@@ -200,6 +237,7 @@ low_wall = float(sys.argv[12]); low_rss = int(sys.argv[13]); low = json.loads(sy
 kg_s = float(sys.argv[15]); kg_rss = int(sys.argv[16])
 ni_wall = float(sys.argv[17]); ni_rss = int(sys.argv[18]); ni = json.loads(sys.argv[19])
 inbox = json.load(open(sys.argv[20]))
+poison_events, poison_rss, idle_rss = int(sys.argv[21]), int(sys.argv[22]), int(sys.argv[23])
 kcat_rate = n / kcat_s
 mib = lambda kib: kib / 1024
 print(f"{n:,} events of ~100 bytes, {partitions} partitions, embedded broker in its own process, same run.\n")
@@ -211,7 +249,7 @@ def row(name, wall, rss, own=None):
 row("kcat -C -e (baseline: no group, partitions assigned directly)", kcat_s, kcat_rss)
 row("kcat -G -e (baseline: consumer-group member)", kg_s, kg_rss)
 row("herald, no-op effects", noop_wall, noop_rss, noop["events_per_second"])
-row("herald, no-op effects, low-memory settings¹", low_wall, low_rss, low["events_per_second"])
+row("herald, no-op effects, HERALD_MEMORY_BUDGET=16MiB", low_wall, low_rss, low["events_per_second"])
 row(f"herald, real Redis ({roles} role keys), inbox off", ni_wall, ni_rss, ni["events_per_second"])
 row(f"herald, real Redis and the PostgreSQL inbox (full path)", redis_wall, redis_rss, red["events_per_second"])
 print()
@@ -230,8 +268,13 @@ print(f"| batched: one multi-row INSERT (unnest) per {inbox['batch']} rows, one 
 print(f"| one autocommit INSERT per row | {inbox['single_rows_per_second']:,} |")
 print(f"| ratio | {inbox['batched_rows_per_second'] / inbox['single_rows_per_second']:.0f}× |")
 print()
-print("¹ HERALD_MAX_BUFFERED_PER_PARTITION=500 and HERALD_KAFKA_PROPERTY_QUEUED_MIN_MESSAGES=1000")
-print("(the defaults are 1000 and 5000).")
+print("Memory (default HERALD_MEMORY_BUDGET, 32 MiB):")
+print()
+print("| measure | peak RSS | target |")
+print("|---|---:|---|")
+print(f"| draining the {n:,} events above, no-op effects | {mib(noop_rss):.1f} MiB | ≤ 64 MiB at ≥ 0.8× kcat -C |")
+print(f"| dead-lettering {poison_events} records of 1 MiB, {partitions} partitions, each once | {mib(poison_rss):.1f} MiB | ≤ budget + 40 MiB = 72 MiB |")
+print(f"| idle `herald run` (RSS once started) | {mib(idle_rss):.1f} MiB | reported |")
 PY
 python3 - "$dir/outbox.json" "$dir/outbox-few.json" >>"$dir/results.md" <<'PY'
 import json, sys

@@ -21,7 +21,8 @@ public struct KafkaConsumerSettings: Sendable {
 
     public init(
         bootstrapServers: String, groupID: String, clientID: String = "herald", topics: [String],
-        properties: [String: String] = [:], secretProperties: Set<String> = [], memoryBudget: MemoryBudget = MemoryBudget(bytes: MemoryBudget.default),
+        properties: [String: String] = [:], secretProperties: Set<String> = [],
+        memoryBudget: MemoryBudget = MemoryBudget(bytes: MemoryBudget.default),
         maxBatch: Int = 500, commitInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(10)
     ) {
         self.bootstrapServers = bootstrapServers

@@ -8,7 +8,9 @@ extension KafkaEventConsumer {
         let records = settings.memoryBudget.records
         let used = memory.current
         let retryingBefore = loop.pauses.retrying
-        let changes = loop.pauses.reconcile(workers.keys) { workers[$0]?.isRetrying ?? false } memory: { partition in
+        let changes = loop.pauses.reconcile(workers.keys) {
+            workers[$0]?.isRetrying ?? false
+        } memory: { partition in
             PartitionPauses.Memory.of(
                 held: workers[partition]?.heldBytes ?? 0, share: share, used: used, records: records)
         }

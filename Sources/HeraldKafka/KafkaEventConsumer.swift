@@ -163,4 +163,3 @@ private final class RebalanceTarget: @unchecked Sendable {
     // Written once during init, before the client can call back; read on the poll thread.
     weak var consumer: KafkaEventConsumer?
 }
-

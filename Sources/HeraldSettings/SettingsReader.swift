@@ -65,7 +65,8 @@ final class SettingsReader {
     /// `K`, `M`, `G`, powers of 1024), within `range`.
     func bytes(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
         guard let value = try string(name) else { return nil }
-        let problem = "expected a size such as 64MiB, 512KiB, 1GiB or a number of bytes, "
+        let problem =
+            "expected a size such as 64MiB, 512KiB, 1GiB or a number of bytes, "
             + "from \(range.lowerBound) to \(range.upperBound) bytes"
         guard let n = Self.parseBytes(value), range.contains(n) else {
             throw ConfigurationError(setting: name, problem: problem)

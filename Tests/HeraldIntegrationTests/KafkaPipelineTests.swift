@@ -298,7 +298,9 @@ struct KafkaPipelineTests {
         #expect(consumer.consumer.memoryPauseCount > 0)
         try await consumer.stop()
         // Each once: no position dead-lettered twice, every value whole.
-        let positions = letters.map { "\($0.header("herald.original.partition")?.stringValue ?? "")/\($0.header("herald.original.offset")?.stringValue ?? "")" }
+        let positions = letters.map {
+            "\($0.header("herald.original.partition")?.stringValue ?? "")/\($0.header("herald.original.offset")?.stringValue ?? "")"
+        }
         #expect(Set(positions).count == 12)
         #expect(letters.count == 12)
         #expect(letters.allSatisfy { ($0.value?.count ?? 0) > 500_000 })

@@ -125,7 +125,8 @@ struct TestConsumer {
 
     init(
         cluster: TestCluster, group: String, applier: any EffectApplier, ignored: Set<EventType> = [],
-        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)), memoryBudget: MemoryBudget = MemoryBudget(bytes: MemoryBudget.default),
+        backoff: Backoff = Backoff(initial: .milliseconds(20), cap: .milliseconds(200)),
+        memoryBudget: MemoryBudget = MemoryBudget(bytes: MemoryBudget.default),
         drainTimeout: Duration = .seconds(5), properties: [String: String] = [:],
         handlers: [any EventHandler] = [RevocationHandler()], logger: Logger = TestLogging.logger("test.consumer")
     ) throws {
