@@ -28,7 +28,8 @@ final class PartitionWorker: Sendable {
     private let state = Mutex(State())
     private let maxBatch: Int
     private let memory: MemoryInUse
-    /// Called when the task takes records, so the poll thread can read more.
+    /// Called when the task takes records or finishes a batch, so the poll thread can read more
+    /// (and resume the partition).
     private let drained: @Sendable () -> Void
     /// Signalled once when the task has ended.
     let finished = DispatchSemaphore(value: 0)
@@ -100,12 +101,17 @@ final class PartitionWorker: Sendable {
     }
 
     private func next() async -> [InboundMessage]? {
+        // The previous batch is done: its records are no longer held, and a partition paused
+        // for memory may be resumed at once, rather than at the poll thread's next timeout.
+        let released = state.withLock { s -> Bool in
+            defer { s.inFlightBytes = 0 }
+            memory.release(s.inFlightBytes)
+            return s.inFlightBytes > 0
+        }
+        if released { drained() }
         defer { drained() }
         return await withCheckedContinuation { (c: CheckedContinuation<[InboundMessage]?, Never>) in
             state.withLock { s in
-                // The previous batch is done: its records are no longer held.
-                memory.release(s.inFlightBytes)
-                s.inFlightBytes = 0
                 if !s.buffer.isEmpty {
                     c.resume(returning: take(&s))
                 } else if s.closed {
