@@ -43,8 +43,8 @@ test: ## Install what is missing, build, and run every test against real Redis a
 
 soak: ## Load and faults for SOAK_SECONDS (default 600), then a checker; summary in RELIABILITY.md (see scripts/soak/soak.py)
 	@scripts/deps.sh soak
-	$(SWIFT) build
-	/usr/bin/python3 scripts/soak/soak.py $(shell $(SWIFT) build --show-bin-path)/herald
+	@echo "swift build"; $(SWIFTPM) build
+	/usr/bin/python3 scripts/soak/soak.py $(BIN_DIR)/herald
 
 bench: ## Benchmarks: Herald vs kcat draining 1,000,000 events, with real Redis; the courier to smtp-sink (figures in BENCHMARKS.md)
 	@scripts/deps.sh bench
