@@ -174,7 +174,8 @@ extension CurlSMTPSession {
             guard let buffer, let context else { return length }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             var line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
-            while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
+            // `last.isNewline`, not `hasSuffix("\n")`: "\r\n" is a single Character.
+            while let last = line.last, last.isNewline { line.removeLast() }
             if transfer.replyComplete {
                 if transfer.replies.count >= 16 { transfer.replies.removeFirst() }
                 transfer.replies.append([])
