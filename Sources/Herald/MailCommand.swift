@@ -241,16 +241,18 @@ struct TemplatesCommand: AsyncParsableCommand {
                     throw HeraldCLIError("\(error)")
                 }
             case .eml:
-                let variables = MailTemplates.sample(kind, productName: mail.productName, supportEmail: supportEmail)
                 do {
-                    let rendered = try templates.render(kind, locale: tag, variables: variables)
-                    let from = try mail.sender?.from ?? MailAddress(parsing: "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM")
-                    let message = MailMessage(
-                        from: from, to: MailAddress(try EmailAddress(variables.recipientEmail), displayName: variables.recipientName),
-                        subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,
-                        messageID: "<preview@\(SenderSettings(from: from, productName: mail.productName).messageIDDomain)>",
-                        date: variables.requestedAt,
-                        headers: [MailHeader("Content-Language", rendered.locale.rawValue), MailHeader("X-Herald-Kind", kind.rawValue)])
+                    // The sample's link, as the other formats show it, whatever HERALD_LINK_BASE_URL says.
+                    let composer = MailComposer(
+                        templates: templates,
+                        sender: try mail.sender
+                            ?? SenderSettings(
+                                from: MailAddress(parsing: "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM"),
+                                productName: mail.productName, supportEmail: supportEmail),
+                        links: LinkSettings(baseURL: "https://auth.example.com"))
+                    let (message, _, _) = try composer.composeSample(
+                        kind, locale: tag, messageID: composer.messageID(local: "preview"),
+                        date: MailTemplates.sample(kind).requestedAt)
                     print(String(decoding: try MailRendering.render(message), as: UTF8.self), terminator: "")
                 } catch {
                     throw HeraldCLIError("\(error)")
