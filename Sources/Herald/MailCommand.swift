@@ -16,11 +16,12 @@ extension MailPreviewFormat: ExpressibleByArgument {}
 struct MailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mail",
-        abstract: "Look at the mail queue and requeue failed mail (HERALD_DATABASE_URL).",
+        abstract: "Look at the mail queue and requeue failed mail (HERALD_DATABASE_URL); send a test mail.",
         discussion: """
-            HERALD_DATABASE_URL unset in a `make run` tree: the database `make run` started (var/postgres/url).
+            HERALD_DATABASE_URL unset in a `make run` tree: the database `make run` started (var/postgres/url). \
+            `herald mail test` needs no database: it sends one mail through the SMTP settings and nothing else.
             """,
-        subcommands: [List.self, Show.self, Retry.self])
+        subcommands: [List.self, Show.self, Retry.self, Test.self])
 
     /// The queue in HERALD_DATABASE_URL; the schema must be current.
     static func queue() async throws -> (PostgresMailQueue, PostgresClient) {
