@@ -70,13 +70,12 @@ public struct MailTestReport: Sendable {
     }
 
     private func tlsLine(_ tls: MailTestTLS) -> String {
-        let mode =
-            switch tls.mode {
-            case .startTLS: "STARTTLS"
-            case .implicitTLS: "implicit TLS"
-            case .none: "none"
-            }
-        if tls.mode == .none { return "none: plaintext allowed (HERALD_SMTP_ALLOW_PLAINTEXT=true)" }
+        let mode: String
+        switch tls.mode {
+        case .none: return "none: plaintext allowed (HERALD_SMTP_ALLOW_PLAINTEXT=true)"
+        case .startTLS: mode = "STARTTLS"
+        case .implicitTLS: mode = "implicit TLS"
+        }
         guard tls.used else { return "\(mode) required, not established" }
         let details = [tls.version, tls.cipher].compactMap { $0 }
         return details.isEmpty ? mode : "\(mode), " + details.joined(separator: ", ")
