@@ -192,6 +192,11 @@ let package = Package(
         .testTarget(
             name: "HeraldKafkaTests",
             dependencies: ["HeraldKafka"]),
+        // The SMTP adapter's pure pieces: `herald mail test`'s outcomes, exit codes and report,
+        // reading servers' replies and certificates. No server.
+        .testTarget(
+            name: "HeraldSMTPTests",
+            dependencies: ["HeraldSMTP", "HeraldCore"]),
         // The courier with in-memory fakes of its ports (queue, token store, transport): no
         // servers.
         .testTarget(

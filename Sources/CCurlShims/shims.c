@@ -22,8 +22,16 @@ CURLcode herald_curl_setopt_callback(CURL *handle, CURLoption option, herald_cur
     return curl_easy_setopt(handle, option, value);
 }
 
+CURLcode herald_curl_setopt_debug_callback(CURL *handle, CURLoption option, herald_curl_debug_callback value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
 CURLcode herald_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
+}
+
+CURLcode herald_curl_getinfo_certinfo(CURL *handle, struct curl_certinfo **value) {
+    return curl_easy_getinfo(handle, CURLINFO_CERTINFO, value);
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;

@@ -16,11 +16,12 @@ extension MailPreviewFormat: ExpressibleByArgument {}
 struct MailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mail",
-        abstract: "Look at the mail queue and requeue failed mail (HERALD_DATABASE_URL).",
+        abstract: "Look at the mail queue and requeue failed mail (HERALD_DATABASE_URL); send a test mail.",
         discussion: """
-            HERALD_DATABASE_URL unset in a `make run` tree: the database `make run` started (var/postgres/url).
+            HERALD_DATABASE_URL unset in a `make run` tree: the database `make run` started (var/postgres/url). \
+            `herald mail test` needs no database: it sends one mail through the SMTP settings and nothing else.
             """,
-        subcommands: [List.self, Show.self, Retry.self])
+        subcommands: [List.self, Show.self, Retry.self, Test.self])
 
     /// The queue in HERALD_DATABASE_URL; the schema must be current.
     static func queue() async throws -> (PostgresMailQueue, PostgresClient) {
@@ -241,16 +242,18 @@ struct TemplatesCommand: AsyncParsableCommand {
                     throw HeraldCLIError("\(error)")
                 }
             case .eml:
-                let variables = MailTemplates.sample(kind, productName: mail.productName, supportEmail: supportEmail)
                 do {
-                    let rendered = try templates.render(kind, locale: tag, variables: variables)
-                    let from = try mail.sender?.from ?? MailAddress(parsing: "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM")
-                    let message = MailMessage(
-                        from: from, to: MailAddress(try EmailAddress(variables.recipientEmail), displayName: variables.recipientName),
-                        subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,
-                        messageID: "<preview@\(SenderSettings(from: from, productName: mail.productName).messageIDDomain)>",
-                        date: variables.requestedAt,
-                        headers: [MailHeader("Content-Language", rendered.locale.rawValue), MailHeader("X-Herald-Kind", kind.rawValue)])
+                    // The sample's link, as the other formats show it, whatever HERALD_LINK_BASE_URL says.
+                    let composer = MailComposer(
+                        templates: templates,
+                        sender: try mail.sender
+                            ?? SenderSettings(
+                                from: MailAddress(parsing: "Herald <no-reply@example.com>", field: "HERALD_MAIL_FROM"),
+                                productName: mail.productName, supportEmail: supportEmail),
+                        links: LinkSettings(baseURL: "https://auth.example.com"))
+                    let (message, _, _) = try composer.composeSample(
+                        kind, locale: tag, messageID: composer.messageID(local: "preview"),
+                        date: MailTemplates.sample(kind).requestedAt)
                     print(String(decoding: try MailRendering.render(message), as: UTF8.self), terminator: "")
                 } catch {
                     throw HeraldCLIError("\(error)")

@@ -76,8 +76,13 @@ public struct MailComposer: Sendable {
     /// A From domain so long that the id would pass `MailMessage.maxMessageIDLength` (a
     /// domain may have 253 characters) gives `herald.local` instead: every mail would fail.
     public func messageID(for notification: ClaimedNotification) -> String {
-        let id = "\(notification.id)@\(sender.messageIDDomain)"
-        return "<\(id.utf8.count <= MailMessage.maxMessageIDLength ? id : "\(notification.id)@herald.local")>"
+        messageID(local: notification.id)
+    }
+
+    /// `<{local}@{From domain}>`, or `<{local}@herald.local>` when that would be too long.
+    public func messageID(local: String) -> String {
+        let id = "\(local)@\(sender.messageIDDomain)"
+        return "<\(id.utf8.count <= MailMessage.maxMessageIDLength ? id : "\(local)@herald.local")>"
     }
 
     /// What the link of `notification`, sent to `recipient`, grants; nil for kinds without one.
@@ -113,20 +118,54 @@ public struct MailComposer: Sendable {
             variables = variables.withLink(links.link(link.purpose, token: token), lifetime: link.lifetime, mintedAt: now)
         }
         let rendered = try templates.render(notification.kind, locale: notification.locale, variables: variables)
-        return MailMessage(
+        return message(
+            rendered, kind: notification.kind, to: MailAddress(recipient, displayName: username?.rawValue),
+            messageID: messageID(for: notification), date: now)
+    }
+
+    /// `kind` rendered with `MailTemplates.sample`'s data (what `herald templates preview`
+    /// shows), as `herald mail test` sends it: to `recipient`, else to the sample's own address
+    /// and name. A link kind's link points at `links` but carries
+    /// `MailTemplates.sampleLinkToken`, which is no token: nothing is minted or stored, and the
+    /// link grants nothing. Returns the message, the locale whose templates were used and the
+    /// sample link.
+    public func composeSample(
+        _ kind: NotificationKind, to recipient: EmailAddress? = nil, locale: LanguageTag?, messageID: String, date: EventTime
+    ) throws(TemplateError) -> (message: MailMessage, locale: LanguageTag, link: String?) {
+        var variables = MailTemplates.sample(kind, productName: sender.productName, supportEmail: sender.supportEmail)
+        let to: MailAddress
+        if let recipient {
+            variables.recipientEmail = recipient.rawValue
+            to = MailAddress(recipient)
+        } else {
+            // The sample's own address, a constant.
+            to = MailAddress(try! EmailAddress(variables.recipientEmail), displayName: variables.recipientName)
+        }
+        if let link = kind.link {
+            variables.link = links.link(link.purpose, token: LinkToken(secret: MailTemplates.sampleLinkToken))
+        }
+        let rendered = try templates.render(kind, locale: locale, variables: variables)
+        return (message(rendered, kind: kind, to: to, messageID: messageID, date: date), rendered.locale, variables.link)
+    }
+
+    /// The message carrying `rendered`, with Herald's headers.
+    private func message(_ rendered: RenderedMail, kind: NotificationKind, to: MailAddress, messageID: String, date: EventTime)
+        -> MailMessage
+    {
+        MailMessage(
             from: sender.from,
-            to: MailAddress(recipient, displayName: username?.rawValue),
+            to: to,
             replyTo: sender.replyTo,
             subject: rendered.subject,
             textBody: rendered.text,
             htmlBody: rendered.html,
-            messageID: messageID(for: notification),
-            date: now,
+            messageID: messageID,
+            date: date,
             headers: [
                 // RFC 3834: an automatic message; well-behaved autoresponders stay quiet.
                 MailHeader("Auto-Submitted", "auto-generated"),
                 MailHeader("Content-Language", rendered.locale.rawValue),
-                MailHeader("X-Herald-Kind", notification.kind.rawValue),
+                MailHeader("X-Herald-Kind", kind.rawValue),
             ])
     }
 }

@@ -4,8 +4,13 @@ extension MailTemplates {
     /// The time every sample mail is about: 4 March 2025, 14:30 UTC.
     static let sampleTime = EventTime(millisecondsSinceEpoch: 1_741_098_600_000)
 
+    /// The token of every sample link: obviously not a real one (a real token is 43 base64url
+    /// characters), and no hash of it is ever stored, so a sample link grants nothing.
+    public static let sampleLinkToken = "SAMPLE-not-a-real-token"
+
     /// Example variables for `kind`, as the courier would pass them: used to validate the
-    /// templates at start-up and to preview them. The link's token is made up.
+    /// templates at start-up, to preview them and to send a test mail (`herald mail test`). The
+    /// link carries `sampleLinkToken`.
     public static func sample(
         _ kind: MailKind, productName: String = "Herald", supportEmail: String = "support@example.com"
     ) -> MailVariables {
@@ -21,7 +26,7 @@ extension MailTemplates {
             newEmail: kind.describesEmailChange ? newEmail : nil)
         if let link = kind.link {
             variables = variables.withLink(
-                "https://auth.example.com\(link.purpose.defaultPath)?token=q8Vb0iXkM2n7yR4tLw9ZcA1sHdE5fJ3uPgT6oK8rYxw",
+                "https://auth.example.com\(link.purpose.defaultPath)?token=\(sampleLinkToken)",
                 lifetime: link.lifetime, mintedAt: sampleTime)
         }
         return variables

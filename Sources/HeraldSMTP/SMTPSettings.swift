@@ -125,12 +125,21 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
 
     public var description: String {
         switch transport {
+        case .file: serverURL
+        case .smtp(_, let security): "\(serverURL) (\(security))"
+        }
+    }
+
+    /// Where mail goes: `smtp://user@host:port`, `smtps://host:port` or `file://DIR`; never
+    /// the password.
+    public var serverURL: String {
+        switch transport {
         case .file(let directory):
             return "file://\(directory)"
-        case .smtp(let url, let security):
+        case .smtp(let url, _):
             let user = username.map { "\($0)@" } ?? ""
             let scheme = url.prefix { $0 != ":" }
-            return "\(scheme)://\(user)\(url.dropFirst(scheme.count + 3)) (\(security))"
+            return "\(scheme)://\(user)\(url.dropFirst(scheme.count + 3))"
         }
     }
 

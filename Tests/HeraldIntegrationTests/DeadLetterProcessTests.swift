@@ -14,20 +14,7 @@ import Testing
 struct DeadLetterProcessTests {
     typealias Setup = HeraldProcessTests.Setup
 
-    struct Outcome {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-
-        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-
-        /// Each line of standard output as a JSON object.
-        func objects() throws -> [[String: Any]] {
-            try lines.map { line in
-                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
-            }
-        }
-    }
+    typealias Outcome = HeraldBinary.Outcome
 
     /// Runs `herald dlq ARGUMENTS --brokers …` to its end (a liveness bound, not a speed check).
     static func dlq(_ setup: Setup, _ arguments: [String], environment: [String: String] = [:]) async throws -> Outcome {
@@ -35,24 +22,7 @@ struct DeadLetterProcessTests {
     }
 
     static func run(_ arguments: [String], dir: String, environment: [String: String] = [:]) async throws -> Outcome {
-        let base = "\(dir)/herald-\(UUID().uuidString)"
-        let pid = try TestProcess.spawn(
-            [HeraldBinary.path] + arguments, stdout: base + ".out", stderr: base + ".err",
-            environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 })
-        let deadline = ContinuousClock.now + .seconds(180)
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            guard ContinuousClock.now < deadline else {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, nil, 0)
-                throw TestHarnessFailure(description: "herald \(arguments.joined(separator: " ")) did not finish")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-        return Outcome(
-            status: (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), stdout: read(base + ".out"),
-            stderr: read(base + ".err"))
+        try await HeraldBinary.run(arguments, dir: dir, environment: environment)
     }
 
     /// A dead letter as Herald writes one, produced straight to `<topic>.dlq` (for letters a

@@ -17,7 +17,8 @@ struct SMTPMailerTests {
         let message = SMTPTests.message()
         let receipt = try await mailer.send(message)
         #expect(receipt.messageID == message.messageID)
-        #expect(receipt.reply?.hasPrefix("250 2.0.0 OK queued as herald-test-1") == true, "\(receipt.reply ?? "nil")")
+        // The reply's text, without the CRLF that ends it on the wire.
+        #expect(receipt.reply == "250 2.0.0 OK queued as herald-test-1", "\(receipt.reply ?? "nil")")
 
         let received = try server.received()
         try #require(received.count == 1, "\(server.log())")

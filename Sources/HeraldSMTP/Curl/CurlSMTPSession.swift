@@ -14,8 +14,11 @@ final class CurlSMTPSession {
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let transfer = Transfer()
 
-    /// Creates the handle and sets every option that does not change per message.
-    init(settings: SMTPSettings) throws(MailError) {
+    /// Creates the handle and sets every option that does not change per message. With
+    /// `inspectTLS` (`herald mail test`), libcurl also gathers the server's certificate chain
+    /// (CURLOPT_CERTINFO) and its informational notes are read for the protocol and cipher
+    /// it negotiated (`tlsDetails()`).
+    init(settings: SMTPSettings, inspectTLS: Bool = false) throws(MailError) {
         guard case .smtp(let url, let security) = settings.transport else {
             preconditionFailure("CurlSMTPSession needs an smtp:// or smtps:// transport")
         }
@@ -54,6 +57,14 @@ final class CurlSMTPSession {
         // server's text (a 550's reason, a 250's queue id) is read.
         options.set(CURLOPT_HEADERFUNCTION, callback: Transfer.replyLine)
         options.set(CURLOPT_HEADERDATA, pointer: context)
+        if inspectTLS {
+            options.set(CURLOPT_CERTINFO, 1)
+            // The notes reach the debug callback only in verbose mode; the callback keeps the
+            // TLS one and drops everything else (the dialogue, AUTH included, and the message).
+            options.set(CURLOPT_VERBOSE, 1)
+            options.set(CURLOPT_DEBUGFUNCTION, debugCallback: Transfer.note)
+            options.set(CURLOPT_DEBUGDATA, pointer: context)
+        }
         if let failure = options.failure {
             curl_easy_cleanup(handle)
             errorBuffer.deallocate()
@@ -91,6 +102,31 @@ final class CurlSMTPSession {
         if result == CURLE_OK { return .success(reply) }
         let text = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(result))
         return .failure(Self.classify(result, smtpCode: code, reply: reply, text: text))
+    }
+
+    /// How the last transfer's connection was secured, as libcurl reports it (with
+    /// `inspectTLS`): its note on the handshake (`TLSv1.3 / TLS_AES_256_GCM_SHA384` from
+    /// OpenSSL) and the server's certificate chain, each certificate as its `name:content`
+    /// lines (CURLINFO_CERTINFO). Empty when no TLS handshake took place.
+    func tlsDetails() -> (handshake: String?, certificates: [[String]]) {
+        var chain: [[String]] = []
+        var info: UnsafeMutablePointer<curl_certinfo>?
+        if herald_curl_getinfo_certinfo(handle, &info) == CURLE_OK, let info, let lists = info.pointee.certinfo {
+            for index in 0..<Int(max(0, info.pointee.num_of_certs)) {
+                var lines: [String] = []
+                var node = lists[index]
+                while let item = node {
+                    // The PEM ("Cert:") is long and says nothing a reader needs here.
+                    if let data = item.pointee.data, lines.count < 64 {
+                        let line = String(cString: data)
+                        if !line.hasPrefix("Cert:") { lines.append(String(line.prefix(1024))) }
+                    }
+                    node = item.pointee.next
+                }
+                chain.append(lines)
+            }
+        }
+        return (transfer.handshake, chain)
     }
 
     /// Maps a failed `curl_easy_perform` to a `MailError` (the classification is documented
@@ -134,12 +170,15 @@ extension CurlSMTPSession {
         /// each as its lines.
         private var replies: [[String]] = []
         private var replyComplete = true
+        /// libcurl's note on this transfer's TLS handshake, when the debug callback is on.
+        private(set) var handshake: String?
 
         func start(_ message: [UInt8]) {
             bytes = message
             offset = 0
             replies.removeAll(keepingCapacity: true)
             replyComplete = true
+            handshake = nil
         }
 
         func finish() {
@@ -174,7 +213,8 @@ extension CurlSMTPSession {
             guard let buffer, let context else { return length }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             var line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
-            while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
+            // `last.isNewline`, not `hasSuffix("\n")`: "\r\n" is a single Character.
+            while let last = line.last, last.isNewline { line.removeLast() }
             if transfer.replyComplete {
                 if transfer.replies.count >= 16 { transfer.replies.removeFirst() }
                 transfer.replies.append([])
@@ -185,6 +225,23 @@ extension CurlSMTPSession {
             let utf8 = Array(line.utf8.prefix(4))
             transfer.replyComplete = utf8.count < 4 || utf8[3] != UInt8(ascii: "-")
             return length
+        }
+
+        /// What libcurl's OpenSSL backend says once a handshake completes:
+        /// `SSL connection using TLSv1.3 / TLS_AES_256_GCM_SHA384`.
+        static let handshakeNote = "SSL connection using "
+
+        /// CURLOPT_DEBUGFUNCTION: keeps the handshake note from libcurl's informational text
+        /// (CURLINFO_TEXT); ignores everything else, which includes the SMTP dialogue (AUTH
+        /// with its credentials) and the message.
+        static let note: herald_curl_debug_callback = { _, type, data, size, context in
+            guard type == CURLINFO_TEXT, let data, let context else { return 0 }
+            var text = String(decoding: UnsafeRawBufferPointer(start: data, count: min(size, 512)), as: UTF8.self)
+            guard text.hasPrefix(Transfer.handshakeNote) else { return 0 }
+            while let last = text.last, last.isNewline || last == " " { text.removeLast() }
+            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            transfer.handshake = String(text.dropFirst(Transfer.handshakeNote.count))
+            return 0
         }
     }
 
@@ -216,6 +273,10 @@ extension CurlSMTPSession {
 
         mutating func set(_ option: CURLoption, callback: herald_curl_data_callback) {
             record(herald_curl_setopt_callback(handle, option, callback))
+        }
+
+        mutating func set(_ option: CURLoption, debugCallback: herald_curl_debug_callback) {
+            record(herald_curl_setopt_debug_callback(handle, option, debugCallback))
         }
 
         private mutating func record(_ result: CURLcode) {

@@ -98,6 +98,48 @@ enum HeraldBinary {
         ]
     }
 
+    /// How a `herald` run ended: its exit status and what it wrote.
+    struct Outcome {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+
+        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+
+        /// Each line of standard output as a JSON object.
+        func objects() throws -> [[String: Any]] {
+            try lines.map { line in
+                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            }
+        }
+    }
+
+    /// Runs `herald ARGUMENTS` to its end (a liveness bound, not a speed check), its output in
+    /// files under `dir`, with `PATH` and `environment` added to this process's environment, or,
+    /// with `inheritEnvironment` false, with only those.
+    static func run(
+        _ arguments: [String], dir: String, environment: [String: String] = [:], inheritEnvironment: Bool = true
+    ) async throws -> Outcome {
+        let base = "\(dir)/herald-\(UUID().uuidString)"
+        let pid = try TestProcess.spawn(
+            [path] + arguments, stdout: base + ".out", stderr: base + ".err",
+            environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }, inheritEnvironment: inheritEnvironment)
+        let deadline = ContinuousClock.now + .seconds(180)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            guard ContinuousClock.now < deadline else {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, nil, 0)
+                throw TestHarnessFailure(description: "herald \(arguments.joined(separator: " ")) did not finish")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        return Outcome(
+            status: (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), stdout: read(base + ".out"),
+            stderr: read(base + ".err"))
+    }
+
     static func temporaryDirectory() throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("herald-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

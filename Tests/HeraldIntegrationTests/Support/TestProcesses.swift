@@ -40,13 +40,15 @@ enum TestPorts {
 
 enum TestProcess {
     /// posix_spawn with stdin from /dev/null, stdout appended to `stdout`, stderr to `stderr`
-    /// (or to the same file), and `environment` added to this process's environment.
+    /// (or to the same file), and `environment` added to this process's environment (or, with
+    /// `inheritEnvironment` false, as the whole environment).
     ///
     /// The child inherits the spawning thread's signal mask and ignored signals (the test
     /// runner blocks and ignores some for its own handling): both are reset, or a server would
     /// not react to the signal that stops it, nor its own children to theirs.
     static func spawn(
-        _ command: [String], stdout: String, stderr: String? = nil, environment: [String: String] = [:]
+        _ command: [String], stdout: String, stderr: String? = nil, environment: [String: String] = [:],
+        inheritEnvironment: Bool = true
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -69,7 +71,7 @@ enum TestProcess {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var variables = ProcessInfo.processInfo.environment
+        var variables = inheritEnvironment ? ProcessInfo.processInfo.environment : [:]
         variables.merge(environment) { $1 }
         let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
