@@ -39,21 +39,16 @@ extension KafkaEventConsumer {
                     // outdated, and reading frees it (what is not outdated is delivered: it is
                     // past the position librdkafka resumes from).
                     if loop.pauses.isPaused(partition) && queue.length == 0 { continue }
-                    var bytes = 0
                     let count = queue.consume(upTo: readBatch, buffer: &buffer) { message in
                         if let error = message.error {
                             report(error, topic: partition.topic, partition: partition.partition)
                         } else {
-                            let record = message.inbound(topic: partition.topic)
-                            bytes += record.memoryFootprint
-                            records.append(record)
+                            records.append(message.inbound(topic: partition.topic))
                         }
                     }
                     guard count > 0 else { continue }
                     progressed = true
-                    if !records.isEmpty {
-                        worker.deliver(records, bytes: bytes)
-                    }
+                    if !records.isEmpty { worker.deliver(records) }
                     records.removeAll(keepingCapacity: true)
                 }
                 reconcilePauses()
@@ -80,8 +75,7 @@ extension KafkaEventConsumer {
             return
         }
         guard let topic = message.topic else { return }
-        let record = message.inbound(topic: topic)
-        loop.workers[Partition(topic: topic, partition: message.partition)]?.deliver([record], bytes: record.memoryFootprint)
+        loop.workers[Partition(topic: topic, partition: message.partition)]?.deliver([message.inbound(topic: topic)])
     }
 
     private func report(_ error: KafkaError, topic: String?, partition: Int32) {

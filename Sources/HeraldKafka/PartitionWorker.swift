@@ -78,12 +78,14 @@ final class PartitionWorker: Sendable {
         state.withLock { $0.task = task }
     }
 
-    /// Hands records to the task; `bytes` is the sum of their `memoryFootprint`. Returns the
-    /// number buffered; records for a closed worker are dropped (they were never stored, so
-    /// they will be delivered again).
+    /// Hands records to the task, counting their bytes. Returns the number buffered; records
+    /// for a closed worker are dropped (they were never stored, so they will be delivered
+    /// again).
     @discardableResult
-    func deliver(_ messages: [InboundMessage], bytes: Int) -> Int {
-        state.withLock { s in
+    func deliver(_ messages: [InboundMessage]) -> Int {
+        var bytes = 0
+        for m in messages { bytes += m.memoryFootprint }
+        return state.withLock { s in
             guard !s.closed else { return 0 }
             s.bufferedBytes += bytes
             memory.add(bytes)
