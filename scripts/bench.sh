@@ -178,6 +178,9 @@ mixed_run() { # label, bin dir
   local label=$1 dir_bin=$2
   rm -rf "$dir/mail-$label"; mkdir -p "$dir/mail-$label"
   redis-cli -u "$redis_url" flushall >/dev/null
+  # A fresh schema: var/postgres outlives the run, and an inbox that already holds these
+  # event ids from an earlier run treats every registration as a duplicate (up to 3× faster).
+  psql "$database_url" -q -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS bench_mixed_$label CASCADE"
   HERALD_KAFKA_BROKERS=$bootstrap HERALD_KAFKA_GROUP=bench-mixed-$label HERALD_REDIS_URL=$redis_url HERALD_LOG_LEVEL=warning \
     HERALD_USER_TOPIC=bench_mixed HERALD_AUTH_TOPIC=bench_mixed_none HERALD_DATABASE_SCHEMA=bench_mixed_$label \
     HERALD_MAIL_ENABLED=true HERALD_SMTP_URL="file://$dir/mail-$label" HERALD_MAIL_FROM="Bench <noreply@example.com>" \

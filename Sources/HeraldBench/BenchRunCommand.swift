@@ -32,7 +32,10 @@ struct BenchRunCommand: AsyncParsableCommand {
         let benchmark = BenchmarkObserver(target: stopAfter)
         var hooks = Daemon.Hooks()
         hooks.processingObserver = { _ in benchmark }
-        hooks.consumerBuilt = { consumer in benchmark.onDone { consumer.triggerShutdown() } }
+        hooks.consumerBuilt = { consumer in
+            benchmark.countMemoryPauses { consumer.memoryPauseCount }
+            benchmark.onDone { consumer.triggerShutdown() }
+        }
         if discardEffects {
             hooks.applier = { _ in DiscardingApplier() }
         } else if withoutInbox {

@@ -9,6 +9,7 @@ final class BenchmarkObserver: ProcessingObserver {
         var count = 0
         var first: ContinuousClock.Instant?
         var done: (@Sendable () -> Void)?
+        var memoryPauses: (@Sendable () -> Int)?
         var finished = false
     }
     private let state = Mutex(State())
@@ -22,18 +23,23 @@ final class BenchmarkObserver: ProcessingObserver {
         state.withLock { $0.done = action }
     }
 
+    /// Where the consumer's count of memory pauses is read, for the JSON line.
+    func countMemoryPauses(_ count: @escaping @Sendable () -> Int) {
+        state.withLock { $0.memoryPauses = count }
+    }
+
     func recorded(_ outcome: EventOutcome, topic: String, type: EventType?, count: Int) {
-        let finished = state.withLock { s -> (Duration, (@Sendable () -> Void)?)? in
+        let finished = state.withLock { s -> (Duration, (@Sendable () -> Void)?, Int)? in
             if s.first == nil { s.first = ContinuousClock.now }
             s.count += count
             guard s.count >= target, !s.finished else { return nil }
             s.finished = true
-            return (ContinuousClock.now - s.first!, s.done)
+            return (ContinuousClock.now - s.first!, s.done, s.memoryPauses?() ?? -1)
         }
-        guard let (elapsed, done) = finished else { return }
+        guard let (elapsed, done, memoryPauses) = finished else { return }
         let seconds = elapsed.seconds
         let line = """
-            {"events":\(target),"seconds":\(seconds),"events_per_second":\(Int(Double(target) / seconds)),"peak_rss_kib":\(Self.peakRSSKiB())}
+            {"events":\(target),"seconds":\(seconds),"events_per_second":\(Int(Double(target) / seconds)),"peak_rss_kib":\(Self.peakRSSKiB()),"memory_pauses":\(memoryPauses)}
 
             """
         FileHandle.standardOutput.write(Data(line.utf8))
