@@ -30,15 +30,20 @@ public final class PostgresClient: Sendable {
     ///     it off. A statement cut off by it fails with `57014`, transient.
     ///   - applicationName: `application_name`, shown in `pg_stat_activity`.
     ///   - password: overrides the connection string's password (for `*_FILE` secrets).
+    ///   - preparesStatements: each connection prepares a statement the first time it runs it
+    ///     and then only binds and executes it (`PostgresConnection.execute`); false for a
+    ///     pooler that cannot keep a session's prepared statements (PgBouncer before 1.21 in
+    ///     transaction mode).
     ///   - logger: receives connection events; never a password or parameter value.
     public init(
         conninfo: String, poolSize: Int = 4, connectTimeout: Duration = .seconds(5), statementTimeout: Duration = .seconds(30),
-        applicationName: String = "herald", password: String? = nil, observer: any ConnectionObserver = NoConnectionObserver(),
-        logger: Logger
+        applicationName: String = "herald", password: String? = nil, preparesStatements: Bool = true,
+        observer: any ConnectionObserver = NoConnectionObserver(), logger: Logger
     ) {
-        let settings = PostgresConnectionSettings(
+        var settings = PostgresConnectionSettings(
             conninfo: conninfo, password: password, connectTimeout: connectTimeout, statementTimeout: statementTimeout,
             applicationName: applicationName)
+        settings.preparesStatements = preparesStatements
         self.endpoint = settings.endpoint
         self.pool = PostgresConnectionPool(size: poolSize, name: "herald-pg")
         self.connector = PostgresConnector(settings: settings, logger: logger, observer: observer, dropped: DroppedConnections())

@@ -16,10 +16,12 @@ public struct PostgresSettings: Sendable {
     public var statementTimeout: Duration
     /// `application_name`, shown in `pg_stat_activity`.
     public var applicationName: String
+    /// Whether connections prepare the statements they run (see `PostgresClient.init`).
+    public var preparesStatements: Bool
 
     public init(
         conninfo: Secret, password: Secret? = nil, poolSize: Int = 4, connectTimeout: Duration = .seconds(5),
-        statementTimeout: Duration = .seconds(30), applicationName: String = "herald"
+        statementTimeout: Duration = .seconds(30), applicationName: String = "herald", preparesStatements: Bool = true
     ) {
         self.conninfo = conninfo
         self.password = password
@@ -27,6 +29,7 @@ public struct PostgresSettings: Sendable {
         self.connectTimeout = connectTimeout
         self.statementTimeout = statementTimeout
         self.applicationName = applicationName
+        self.preparesStatements = preparesStatements
     }
 
     /// These settings with another pool size and application name (one-shot commands).
@@ -45,7 +48,7 @@ extension PostgresClient {
         self.init(
             conninfo: settings.conninfo.value, poolSize: settings.poolSize, connectTimeout: settings.connectTimeout,
             statementTimeout: settings.statementTimeout, applicationName: settings.applicationName,
-            password: settings.password?.value, observer: observer, logger: logger)
+            password: settings.password?.value, preparesStatements: settings.preparesStatements, observer: observer, logger: logger)
     }
 }
 

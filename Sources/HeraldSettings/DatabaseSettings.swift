@@ -31,6 +31,7 @@ public struct DatabaseSettings: Sendable {
         var password: Secret?
         var connectTimeout: Duration
         var statementTimeout: Duration
+        var preparesStatements: Bool
     }
 
     static func load(_ reader: SettingsReader) throws(ConfigurationError) -> (DatabaseSettings, Shared) {
@@ -47,12 +48,19 @@ public struct DatabaseSettings: Sendable {
         let poolSize = try reader.integer("HERALD_DATABASE_POOL_SIZE", in: 1...256) ?? defaults.poolSize
         let connectTimeout = try reader.duration("HERALD_DATABASE_CONNECT_TIMEOUT") ?? defaults.connectTimeout
         let statementTimeout = try reader.duration("HERALD_DATABASE_STATEMENT_TIMEOUT") ?? defaults.statementTimeout
+        let prepares = try reader.boolean("HERALD_DATABASE_PREPARED_STATEMENTS") ?? defaults.preparesStatements
         d.inboxRetention = try reader.duration("HERALD_INBOX_RETENTION") ?? d.inboxRetention
         d.autoMigrate = try reader.boolean("HERALD_DATABASE_AUTO_MIGRATE") ?? d.autoMigrate
         d.connection = url.map {
             PostgresSettings(
-                conninfo: $0, password: password, poolSize: poolSize, connectTimeout: connectTimeout, statementTimeout: statementTimeout)
+                conninfo: $0, password: password, poolSize: poolSize, connectTimeout: connectTimeout, statementTimeout: statementTimeout,
+                preparesStatements: prepares)
         }
-        return (d, Shared(url: url, password: password, connectTimeout: connectTimeout, statementTimeout: statementTimeout))
+        return (
+            d,
+            Shared(
+                url: url, password: password, connectTimeout: connectTimeout, statementTimeout: statementTimeout,
+                preparesStatements: prepares)
+        )
     }
 }

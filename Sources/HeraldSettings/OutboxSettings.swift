@@ -55,10 +55,11 @@ public struct OutboxSettings: Sendable {
         let password = try r.secret("HERALD_OUTBOX_DATABASE_PASSWORD")
         // The outbox's own URL with its own password; else Herald's database, password and all.
         let (conninfo, secret) = url != nil ? (url, password) : (database.url, database.password)
+        let prepares = try r.boolean("HERALD_OUTBOX_DATABASE_PREPARED_STATEMENTS") ?? database.preparesStatements
         c.connection = conninfo.map {
             PostgresSettings(
                 conninfo: $0, password: secret, poolSize: 2, connectTimeout: database.connectTimeout,
-                statementTimeout: database.statementTimeout, applicationName: "herald-outbox")
+                statementTimeout: database.statementTimeout, applicationName: "herald-outbox", preparesStatements: prepares)
         }
 
         if let table = try r.string("HERALD_OUTBOX_TABLE") {

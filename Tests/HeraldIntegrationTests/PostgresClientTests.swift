@@ -11,6 +11,52 @@ struct PostgresClientTests {
         "Grüße, ünïcödé — 日本語", "emoji 🎉👩‍👩‍👧", " leading and trailing ", "line\nbreak\ttab\r", "{a,b}", "(1,2)",
     ]
 
+    @Test("a query is prepared once per session and then only executed; utility statements are not; off when turned off")
+    func preparedStatements() async throws {
+        let pg = try await PostgresServer.start()
+        let probe = "SELECT $1::bigint + 1 AS sum"
+        let create = "CREATE TABLE herald_probe_table (a int)"
+        let count = "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1"
+        for prepares in [true, false] {
+            let client = PostgresClient(
+                conninfo: pg.url, poolSize: 1, connectTimeout: .seconds(2), preparesStatements: prepares,
+                logger: PostgresTests.quietLogger)
+            defer { client.close() }
+            let (sums, count, utility) = try await client.withConnection { connection in
+                // One session (pool of one): the same query three times, with other values.
+                let sums = try (1...3).map { i in try connection.execute(probe, [.int(Int64(i))]).int(0, "sum") }
+                try connection.execute(create)
+                let found = try connection.execute(count, [.text(probe)]).int(0, "n")
+                let utility = try connection.execute(count, [.text(create)]).int(0, "n")
+                try connection.execute("DROP TABLE herald_probe_table")
+                return (sums, found, utility)
+            }
+            #expect(sums == [2, 3, 4])
+            #expect(count == (prepares ? 1 : 0), "prepares: \(prepares)")
+            #expect(utility == 0)
+        }
+    }
+
+    @Test("a prepared query whose table changed shape fails once (0A000) and is prepared again on the next call")
+    func preparedQueryAfterTableChange() async throws {
+        let pg = try await PostgresServer.start()
+        let client = PostgresTests.client(pg.url, poolSize: 1)
+        defer { client.close() }
+        let (before, failure, after) = try await client.withConnection { connection in
+            try connection.execute("CREATE TABLE shapes (a int)")
+            try connection.execute("INSERT INTO shapes VALUES (1)")
+            let before = try connection.execute("SELECT * FROM shapes").columns
+            try connection.execute("ALTER TABLE shapes ADD COLUMN b int")
+            var failure: String?
+            do { _ = try connection.execute("SELECT * FROM shapes") } catch let error as PostgresError { failure = error.sqlState }
+            let after = try connection.execute("SELECT * FROM shapes").columns
+            return (before, failure, after)
+        }
+        #expect(before == ["a"])
+        #expect(failure == "0A000")
+        #expect(after == ["a", "b"])
+    }
+
     @Test("text, integer, boolean and NULL parameters round-trip unchanged, stored verbatim")
     func parametersRoundTrip() async throws {
         let pg = try await PostgresServer.start()

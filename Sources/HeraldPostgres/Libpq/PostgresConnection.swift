@@ -13,20 +13,42 @@ import Logging
 /// `PostgresClient.transaction` and must not escape them. It is deliberately not `Sendable`.
 ///
 /// Statements go through `PQexecParams` with text-format parameters and results: values
-/// never become SQL text.
+/// never become SQL text. A query (`SELECT`, `INSERT`, `UPDATE`, `DELETE`, `WITH`) is
+/// prepared the first time this connection runs it (`PQprepare`) and only bound and executed
+/// after that (`PQexecPrepared`): PostgreSQL then parses, analyzes and plans it once per
+/// session instead of on every call (measured: about 40% of PostgreSQL's CPU on the mixed
+/// workload went to that).
 public final class PostgresConnection {
+    /// A statement prepared on this session: its SQL and its parameters' types.
+    private struct PreparedKey: Hashable {
+        let sql: String
+        let types: [UInt32]
+    }
+
+    /// At most this many statements are prepared per session; Herald's statements are a fixed
+    /// set (their texts vary only with the configured schema), so this is only a bound.
+    static let maxPreparedStatements = 256
     /// The `PGconn`; only for this type's extensions.
     let connection: OpaquePointer
     private let notices: Unmanaged<NoticeSink>
     private let secrets: [String]
     /// Set once the connection must not be used again; the pool then drops it.
     private(set) var isBroken = false
+    private let preparesStatements: Bool
+    /// The statements prepared on this session, by name.
+    private var prepared: [PreparedKey: String] = [:]
+    /// Names are never reused, even for a statement dropped from `prepared`.
+    private var preparedCount = 0
 
-    private init(connection: OpaquePointer, notices: Unmanaged<NoticeSink>, secrets: [String]) {
+    private init(connection: OpaquePointer, notices: Unmanaged<NoticeSink>, secrets: [String], preparesStatements: Bool) {
         self.connection = connection
         self.notices = notices
         self.secrets = secrets
+        self.preparesStatements = preparesStatements
     }
+
+    /// How many statements this session has prepared (tests).
+    var preparedStatementCount: Int { prepared.count }
 
     deinit {
         PQfinish(connection)
@@ -61,7 +83,8 @@ public final class PostgresConnection {
         // stderr.
         let notices = Unmanaged.passRetained(NoticeSink(logger: logger))
         PQsetNoticeReceiver(pointer, noticeReceiver, notices.toOpaque())
-        return PostgresConnection(connection: pointer, notices: notices, secrets: settings.secrets)
+        return PostgresConnection(
+            connection: pointer, notices: notices, secrets: settings.secrets, preparesStatements: settings.preparesStatements)
     }
 
     /// Runs one statement with its parameters (`$1`, `$2`, …) and returns its rows.
@@ -85,14 +108,50 @@ public final class PostgresConnection {
             throw PostgresError.make(.invalidRequest, "a statement takes at most 65535 parameters")
         }
         let types = parameters.map(\.typeOID)
+        let name = try preparedName(sql, types: types)
         let values = parameters.map { $0.textForm.map { strdup($0) } ?? nil }
         defer { values.forEach { free($0) } }
         let result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-            // Blocking: `PQexecParams` sends the statement and waits for its result, bounded by
-            // the session's `statement_timeout`.
-            PQexecParams(connection, sql, Int32(parameters.count), types, valueBuffer.baseAddress, nil, nil, 0)
+            // Blocking: both send the statement and wait for its result, bounded by the
+            // session's `statement_timeout`.
+            if let name {
+                PQexecPrepared(connection, name, Int32(parameters.count), valueBuffer.baseAddress, nil, nil, 0)
+            } else {
+                PQexecParams(connection, sql, Int32(parameters.count), types, valueBuffer.baseAddress, nil, nil, 0)
+            }
         }
-        return try consume(result)
+        do {
+            return try consume(result)
+        } catch let error as PostgresError where name != nil && error.sqlState == "0A000" {
+            // "cached plan must not change result type": a table changed under a prepared
+            // query. The next call prepares it again.
+            prepared[PreparedKey(sql: sql, types: types)] = nil
+            throw error
+        }
+    }
+
+    /// The name of `sql` prepared on this session, preparing it now if it is a query seen for
+    /// the first time; nil when it is run unprepared (turned off, a utility statement such as
+    /// `BEGIN` or DDL, or the session already holds `maxPreparedStatements`). A statement
+    /// PostgreSQL refuses to prepare throws as running it would have.
+    private func preparedName(_ sql: String, types: [UInt32]) throws -> String? {
+        guard preparesStatements, Self.isQuery(sql) else { return nil }
+        let key = PreparedKey(sql: sql, types: types)
+        if let name = prepared[key] { return name }
+        guard prepared.count < Self.maxPreparedStatements else { return nil }
+        preparedCount += 1
+        let name = "herald_\(preparedCount)"
+        // Blocking: `PQprepare` sends the statement and waits for PostgreSQL's answer.
+        _ = try consume(PQprepare(connection, name, sql, Int32(types.count), types))
+        prepared[key] = name
+        return name
+    }
+
+    /// True for SQL that starts with a query keyword: what is worth preparing.
+    static func isQuery(_ sql: String) -> Bool {
+        let start = sql.utf8.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D }.prefix(7)
+        let word = String(decoding: start, as: UTF8.self).uppercased()
+        return ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains { word.hasPrefix($0) }
     }
 
     /// `BEGIN`; `body`; `COMMIT`, or `ROLLBACK` when `body` throws (the error is rethrown).

@@ -13,6 +13,8 @@ struct PostgresConnectionSettings: Sendable {
     let secrets: [String]
     /// Set when libpq cannot parse the connection string; every connect throws it.
     let invalid: PostgresError?
+    /// Whether connections prepare the statements they run (`PostgresConnection.execute`).
+    var preparesStatements = true
 
     init(
         conninfo: String, password: String?, connectTimeout: Duration, statementTimeout: Duration, applicationName: String
