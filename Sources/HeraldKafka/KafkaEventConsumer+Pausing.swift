@@ -1,8 +1,12 @@
+import Dispatch
+import HeraldCore
+
 /// Pausing, under `PartitionPauses`' rule: a partition is paused while its worker waits on a
 /// retry, or while its records fill its share of the memory budget. The poll thread asks after
 /// each turn and tells librdkafka what changed.
 extension KafkaEventConsumer {
     func reconcilePauses() {
+        defer { reportMemory() }
         let workers = loop.workers
         let share = settings.memoryBudget.share(assigned: workers.count)
         let records = settings.memoryBudget.records
@@ -28,5 +32,16 @@ extension KafkaEventConsumer {
             logger.info("partitions resumed", metadata: ["partitions": "\(stoppedRetrying.map(\.description).sorted())"])
         }
         observer.pausedPartitions(loop.pauses.count)
+    }
+
+    /// Tells the observer where the memory budget stands, at most every 100 ms.
+    private func reportMemory() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard now &- loop.memoryReportedAt >= 100_000_000 else { return }
+        loop.memoryReportedAt = now
+        observer.memorySampled(
+            MemorySample(
+                recordBytes: memory.current, recordLimit: settings.memoryBudget.records,
+                pausedPartitions: loop.pauses.memoryOnlyCount, pauses: memoryPauses.load(ordering: .relaxed)))
     }
 }

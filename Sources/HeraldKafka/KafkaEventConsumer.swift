@@ -51,6 +51,8 @@ public final class KafkaEventConsumer: Sendable {
         var queues: [Partition: RDKafkaQueue] = [:]
         var pauses = PartitionPauses()
         var commits: OffsetCommitPolicy.Schedule
+        /// When the memory sample was last reported (`DispatchTime` uptime nanoseconds).
+        var memoryReportedAt: UInt64 = 0
     }
 
     private struct RunCompletion {

@@ -54,8 +54,11 @@ struct PartitionPauses {
     /// The partitions paused for memory.
     private(set) var full: Set<KafkaPartition> = []
 
-    /// Partitions paused while retrying (the `herald_paused_partitions` metric).
+    /// Partitions paused while retrying (the `herald_kafka_partitions_paused` metric).
     var count: Int { retrying.count }
+
+    /// Partitions paused for memory only (the `herald_memory_partitions_paused` metric).
+    var memoryOnlyCount: Int { full.subtracting(retrying).count }
 
     func isPaused(_ partition: KafkaPartition) -> Bool {
         retrying.contains(partition) || full.contains(partition)

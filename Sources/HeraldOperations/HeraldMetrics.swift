@@ -23,6 +23,11 @@ public final class HeraldMetrics: Sendable {
     private let pausedPartitions: Gauge
     private let assignedPartitions: Gauge
     private let lagSampleTime: Gauge
+    private let memoryRecordBytes: Gauge
+    private let memoryRecordLimit: Gauge
+    private let memoryPausedPartitions: Gauge
+    private let memoryPauses: Counter
+    private let memoryPausesReported = Mutex(0)
     private let sampled = Mutex<Set<PartitionKey>>([])
     // Mail
     private let mailOldestQueuedAge: Gauge
@@ -63,6 +68,18 @@ public final class HeraldMetrics: Sendable {
         lagSampleTime = registry.gauge(
             name: "herald_kafka_lag_sample_timestamp_seconds", labels: [],
             help: "When the consumer lag was last sampled (seconds since the epoch).")
+        memoryRecordBytes = registry.gauge(
+            name: "herald_memory_records_bytes", labels: [],
+            help: "Bytes of the records the consumer holds (buffered and being processed), counted against HERALD_MEMORY_BUDGET.")
+        memoryRecordLimit = registry.gauge(
+            name: "herald_memory_records_limit_bytes", labels: [],
+            help: "What the records part of HERALD_MEMORY_BUDGET allows (five eighths of it).")
+        memoryPausedPartitions = registry.gauge(
+            name: "herald_memory_partitions_paused", labels: [],
+            help: "Partitions paused right now because their share of the memory budget is full.")
+        memoryPauses = registry.counter(
+            name: "herald_memory_pauses_total", labels: [],
+            help: "Times a partition was paused because its share of the memory budget was full.")
         mailOldestQueuedAge = registry.gauge(
             name: "herald_mail_queue_oldest_age_seconds", labels: [],
             help: "Age of the oldest mail waiting in the queue (status queued), 0 when none waits.")
@@ -236,6 +253,22 @@ extension HeraldMetrics: ConsumerObserver {
 
     public func pausedPartitions(_ count: Int) {
         pausedPartitions.set(Double(count))
+    }
+
+    public func memorySampled(_ sample: MemorySample) {
+        memoryRecordBytes.set(Double(sample.recordBytes))
+        memoryRecordLimit.set(Double(sample.recordLimit))
+        memoryPausedPartitions.set(Double(sample.pausedPartitions))
+        let new = newMemoryPauses(total: sample.pauses)
+        if new > 0 { memoryPauses.increment(by: Int64(new)) }
+    }
+
+    /// Pauses counted since the previous sample.
+    private func newMemoryPauses(total: Int) -> Int {
+        memoryPausesReported.withLock { reported in
+            defer { reported = max(reported, total) }
+            return max(0, total - reported)
+        }
     }
 
     public func lagSampled(_ partitions: [PartitionLag]) {

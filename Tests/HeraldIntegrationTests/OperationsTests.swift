@@ -71,6 +71,10 @@ struct OperationsTests {
         #expect(metrics.sum("herald_partitions_retrying") >= 1)
         #expect(metrics.sum("herald_kafka_partitions_paused") >= 1)
         #expect(metrics.sum("herald_event_retries_total") >= 1)
+        // The blocked partitions hold their records against the default budget's records part.
+        #expect(metrics.sum("herald_memory_records_limit_bytes") == Double(32 << 20) / 8 * 5)
+        #expect(metrics.sum("herald_memory_records_bytes") > 0)
+        #expect(metrics.samples("herald_memory_partitions_paused").count == 1)
         let readiness = try probe.health("/readyz")
         #expect(readiness.status == 503)
         #expect(readiness.checks["redis"] == false)

@@ -56,6 +56,30 @@ public protocol ConsumerObserver: Sendable {
     func pausedPartitions(_ count: Int)
     /// A fresh sample of every assigned partition; partitions missing from it are no longer assigned.
     func lagSampled(_ partitions: [PartitionLag])
+    /// Where the memory budget stands (`HERALD_MEMORY_BUDGET`): the bytes of the records the
+    /// consumer holds, what its records part allows, the partitions paused because their
+    /// share is full, and how many memory pauses there have been since start. Reported at
+    /// most every 100 ms while the poll loop turns.
+    func memorySampled(_ sample: MemorySample)
+}
+
+/// The consumer's memory against its budget, at one moment.
+public struct MemorySample: Sendable, Equatable {
+    /// Bytes of the records held (buffered and in the batches being processed).
+    public var recordBytes: Int
+    /// What the budget's records part allows.
+    public var recordLimit: Int
+    /// Partitions paused right now because their share is full.
+    public var pausedPartitions: Int
+    /// Memory pauses since start.
+    public var pauses: Int
+
+    public init(recordBytes: Int, recordLimit: Int, pausedPartitions: Int, pauses: Int) {
+        self.recordBytes = recordBytes
+        self.recordLimit = recordLimit
+        self.pausedPartitions = pausedPartitions
+        self.pauses = pauses
+    }
 }
 
 public enum RebalanceKind: String, Sendable, CaseIterable {
@@ -66,6 +90,7 @@ extension ConsumerObserver {
     public func rebalanced(_ kind: RebalanceKind, partitions: Int) {}
     public func pausedPartitions(_ count: Int) {}
     public func lagSampled(_ partitions: [PartitionLag]) {}
+    public func memorySampled(_ sample: MemorySample) {}
 }
 
 public struct NoConsumerObserver: ConsumerObserver {
