@@ -44,12 +44,15 @@ public struct MailTestResult: Sendable, Hashable {
     public var file: String?
     /// `SMTPSettings.serverURL`: the server or the mail directory, never the password.
     public var server: String
+    /// How Herald authenticated to the SMTP server (`HERALD_SMTP_AUTH`); nil for the file
+    /// transport. Never a password or a token.
+    public var authentication: SMTPAuthentication?
     /// How the SMTP connection was secured; nil for the file transport.
     public var tls: MailTestTLS?
 
     public init(
         outcome: MailTestOutcome, reason: String? = nil, smtpCode: Int? = nil, reply: String? = nil, file: String? = nil,
-        server: String, tls: MailTestTLS? = nil
+        server: String, authentication: SMTPAuthentication? = nil, tls: MailTestTLS? = nil
     ) {
         self.outcome = outcome
         self.reason = reason
@@ -57,6 +60,7 @@ public struct MailTestResult: Sendable, Hashable {
         self.reply = reply
         self.file = file
         self.server = server
+        self.authentication = authentication
         self.tls = tls
     }
 
