@@ -51,9 +51,11 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
         public static let rejected = Code(.rejected)
         /// The server answered 4xx. Transient.
         public static let deferred = Code(.deferred)
-        /// No connection (refused, unreachable, DNS), or it broke. Transient.
+        /// No connection (refused, unreachable, DNS, or no reply from the server before the
+        /// timeout: a server that accepts TCP and never greets), or it broke. Transient.
         public static let connectionFailed = Code(.connectionFailed)
-        /// Connect or transfer timeout. Transient.
+        /// The transfer timed out after the server had answered (a timeout before its first
+        /// reply is `connectionFailed`). Transient.
         public static let timeout = Code(.timeout)
         /// The TLS handshake failed, or the server offers no STARTTLS although it is required.
         /// Transient (see the type's documentation).
@@ -124,10 +126,12 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
     /// This failure in the courier's terms (`MailDeliveryFailure`), with the server's reply
     /// when it answered:
     /// - refused: a 5xx, or a message that cannot be sent as given;
-    /// - unavailable: no connection, TLS, the certificate or the credentials refused, no XOAUTH2
-    ///   token to be had, the mailer closed, the mail directory not writable (every message
-    ///   would fail alike: the mail waits without using an attempt);
-    /// - deferred: a 4xx, a timeout, any other transfer failure (this message's attempt counts).
+    /// - unavailable: no connection (a timeout before the server's first reply included), TLS,
+    ///   the certificate or the credentials refused, no XOAUTH2 token to be had, the mailer
+    ///   closed, the mail directory not writable (every message would fail alike: the mail
+    ///   waits without using an attempt);
+    /// - deferred: a 4xx, a timeout once the server had answered, any other transfer failure
+    ///   (this message's attempt counts).
     public var deliveryFailure: MailDeliveryFailure {
         let reason = serverReply.map { "\(summary): \($0)" } ?? description
         switch code.backing {

@@ -156,6 +156,11 @@ final class CurlSMTPSession {
         default: break
         }
         switch result {
+        case CURLE_OPERATION_TIMEDOUT where code == nil:
+            // No reply at all in this transfer (connecting, TLS, or waiting for the greeting of
+            // a server that accepted TCP and says nothing): the server is unreachable, not
+            // this message at fault.
+            return .make(.connectionFailed, text)
         case CURLE_OPERATION_TIMEDOUT:
             return .make(.timeout, text, smtpCode: code, serverReply: reply)
         case CURLE_PEER_FAILED_VERIFICATION:
