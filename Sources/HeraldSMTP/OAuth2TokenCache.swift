@@ -39,10 +39,17 @@ public final class OAuth2TokenCache: Sendable {
     private let timeout: Duration
     private let thread = BlockingThread<CurlTokenRequest>(name: "herald-oauth2")
     private let state = Mutex(State())
+    private let observer: any ConnectionObserver
     private let logger: Logger
 
-    public init(client: OAuth2ClientCredentials, connectTimeout: Duration, timeout: Duration, logger: Logger) {
+    /// `observer` hears of every failed request (`failed(.smtpOAuth2)`: the
+    /// `herald_dependency_errors_total{dependency="smtp_oauth2"}` series).
+    public init(
+        client: OAuth2ClientCredentials, connectTimeout: Duration, timeout: Duration,
+        observer: any ConnectionObserver = NoConnectionObserver(), logger: Logger
+    ) {
         self.client = client
+        self.observer = observer
         self.connectTimeout = connectTimeout
         self.timeout = timeout
         var logger = logger
@@ -150,6 +157,7 @@ public final class OAuth2TokenCache: Sendable {
         case .success(let cached):
             logger.debug("OAuth2 token obtained", metadata: [SMTPLogKey.tokenLifetime: "\(cached.token.lifetime)"])
         case .failure(let error):
+            observer.failed(.smtpOAuth2)
             var metadata: Logger.Metadata = [SMTPLogKey.error: "\(error)"]
             if let reply = error.serverReply { metadata[SMTPLogKey.tokenError] = "\(reply)" }
             if error.code == .tokenRefused {

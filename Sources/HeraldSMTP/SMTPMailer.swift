@@ -23,7 +23,10 @@ public final class SMTPMailer: MailSender, Sendable {
     private let tokens: XOAUTH2Tokens
     private let logger: Logger
 
-    public init(settings: SMTPSettings, workers: Int = 2, logger: Logger) {
+    /// `observer` hears of failed token requests (client credentials only).
+    public init(
+        settings: SMTPSettings, workers: Int = 2, observer: any ConnectionObserver = NoConnectionObserver(), logger: Logger
+    ) {
         self.settings = settings
         self.threads = BlockingThreadPool(
             size: max(1, workers), name: "herald-smtp", closedError: { MailError.make(.mailerClosed, "the mailer is closed") })
@@ -31,7 +34,7 @@ public final class SMTPMailer: MailSender, Sendable {
         logger[metadataKey: SMTPLogKey.server] = "\(settings)"
         logger[metadataKey: SMTPLogKey.authentication] = "\(settings.authentication)"
         self.logger = logger
-        self.tokens = XOAUTH2Tokens(settings: settings, logger: logger)
+        self.tokens = XOAUTH2Tokens(settings: settings, observer: observer, logger: logger)
     }
 
     deinit {

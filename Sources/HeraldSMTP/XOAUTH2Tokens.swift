@@ -15,7 +15,7 @@ final class XOAUTH2Tokens: Sendable {
     let file: String?
     let cache: OAuth2TokenCache?
 
-    init(settings: SMTPSettings, logger: Logger) {
+    init(settings: SMTPSettings, observer: any ConnectionObserver = NoConnectionObserver(), logger: Logger) {
         switch settings.authentication {
         case .xoauth2(.file(let path)):
             file = path
@@ -24,7 +24,7 @@ final class XOAUTH2Tokens: Sendable {
             file = nil
             cache = OAuth2TokenCache(
                 client: client, connectTimeout: settings.connectTimeout, timeout: min(settings.transferTimeout, .seconds(30)),
-                logger: logger)
+                observer: observer, logger: logger)
         case .anonymous, .password:
             file = nil
             cache = nil

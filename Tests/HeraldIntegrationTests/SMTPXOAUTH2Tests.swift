@@ -1,7 +1,21 @@
 import Foundation
 import HeraldCore
 import HeraldSMTP
+import Synchronization
 import Testing
+
+/// Counts `failed(_:)` per dependency.
+final class FailureCounter: ConnectionObserver {
+    private let counts = Mutex<[Dependency: Int]>([:])
+
+    func failed(_ dependency: Dependency) {
+        counts.withLock { $0[dependency, default: 0] += 1 }
+    }
+
+    func count(_ dependency: Dependency) -> Int {
+        counts.withLock { $0[dependency, default: 0] }
+    }
+}
 
 /// SMTP with XOAUTH2 against real servers: smtp_server.py accepting only the right XOAUTH2
 /// string (`user=U\x01auth=Bearer T\x01\x01`) with a token it knows and that has not
@@ -157,7 +171,9 @@ struct SMTPXOAUTH2Tests {
     func failingEndpoint() async throws {
         let tokens = try await TokenServer.start()
         let server = try await SMTPServer.start(.init(xoauth2: (user: Self.user, tokens: tokens.tokens)))
-        let mailer = mailer(try settings(server, try client(tokens)))
+        let failures = FailureCounter()
+        let mailer = SMTPMailer(
+            settings: try settings(server, try client(tokens)), workers: 1, observer: failures, logger: SMTPTests.quietLogger)
         defer { mailer.stop() }
         let message = SMTPTests.message()
         for (mode, code) in [
@@ -176,6 +192,8 @@ struct SMTPXOAUTH2Tests {
         #expect(try server.received().isEmpty)
         let failed = tokens.requests()
         #expect(failed == 6)
+        // Each failed request is visible: herald_dependency_errors_total{dependency="smtp_oauth2"}.
+        #expect(failures.count(.smtpOAuth2) == 6)
 
         try tokens.set(.ok)
         _ = try await mailer.send(message)
