@@ -18,8 +18,9 @@ public enum MailTestOutcome: String, Sendable, CaseIterable {
 
     /// 0 when accepted; otherwise sysexits.h's code of the same meaning: 65 (EX_DATAERR) when
     /// refused for good (SMTP 5xx, a message that cannot be sent), 75 (EX_TEMPFAIL) when
-    /// deferred (SMTP 4xx, a timeout: try again later), 69 (EX_UNAVAILABLE) when no mail can
-    /// go now (no connection, TLS or credentials refused, the mail directory not writable).
+    /// deferred (SMTP 4xx, a timeout after the server answered: try again later), 69
+    /// (EX_UNAVAILABLE) when no mail can go now (no connection or no reply, TLS or credentials
+    /// refused, no XOAUTH2 token, the mail directory not writable).
     public var exitCode: Int32 {
         switch self {
         case .accepted: 0
