@@ -70,7 +70,8 @@ CONFIG_VARIABLES = [
     "HERALD_SMTP_ALLOW_PLAINTEXT", "HERALD_SMTP_CA_FILE", "HERALD_SMTP_CONNECT_TIMEOUT", "HERALD_SMTP_HELO",
     "HERALD_SMTP_PASSWORD", "HERALD_SMTP_REUSE_CONNECTIONS", "HERALD_SMTP_TIMEOUT", "HERALD_SMTP_URL", "HERALD_SMTP_USER",
     "HERALD_SMTP_VERIFY_CERTIFICATE", "HERALD_SMTP_WORKERS", "HERALD_SUPPORT_EMAIL", "HERALD_TEMPLATES_DIR",
-    "HERALD_USER_REVOCATION_TTL", "HERALD_USER_TOPIC",
+    "HERALD_USER_REVOCATION_TTL", "HERALD_USER_TOPIC", "HERALD_SMTP_AUTH", "HERALD_SMTP_OAUTH2_TOKEN_FILE",
+    "HERALD_SMTP_OAUTH2_TOKEN_URL", "HERALD_SMTP_OAUTH2_CLIENT_ID", "HERALD_SMTP_OAUTH2_CLIENT_SECRET", "HERALD_SMTP_OAUTH2_SCOPE",
 ]
 PROPERTY = 0x7F  # a selector beyond the list: HERALD_KAFKA_PROPERTY_<name>=<value>
 
@@ -102,6 +103,11 @@ CONFIGURATION = {
                 ("HERALD_LINK_BASE_URL", "https://auth.example.com/"), ("HERALD_LINK_PATH_RESET_PASSWORD", "/reset?x=1"),
                 ("HERALD_PRODUCT_NAME", "Herald\u2122"), ("HERALD_SUPPORT_EMAIL", "support@example.com"),
                 ("HERALD_SMTP_TIMEOUT", "30s"), ("HERALD_MAIL_CLAIM_TIMEOUT", "5m")),
+    "smtp-xoauth2": env(("HERALD_SMTP_URL", "smtp://smtp.office365.com:587"), ("HERALD_SMTP_AUTH", "xoauth2"),
+                        ("HERALD_SMTP_USER", "no-reply@example.com"),
+                        ("HERALD_SMTP_OAUTH2_TOKEN_URL", "https://login.example.com/tenant/oauth2/v2.0/token"),
+                        ("HERALD_SMTP_OAUTH2_CLIENT_ID", "herald"), ("HERALD_SMTP_OAUTH2_CLIENT_SECRET_FILE", "s3cret\n"),
+                        ("HERALD_SMTP_OAUTH2_SCOPE", "https://outlook.office365.com/.default")),
     "mail-policy": env(("HERALD_MAIL_RATE_LIMITS", "password_reset=5/1h, verify_email=3/30m"),
                        ("HERALD_MAIL_MAX_AGE", "password_reset=30m,welcome=2d"), ("HERALD_MAIL_DISABLED", "welcome"),
                        ("HERALD_MAIL_DEFAULT_LOCALE", "pt-BR"), ("HERALD_MAIL_RETRY_INITIAL", "30s"),
