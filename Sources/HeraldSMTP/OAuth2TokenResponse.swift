@@ -37,7 +37,7 @@ public enum OAuth2TokenResponse {
             if let code = (try? object?.string("error")).flatMap({ $0 }), isPrintableWord(code) {
                 summary += " \(code)"
             }
-            let description = (try? object?.string("error_description")).flatMap { $0 }.map { printable(String($0.prefix(200))) }
+            let description = (try? object?.string("error_description")).flatMap { $0 }.map { String(printable($0).prefix(200)) }
             let refused = (400..<500).contains(status) && status != 408 && status != 429
             return .failure(.make(refused ? .tokenRefused : .tokenUnavailable, summary, serverReply: description))
         }
@@ -54,7 +54,8 @@ public enum OAuth2TokenResponse {
         var lifetime = defaultLifetime
         // A number (RFC 6749), or a string of digits (Microsoft's v1 endpoint).
         if let seconds = (try? object.number("expires_in")).flatMap({ $0 }) {
-            guard seconds > 0 else {
+            // Less than a second is no lifetime to send mail with.
+            guard seconds >= 1 else {
                 return .failure(.make(.tokenUnavailable, "the token endpoint issued a token that has already expired"))
             }
             lifetime = .milliseconds(Int64(min(seconds, 365 * 86_400) * 1000))

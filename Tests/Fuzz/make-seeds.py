@@ -153,10 +153,27 @@ OUTBOX = {
                          "", "{aggregate_type}.events", "1024"),
 }
 
+# The HTTP status as two bytes (big-endian), then the body.
+def answer(status, body):
+    return bytes([status >> 8, status & 0xFF]) + SEP + body.encode()
+
+
+OAUTH2 = {
+    "microsoft": answer(200, '{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,'
+                             '"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2ln"}'),
+    "expires-string": answer(200, '{"access_token":"ya29.a0AfB_byC-token","token_type":"bearer","expires_in":"3600"}'),
+    "keycloak": answer(200, '{"access_token":"eyJhbGciOi.J9.x","expires_in":300,"refresh_expires_in":0,'
+                            '"token_type":"Bearer","not-before-policy":0,"scope":"email profile"}'),
+    "invalid-client": answer(401, '{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.",'
+                                  '"error_codes":[7000215],"timestamp":"2026-11-30 12:00:00Z"}'),
+    "server-error": answer(503, "<html><body>Service Unavailable</body></html>"),
+    "not-json": answer(200, "access_token=abc&token_type=bearer"),
+}
+
 
 def main():
     for target, seeds in [("envelope", ENVELOPE), ("time", TIME), ("configuration", CONFIGURATION), ("mail", MAIL),
-                          ("outbox", OUTBOX)]:
+                          ("outbox", OUTBOX), ("oauth2", OAUTH2)]:
         directory = os.path.join(ROOT, target)
         os.makedirs(directory, exist_ok=True)
         for name in os.listdir(directory):

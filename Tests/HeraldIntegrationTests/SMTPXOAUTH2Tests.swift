@@ -142,29 +142,35 @@ struct SMTPXOAUTH2Tests {
 
     @Test("client credentials: the token is renewed before it expires, not per mail")
     func refreshBeforeExpiry() async throws {
-        // 6-second tokens, renewed when 3 seconds remain; the server refuses an expired token,
-        // and with a new connection per mail every mail authenticates.
-        let tokens = try await TokenServer.start(expiresIn: 6)
+        // 20-second tokens, renewed when 10 seconds remain (half the lifetime: a send that
+        // takes longer than that on a loaded machine would meet an expired token); the server
+        // refuses an expired token, and with a new connection per mail every mail authenticates.
+        let lifetime = 20.0
+        let tokens = try await TokenServer.start(expiresIn: Int(lifetime))
         let server = try await SMTPServer.start(.init(xoauth2: (user: Self.user, tokens: tokens.tokens)))
         let mailer = mailer(try settings(server, try client(tokens), reuse: false))
         defer { mailer.stop() }
         var sent = 0
         let deadline = ContinuousClock.now + .seconds(300)
-        // Until the third token was asked for (a liveness bound, not a speed check).
-        while tokens.requests() < 3 && ContinuousClock.now < deadline {
+        // Until the second token was asked for (a liveness bound, not a speed check).
+        while tokens.requests() < 2 && ContinuousClock.now < deadline {
             sent += 1
             // Any failure here (a 535 for an expired token) fails the test.
             _ = try await mailer.send(SMTPTests.message(id: "\(sent)"))
             try await Task.sleep(for: .milliseconds(100))
         }
         let requests = tokens.requests()
-        #expect(requests >= 3, "\(tokens.log())")
+        #expect(requests >= 2, "\(tokens.log())")
         #expect(requests == mailer.tokenRequests)
         let received = try server.received()
         #expect(received.count == sent)
         // Several mails per token, and each token issued was used.
         #expect(sent > requests)
         #expect(Set(received.compactMap(\.token)).count == requests)
+        // The second token was issued while the first was still valid: renewed before it expired.
+        let issued = try tokens.expiries()
+        try #require(issued.count >= 2)
+        #expect(issued[1].expires - lifetime < issued[0].expires, "\(issued)")
     }
 
     @Test("a failing token endpoint (5xx, not JSON, invalid_client) makes the mail wait, never fails it; it goes once the endpoint answers")

@@ -25,6 +25,7 @@ struct OAuth2Tests {
         arguments: [
             "not json", "[]", #"{"token_type":"Bearer"}"#, #"{"access_token":""}"#, #"{"access_token":"a b"}"#,
             #"{"access_token":"a\u0001b"}"#, #"{"access_token":"t","token_type":"mac"}"#, #"{"access_token":"t","expires_in":0}"#,
+            #"{"access_token":"t","expires_in":0.5}"#,
             #"{"access_token":"t","expires_in":"soon"}"#, #"{"access_token":42}"#,
         ])
     func unusable(_ body: String) {

@@ -111,6 +111,14 @@ final class TokenServer: Sendable {
         try FileManager.default.contentsOfDirectory(atPath: tokens).sorted()
     }
 
+    /// The tokens issued so far with their expiry times (Unix seconds), oldest first.
+    func expiries() throws -> [(token: String, expires: Double)] {
+        try issued().map { token in
+            let text = try String(contentsOfFile: tokens + "/" + token, encoding: .utf8)
+            return (token, Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
+        }.sorted { $0.expires < $1.expires }
+    }
+
     /// Revokes `token`: the SMTP server refuses it from now on.
     func revoke(_ token: String) throws {
         try FileManager.default.removeItem(atPath: tokens + "/" + token)
