@@ -5,15 +5,16 @@ import Synchronization
 
 /// The client-credentials token, shared by every sender of a mailer: fetched when first
 /// needed, kept, and fetched again shortly before it expires (`refreshMargin`), never per
-/// mail. Concurrent senders that find no fresh token share one request (single flight). The
+/// mail. There is at most one request at a time (single flight): senders that need a token
+/// while none is valid wait for that one request together; a renewal while the token held is
+/// still valid runs in the background, and senders keep using that token meanwhile. The
 /// request runs with libcurl on a dedicated thread (`herald-oauth2`), never on Swift's
 /// cooperative pool.
 ///
-/// When a refresh fails while the token held is still valid, that token is used until it
-/// expires (the endpoint is asked again at most every `retryInterval`); without a valid
-/// token, the send fails with the request's `MailError` (`tokenUnavailable`, or
-/// `tokenRefused` when the endpoint refused the client), which the courier treats as an
-/// outage: the mail waits without using an attempt.
+/// When a renewal fails, the token held is used until it expires (the endpoint is asked
+/// again at most every `retryInterval`); without a valid token, the send fails with the
+/// request's `MailError` (`tokenUnavailable`, or `tokenRefused` when the endpoint refused the
+/// client), which the courier treats as an outage: the mail waits without using an attempt.
 public final class OAuth2TokenCache: Sendable {
     private struct Cached: Sendable {
         let token: OAuth2Token
@@ -71,38 +72,29 @@ public final class OAuth2TokenCache: Sendable {
     /// Requests made to the token endpoint so far (successful or not).
     public var requests: Int { state.withLock { $0.requests } }
 
-    /// A valid token: the one held while it is fresh, else a new one (one request for every
-    /// caller waiting at the time).
+    /// A valid token: the one held while it has not expired (starting its renewal in the
+    /// background once it is due), else a new one (one request for every caller waiting).
     public func token() async throws(MailError) -> Secret {
         enum Step {
             case use(Secret)
-            case wait(Task<Result<Cached, MailError>, Never>, fallback: Secret?)
+            case wait(Task<Result<Cached, MailError>, Never>)
         }
         let now = ContinuousClock.now
         let step = state.withLock { s -> Step in
             let valid = s.cached.flatMap { now < $0.expires ? $0 : nil }
             if let valid, now < valid.refreshAt { return .use(valid.token.value) }
-            if let valid, let retryAfter = s.retryAfter, now < retryAfter { return .use(valid.token.value) }
-            if let inFlight = s.inFlight { return .wait(inFlight, fallback: valid?.token.value) }
-            let task = Task { await self.fetch() }
-            s.inFlight = task
-            return .wait(task, fallback: valid?.token.value)
+            let mayAsk = valid == nil || s.retryAfter.map { now >= $0 } ?? true
+            if s.inFlight == nil && mayAsk { s.inFlight = Task { await self.fetch() } }
+            if let valid { return .use(valid.token.value) }
+            return .wait(s.inFlight!)
         }
         switch step {
         case .use(let token):
             return token
-        case .wait(let task, let fallback):
+        case .wait(let task):
             switch await task.value {
-            case .success(let cached):
-                return cached.token.value
-            case .failure(let error):
-                // The token held before the failed refresh, while it has not expired.
-                if let fallback,
-                    state.withLock({ s in s.cached.map { $0.token.value == fallback && ContinuousClock.now < $0.expires } ?? false })
-                {
-                    return fallback
-                }
-                throw error
+            case .success(let cached): return cached.token.value
+            case .failure(let error): throw error
             }
         }
     }
