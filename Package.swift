@@ -216,9 +216,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // The SMTP test server (Support/SMTPServer.swift) and the Prometheus text parser
-            // (OperationsTests), run with python3 from the source tree.
-            exclude: ["Support/smtp_server.py", "Support/parse_metrics.py", "Support/redis_error_server.py"]),
+            // The SMTP test server (Support/SMTPServer.swift), the OAuth2 token endpoint
+            // (Support/TokenServer.swift) and the Prometheus text parser (OperationsTests), run
+            // with python3 from the source tree.
+            exclude: [
+                "Support/smtp_server.py", "Support/token_server.py", "Support/parse_metrics.py", "Support/redis_error_server.py",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

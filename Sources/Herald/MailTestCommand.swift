@@ -19,12 +19,14 @@ extension MailCommand {
                 HERALD_TEMPLATES_DIR, …) and touches nothing else: no database, Kafka or Redis. Nothing is queued; a link \
                 in the mail is a sample that grants nothing (no token is minted or stored). Prints the server's final \
                 reply (code and text), the Message-ID, the queue id when the reply names one, the server (never the \
-                password), whether TLS was used and, as far as libcurl reports them, the TLS version, cipher and the \
+                password), the authentication method (password, xoauth2 with the token's source, or none; never a \
+                token), whether TLS was used and, as far as libcurl reports them, the TLS version, cipher and the \
                 server's certificate.
 
-                Exit codes: 0 accepted; 65 refused (SMTP 5xx: permanent); 75 deferred (SMTP 4xx or a timeout: \
-                temporary); 69 unavailable (no connection, TLS or credentials refused, the mail directory not \
-                writable); 78 a bad or missing setting, named; 64 a bad option.
+                Exit codes: 0 accepted; 65 refused (SMTP 5xx: permanent); 75 deferred (SMTP 4xx or a timeout after \
+                the server answered: temporary); 69 unavailable (no connection or no reply, TLS or credentials \
+                refused, no XOAUTH2 token, the mail directory not writable); 78 a bad or missing setting, named; 64 a \
+                bad option.
                 """)
 
         @Option(help: "The recipient's address.")

@@ -13,6 +13,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case mail
     /// Outbox row columns and topic settings → the Kafka record the relay would publish.
     case outbox
+    /// An OAuth2 token endpoint's HTTP status and body → the XOAUTH2 token, or why none.
+    case oauth2
 }
 
 /// An invariant an input broke: a finding, as much as a crash is.
@@ -48,6 +50,7 @@ public struct FuzzHarness: Sendable {
         case .configuration: try ConfigurationFuzzer.run(bytes)
         case .mail: try mail!.run(bytes)
         case .outbox: try OutboxFuzzer.run(bytes)
+        case .oauth2: try OAuth2Fuzzer.run(bytes)
         }
     }
 }

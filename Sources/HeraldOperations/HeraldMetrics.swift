@@ -178,7 +178,7 @@ public final class HeraldMetrics: Sendable {
     func dependencyErrors(_ dependency: Dependency) -> Counter {
         registry.counter(
             name: "herald_dependency_errors_total", labels: [("dependency", dependency.rawValue)],
-            help: "Failed connection attempts and calls, by dependency (redis, postgres).")
+            help: "Failed connection attempts and calls, by dependency (redis, postgres, smtp_oauth2: token requests).")
     }
 
     func dependencyReconnects(_ dependency: Dependency) -> Counter {

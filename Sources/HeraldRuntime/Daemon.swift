@@ -150,7 +150,7 @@ public enum Daemon {
                 .init(
                     service: mail.courierService(
                         database: postgres, connection: databaseConnection, schema: database.schema, redis: redis,
-                        channel: inbox.mailChannel, observer: CourierMetrics(metrics: metrics))))
+                        channel: inbox.mailChannel, observer: CourierMetrics(metrics: metrics), connections: metrics)))
             let sampler = MailQueueSampler(
                 queue: PostgresMailQueue(client: postgres, schema: database.schema), observer: metrics,
                 interval: settings.operations.sampleInterval, logger: Logger(label: "herald.courier"))

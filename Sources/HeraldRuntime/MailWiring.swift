@@ -30,11 +30,13 @@ public struct MailWiring: Sendable {
     public var composer: MailComposer { MailComposer(templates: templates, sender: sender, links: links) }
 
     /// The courier over `database`'s queue (in `schema`) and `redis`'s token keys, sending
-    /// with a new mailer, woken by `doorbell`.
+    /// with a new mailer, woken by `doorbell`. `connections` hears of failed OAuth2 token
+    /// requests.
     public func courier(
-        database: PostgresClient, schema: String, redis: RedisClient, doorbell: Doorbell, observer: (any CourierObserver)? = nil
+        database: PostgresClient, schema: String, redis: RedisClient, doorbell: Doorbell, observer: (any CourierObserver)? = nil,
+        connections: any ConnectionObserver = NoConnectionObserver()
     ) -> (Courier, any MailTransport) {
-        let transport = makeMailer(smtp, workers: settings.workers, logger: Logger(label: "herald.smtp"))
+        let transport = makeMailer(smtp, workers: settings.workers, observer: connections, logger: Logger(label: "herald.smtp"))
         let courier = Courier(
             queue: PostgresMailQueue(client: database, schema: schema), tokens: RedisLinkTokenStore(client: redis),
             transport: transport, composer: composer, settings: settings.courier, doorbell: doorbell, observer: observer,
@@ -47,10 +49,11 @@ public struct MailWiring: Sendable {
     /// received on its own LISTEN connection to the database `connection` names.
     public func courierService(
         database: PostgresClient, connection: PostgresSettings, schema: String, redis: RedisClient, channel: String,
-        observer: (any CourierObserver)? = nil
+        observer: (any CourierObserver)? = nil, connections: any ConnectionObserver = NoConnectionObserver()
     ) -> CourierService {
         let mailQueued = Doorbell()
-        let (courier, transport) = courier(database: database, schema: schema, redis: redis, doorbell: mailQueued, observer: observer)
+        let (courier, transport) = courier(
+            database: database, schema: schema, redis: redis, doorbell: mailQueued, observer: observer, connections: connections)
         let listener = PostgresListener(
             settings: connection, channel: channel, applicationName: "herald-mail-listen",
             logger: Logger(label: "herald.courier.listen"), onNotify: { mailQueued.ring() })

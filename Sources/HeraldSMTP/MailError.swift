@@ -8,11 +8,12 @@ import HeraldCore
 /// Classification:
 /// - transient: 4xx replies, timeouts, connection failures, DNS, TLS handshake failures, a
 ///   server certificate that fails verification, refused authentication, a server that does
-///   not offer STARTTLS, a mailer that was closed. The certificate, authentication and
-///   STARTTLS cases are configuration errors that no retry of this message fixes, but every
-///   message would fail the same way: they are transient so the queue keeps the mail until an
-///   operator fixes the configuration (as a Redis `AUTH` refusal does), and the mailer logs
-///   them at `error`.
+///   not offer STARTTLS, a mailer that was closed, an XOAUTH2 token that could not be had (the
+///   token endpoint unreachable, failing or refusing Herald's client, the token file
+///   unreadable). The certificate, authentication, STARTTLS and token-refused cases are
+///   configuration errors that no retry of this message fixes, but every message would fail
+///   the same way: they are transient so the queue keeps the mail until an operator fixes the
+///   configuration (as a Redis `AUTH` refusal does), and the mailer logs them at `error`.
 /// - permanent: 5xx replies (other than authentication), and a message that cannot be sent
 ///   as given (a CR or LF in a header value, an invalid header name).
 ///
@@ -30,6 +31,8 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
             case tlsFailed = "TLS failed"
             case certificateRejected = "certificate rejected"
             case authenticationFailed = "authentication failed"
+            case tokenUnavailable = "OAuth2 token unavailable"
+            case tokenRefused = "OAuth2 token refused"
             case mailerClosed = "mailer closed"
             case writeFailed = "write failed"
             case failed = "failed"
@@ -48,9 +51,11 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
         public static let rejected = Code(.rejected)
         /// The server answered 4xx. Transient.
         public static let deferred = Code(.deferred)
-        /// No connection (refused, unreachable, DNS), or it broke. Transient.
+        /// No connection (refused, unreachable, DNS, or no reply from the server before the
+        /// timeout: a server that accepts TCP and never greets), or it broke. Transient.
         public static let connectionFailed = Code(.connectionFailed)
-        /// Connect or transfer timeout. Transient.
+        /// The transfer timed out after the server had answered (a timeout before its first
+        /// reply is `connectionFailed`). Transient.
         public static let timeout = Code(.timeout)
         /// The TLS handshake failed, or the server offers no STARTTLS although it is required.
         /// Transient (see the type's documentation).
@@ -59,6 +64,13 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
         public static let certificateRejected = Code(.certificateRejected)
         /// The server refused the credentials (or requires some). Transient.
         public static let authenticationFailed = Code(.authenticationFailed)
+        /// No XOAUTH2 token could be had: the token endpoint unreachable, answering 5xx or 429,
+        /// or not with a token; the token file missing, unreadable or empty. Transient.
+        public static let tokenUnavailable = Code(.tokenUnavailable)
+        /// The token endpoint refused Herald's client (4xx: `invalid_client`, `invalid_scope`,
+        /// `unauthorized_client`…): the OAuth2 settings need fixing. Transient (see the type's
+        /// documentation).
+        public static let tokenRefused = Code(.tokenRefused)
         /// The mailer was closed (Herald is shutting down). Transient.
         public static let mailerClosed = Code(.mailerClosed)
         /// The file transport could not write the message. Transient.
@@ -114,16 +126,19 @@ public struct MailError: ClassifiedError, CustomStringConvertible, CustomDebugSt
     /// This failure in the courier's terms (`MailDeliveryFailure`), with the server's reply
     /// when it answered:
     /// - refused: a 5xx, or a message that cannot be sent as given;
-    /// - unavailable: no connection, TLS, the certificate or the credentials refused, the
-    ///   mailer closed, the mail directory not writable (every message would fail alike: the
-    ///   mail waits without using an attempt);
-    /// - deferred: a 4xx, a timeout, any other transfer failure (this message's attempt counts).
+    /// - unavailable: no connection (a timeout before the server's first reply included), TLS,
+    ///   the certificate or the credentials refused, no XOAUTH2 token to be had, the mailer
+    ///   closed, the mail directory not writable (every message would fail alike: the mail
+    ///   waits without using an attempt);
+    /// - deferred: a 4xx, a timeout once the server had answered, any other transfer failure
+    ///   (this message's attempt counts).
     public var deliveryFailure: MailDeliveryFailure {
         let reason = serverReply.map { "\(summary): \($0)" } ?? description
         switch code.backing {
         case .invalidMessage, .rejected:
             return .refused(reason: reason)
-        case .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .mailerClosed, .writeFailed:
+        case .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .tokenUnavailable, .tokenRefused,
+            .mailerClosed, .writeFailed:
             return .unavailable(reason: reason)
         case .deferred, .timeout, .failed:
             return .deferred(reason: reason)

@@ -53,6 +53,7 @@ public struct MailTestReport: Sendable {
         add("message id", messageID)
         add("queue id", result.queueID)
         add("server", result.server)
+        add("auth", result.authentication.map { "\($0)" })
         add("file", result.file)
         if let tls = result.tls {
             add("tls", tlsLine(tls))
@@ -79,6 +80,15 @@ public struct MailTestReport: Sendable {
         guard tls.used else { return "\(mode) required, not established" }
         let details = [tls.version, tls.cipher].compactMap { $0 }
         return details.isEmpty ? mode : "\(mode), " + details.joined(separator: ", ")
+    }
+
+    /// `file` or `client_credentials` for XOAUTH2.
+    private static func tokenSource(_ authentication: SMTPAuthentication) -> String? {
+        switch authentication {
+        case .xoauth2(.file): "file"
+        case .xoauth2(.clientCredentials): "client_credentials"
+        case .anonymous, .password: nil
+        }
     }
 
     private func firstLine(_ text: String?) -> String? {
@@ -112,6 +122,8 @@ public struct MailTestReport: Sendable {
             "subject": subject,
             "transport": tls == nil ? "file" : "smtp",
             "server": result.server,
+            "auth": value(result.authentication?.method),
+            "auth_token_source": value(result.authentication.flatMap(Self.tokenSource)),
             "file": value(result.file),
             "tls": value(tls?.used),
             "tls_mode": value(tls?.mode.rawValue),

@@ -18,8 +18,9 @@ public enum MailTestOutcome: String, Sendable, CaseIterable {
 
     /// 0 when accepted; otherwise sysexits.h's code of the same meaning: 65 (EX_DATAERR) when
     /// refused for good (SMTP 5xx, a message that cannot be sent), 75 (EX_TEMPFAIL) when
-    /// deferred (SMTP 4xx, a timeout: try again later), 69 (EX_UNAVAILABLE) when no mail can
-    /// go now (no connection, TLS or credentials refused, the mail directory not writable).
+    /// deferred (SMTP 4xx, a timeout after the server answered: try again later), 69
+    /// (EX_UNAVAILABLE) when no mail can go now (no connection or no reply, TLS or credentials
+    /// refused, no XOAUTH2 token, the mail directory not writable).
     public var exitCode: Int32 {
         switch self {
         case .accepted: 0
@@ -44,12 +45,15 @@ public struct MailTestResult: Sendable, Hashable {
     public var file: String?
     /// `SMTPSettings.serverURL`: the server or the mail directory, never the password.
     public var server: String
+    /// How Herald authenticated to the SMTP server (`HERALD_SMTP_AUTH`); nil for the file
+    /// transport. Never a password or a token.
+    public var authentication: SMTPAuthentication?
     /// How the SMTP connection was secured; nil for the file transport.
     public var tls: MailTestTLS?
 
     public init(
         outcome: MailTestOutcome, reason: String? = nil, smtpCode: Int? = nil, reply: String? = nil, file: String? = nil,
-        server: String, tls: MailTestTLS? = nil
+        server: String, authentication: SMTPAuthentication? = nil, tls: MailTestTLS? = nil
     ) {
         self.outcome = outcome
         self.reason = reason
@@ -57,6 +61,7 @@ public struct MailTestResult: Sendable, Hashable {
         self.reply = reply
         self.file = file
         self.server = server
+        self.authentication = authentication
         self.tls = tls
     }
 

@@ -26,7 +26,7 @@ public enum MailTestSend {
                     outcome: MailTestOutcome(error.deliveryFailure), reason: error.deliveryFailure.reason, server: settings.serverURL)
             }
         case .smtp(_, let security):
-            let attempt = await sendOverSMTP(message, settings: settings)
+            let attempt = await sendOverSMTP(message, settings: settings, logger: logger)
             let failure = attempt.result.failure
             let outcome = MailTestOutcome(failure?.deliveryFailure)
             let reply = attempt.result.success ?? failure?.serverReply
@@ -43,6 +43,7 @@ public enum MailTestSend {
             return MailTestResult(
                 outcome: outcome, reason: failure?.deliveryFailure.reason,
                 smtpCode: failure?.smtpCode ?? reply.flatMap(SMTPReply.code), reply: reply, server: settings.serverURL,
+                authentication: settings.authentication,
                 tls: MailTestTLS(
                     mode: mode, used: used, version: version, cipher: cipher,
                     certificate: TLSCertificateSummary(chain: attempt.certificates), verified: settings.verifyCertificate))
@@ -56,7 +57,9 @@ public enum MailTestSend {
     }
 
     /// `curl_easy_perform` blocks: the session lives and dies (QUIT) on a thread of its own.
-    private static func sendOverSMTP(_ message: MailMessage, settings: SMTPSettings) async -> Attempt {
+    /// With XOAUTH2, the token is read from its file, or asked of the token endpoint (once,
+    /// on a thread of its own too), as `herald run` would.
+    private static func sendOverSMTP(_ message: MailMessage, settings: SMTPSettings, logger: Logger) async -> Attempt {
         let bytes: [UInt8]
         do {
             bytes = try MailRendering.render(message)
@@ -65,13 +68,22 @@ public enum MailTestSend {
         }
         let from = message.from.address.rawValue
         let to = message.to.address.rawValue
+        let tokens = XOAUTH2Tokens(settings: settings, logger: logger)
+        defer { tokens.close() }
+        let prepared: Secret?
+        do {
+            prepared = try await tokens.prepare()
+        } catch {
+            return Attempt(result: .failure(error), certificates: [])
+        }
         let thread = BlockingThread<Void>(name: "herald-mail-test")
         defer { thread.stop() }
         do {
             return try await thread.run(
                 { (_: inout Void?) throws(MailError) -> Attempt in
+                    let bearer = try tokens.bearer(prepared: prepared)
                     let session = try CurlSMTPSession(settings: settings, inspectTLS: true)
-                    let result = session.send(from: from, to: to, message: bytes)
+                    let result = session.send(from: from, to: to, message: bytes, bearer: bearer)
                     let tls = session.tlsDetails()
                     return Attempt(result: result, handshake: tls.handshake, certificates: tls.certificates)
                 }, closed: { MailError.make(.mailerClosed, "the mailer is closed") })

@@ -8,4 +8,12 @@ enum SMTPLogKey {
     /// The server's reply; logged at `debug` only.
     static let reply = "smtp_reply"
     static let file = "mail_file"
+    /// The OAuth2 token endpoint's URL (never the client secret or a token).
+    static let tokenEndpoint = "oauth2_token_url"
+    /// The token endpoint's `error_description` when it refused or failed.
+    static let tokenError = "oauth2_error_description"
+    /// How long a token just obtained is valid.
+    static let tokenLifetime = "oauth2_token_lifetime"
+    /// `SMTPAuthentication.description`: the method and the token's source.
+    static let authentication = "smtp_auth"
 }

@@ -10,7 +10,9 @@ import HeraldCore
 ///
 /// User and password in the URL are percent-decoded; explicit `username`/`password`
 /// arguments (from `HERALD_SMTP_USER`, `HERALD_SMTP_PASSWORD(_FILE)`) take precedence.
-/// `description` never shows the password.
+/// `authentication` (`HERALD_SMTP_AUTH`) says how they are used: by default `password` when
+/// a user or a password is set, else `none`; `xoauth2` sends the user with an OAuth2 bearer
+/// token instead of a password. `description` never shows the password.
 public struct SMTPSettings: Sendable, CustomStringConvertible {
     public enum Transport: Sendable, Equatable {
         /// `url` is the server's `smtp://host:port` or `smtps://host:port`, without
@@ -32,6 +34,8 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
     public let transport: Transport
     public let username: String?
     public let password: String?
+    /// How Herald authenticates (`username` is also the XOAUTH2 user).
+    public let authentication: SMTPAuthentication
     /// Verify the server's certificate and host name (the default). Turn off only for tests.
     public let verifyCertificate: Bool
     /// PEM file of the certificate authorities to trust instead of the system's.
@@ -53,7 +57,7 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
         url: String, username: String? = nil, password: String? = nil, allowPlaintext: Bool = false,
         verifyCertificate: Bool = true, caFile: String? = nil, heloName: String? = nil,
         connectTimeout: Duration = defaultConnectTimeout, transferTimeout: Duration = defaultTransferTimeout,
-        reuseConnections: Bool = true
+        reuseConnections: Bool = true, authentication: SMTPAuthentication? = nil
     ) throws(ValidationError) {
         let field = "HERALD_SMTP_URL"
         guard !HeaderText.containsControl(url), !url.contains(" ") else {
@@ -79,6 +83,7 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
             self.username = username
             self.password = password
             self.heloName = heloName
+            self.authentication = authentication ?? .anonymous
             return
         case "smtp", "smtps":
             break
@@ -121,6 +126,40 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
             }
         }
         self.heloName = helo
+        self.authentication = try Self.checked(authentication, username: self.username, password: self.password)
+    }
+
+    /// `authentication`, or the default for the credentials, checked against them.
+    private static func checked(
+        _ authentication: SMTPAuthentication?, username: String?, password: String?
+    ) throws(ValidationError) -> SMTPAuthentication {
+        switch authentication {
+        case nil:
+            return username != nil || password != nil ? .password : .anonymous
+        case .anonymous:
+            guard username == nil && password == nil else {
+                throw ValidationError(
+                    field: "HERALD_SMTP_AUTH", reason: "is none, but a user or password is set (in HERALD_SMTP_URL or HERALD_SMTP_USER)")
+            }
+            return .anonymous
+        case .password:
+            guard username != nil, password != nil else {
+                throw ValidationError(
+                    field: "HERALD_SMTP_PASSWORD",
+                    reason: "required with HERALD_SMTP_AUTH=password, with HERALD_SMTP_USER (or both in the URL)")
+            }
+            return .password
+        case .xoauth2(let source):
+            guard let username, !username.isEmpty else {
+                throw ValidationError(
+                    field: "HERALD_SMTP_USER", reason: "required with HERALD_SMTP_AUTH=xoauth2: the mailbox the token is for")
+            }
+            guard password == nil else {
+                throw ValidationError(
+                    field: "HERALD_SMTP_PASSWORD", reason: "not used with HERALD_SMTP_AUTH=xoauth2 (the token replaces it); remove it")
+            }
+            return .xoauth2(source)
+        }
     }
 
     public var description: String {

@@ -128,15 +128,85 @@ public struct MailSettings: Sendable {
         let connectTimeout = try r.duration("HERALD_SMTP_CONNECT_TIMEOUT") ?? SMTPSettings.defaultConnectTimeout
         let transferTimeout = try r.duration("HERALD_SMTP_TIMEOUT") ?? SMTPSettings.defaultTransferTimeout
         let reuse = try r.boolean("HERALD_SMTP_REUSE_CONNECTIONS") ?? true
+        let authentication = try loadAuthentication(r)
         guard let url else { return nil }
         do throws(ValidationError) {
             return try SMTPSettings(
                 url: url.value, username: user, password: password?.value, allowPlaintext: allowPlaintext,
                 verifyCertificate: verifyCertificate, caFile: caFile, heloName: helo, connectTimeout: connectTimeout,
-                transferTimeout: transferTimeout, reuseConnections: reuse)
+                transferTimeout: transferTimeout, reuseConnections: reuse, authentication: authentication)
         } catch {
-            let setting = error.field == "SMTP HELO name" ? "HERALD_SMTP_HELO" : "HERALD_SMTP_URL"
+            let setting =
+                error.field == "SMTP HELO name" ? "HERALD_SMTP_HELO" : error.field.hasPrefix("HERALD_") ? error.field : "HERALD_SMTP_URL"
             throw ConfigurationError(setting: setting, problem: error.reason)
+        }
+    }
+
+    /// `HERALD_SMTP_AUTH` and the OAuth2 settings (nil: the default for the credentials).
+    /// `xoauth2` needs exactly one token source: a token file, which must be readable now
+    /// (it is read again before every send), or a token endpoint with a client id and secret.
+    /// An OAuth2 setting without `xoauth2` is an error, not silently ignored.
+    static func loadAuthentication(_ r: SettingsReader) throws(ConfigurationError) -> SMTPAuthentication? {
+        let method = try r.string("HERALD_SMTP_AUTH")
+        let tokenFile = try r.string("HERALD_SMTP_OAUTH2_TOKEN_FILE")
+        let tokenURL = try r.string("HERALD_SMTP_OAUTH2_TOKEN_URL")
+        let clientID = try r.string("HERALD_SMTP_OAUTH2_CLIENT_ID")
+        let clientSecret = try r.secret("HERALD_SMTP_OAUTH2_CLIENT_SECRET")
+        let scope = try r.string("HERALD_SMTP_OAUTH2_SCOPE")
+        let oauth2: [(String, Bool)] = [
+            ("HERALD_SMTP_OAUTH2_TOKEN_FILE", tokenFile != nil), ("HERALD_SMTP_OAUTH2_TOKEN_URL", tokenURL != nil),
+            ("HERALD_SMTP_OAUTH2_CLIENT_ID", clientID != nil), ("HERALD_SMTP_OAUTH2_CLIENT_SECRET", clientSecret != nil),
+            ("HERALD_SMTP_OAUTH2_SCOPE", scope != nil),
+        ]
+        switch method?.lowercased() {
+        case nil, "password", "none":
+            if let (name, _) = oauth2.first(where: { $0.1 }) {
+                throw ConfigurationError(setting: name, problem: "only used with HERALD_SMTP_AUTH=xoauth2")
+            }
+            return method.map { $0.lowercased() == "none" ? .anonymous : .password }
+        case "xoauth2":
+            break
+        default:
+            throw ConfigurationError(setting: "HERALD_SMTP_AUTH", problem: "expected password, xoauth2 or none")
+        }
+        switch (tokenFile, tokenURL) {
+        case (nil, nil):
+            throw ConfigurationError(
+                setting: "HERALD_SMTP_OAUTH2_TOKEN_FILE",
+                problem:
+                    "HERALD_SMTP_AUTH=xoauth2 needs a token source: this file, or HERALD_SMTP_OAUTH2_TOKEN_URL with a client id and secret")
+        case (.some, .some):
+            throw ConfigurationError(
+                setting: "HERALD_SMTP_OAUTH2_TOKEN_URL", problem: "set either it or HERALD_SMTP_OAUTH2_TOKEN_FILE, not both")
+        case (.some(let path), nil):
+            for (name, set) in oauth2.dropFirst(2) where set {
+                throw ConfigurationError(setting: name, problem: "only used with HERALD_SMTP_OAUTH2_TOKEN_URL")
+            }
+            let content: String
+            do {
+                content = try r.readFile(path)
+            } catch {
+                throw ConfigurationError(setting: "HERALD_SMTP_OAUTH2_TOKEN_FILE", problem: "cannot read \(path)")
+            }
+            guard content.contains(where: { !$0.isWhitespace }) else {
+                throw ConfigurationError(setting: "HERALD_SMTP_OAUTH2_TOKEN_FILE", problem: "\(path) is empty")
+            }
+            return .xoauth2(.file(path: path))
+        case (nil, .some(let url)):
+            guard let clientID else {
+                throw ConfigurationError(setting: "HERALD_SMTP_OAUTH2_CLIENT_ID", problem: "required with HERALD_SMTP_OAUTH2_TOKEN_URL")
+            }
+            guard let clientSecret else {
+                throw ConfigurationError(
+                    setting: "HERALD_SMTP_OAUTH2_CLIENT_SECRET", problem: "required with HERALD_SMTP_OAUTH2_TOKEN_URL")
+            }
+            do throws(ValidationError) {
+                return .xoauth2(
+                    .clientCredentials(
+                        try OAuth2ClientCredentials(tokenURL: url, clientID: clientID, clientSecret: clientSecret, scope: scope)))
+            } catch {
+                throw ConfigurationError(setting: error.field, problem: error.reason)
+            }
         }
     }
 

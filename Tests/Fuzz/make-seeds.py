@@ -70,7 +70,8 @@ CONFIG_VARIABLES = [
     "HERALD_SMTP_ALLOW_PLAINTEXT", "HERALD_SMTP_CA_FILE", "HERALD_SMTP_CONNECT_TIMEOUT", "HERALD_SMTP_HELO",
     "HERALD_SMTP_PASSWORD", "HERALD_SMTP_REUSE_CONNECTIONS", "HERALD_SMTP_TIMEOUT", "HERALD_SMTP_URL", "HERALD_SMTP_USER",
     "HERALD_SMTP_VERIFY_CERTIFICATE", "HERALD_SMTP_WORKERS", "HERALD_SUPPORT_EMAIL", "HERALD_TEMPLATES_DIR",
-    "HERALD_USER_REVOCATION_TTL", "HERALD_USER_TOPIC",
+    "HERALD_USER_REVOCATION_TTL", "HERALD_USER_TOPIC", "HERALD_SMTP_AUTH", "HERALD_SMTP_OAUTH2_TOKEN_FILE",
+    "HERALD_SMTP_OAUTH2_TOKEN_URL", "HERALD_SMTP_OAUTH2_CLIENT_ID", "HERALD_SMTP_OAUTH2_CLIENT_SECRET", "HERALD_SMTP_OAUTH2_SCOPE",
 ]
 PROPERTY = 0x7F  # a selector beyond the list: HERALD_KAFKA_PROPERTY_<name>=<value>
 
@@ -102,6 +103,11 @@ CONFIGURATION = {
                 ("HERALD_LINK_BASE_URL", "https://auth.example.com/"), ("HERALD_LINK_PATH_RESET_PASSWORD", "/reset?x=1"),
                 ("HERALD_PRODUCT_NAME", "Herald\u2122"), ("HERALD_SUPPORT_EMAIL", "support@example.com"),
                 ("HERALD_SMTP_TIMEOUT", "30s"), ("HERALD_MAIL_CLAIM_TIMEOUT", "5m")),
+    "smtp-xoauth2": env(("HERALD_SMTP_URL", "smtp://smtp.office365.com:587"), ("HERALD_SMTP_AUTH", "xoauth2"),
+                        ("HERALD_SMTP_USER", "no-reply@example.com"),
+                        ("HERALD_SMTP_OAUTH2_TOKEN_URL", "https://login.example.com/tenant/oauth2/v2.0/token"),
+                        ("HERALD_SMTP_OAUTH2_CLIENT_ID", "herald"), ("HERALD_SMTP_OAUTH2_CLIENT_SECRET_FILE", "s3cret\n"),
+                        ("HERALD_SMTP_OAUTH2_SCOPE", "https://outlook.office365.com/.default")),
     "mail-policy": env(("HERALD_MAIL_RATE_LIMITS", "password_reset=5/1h, verify_email=3/30m"),
                        ("HERALD_MAIL_MAX_AGE", "password_reset=30m,welcome=2d"), ("HERALD_MAIL_DISABLED", "welcome"),
                        ("HERALD_MAIL_DEFAULT_LOCALE", "pt-BR"), ("HERALD_MAIL_RETRY_INITIAL", "30s"),
@@ -147,10 +153,27 @@ OUTBOX = {
                          "", "{aggregate_type}.events", "1024"),
 }
 
+# The HTTP status as two bytes (big-endian), then the body.
+def answer(status, body):
+    return bytes([status >> 8, status & 0xFF]) + SEP + body.encode()
+
+
+OAUTH2 = {
+    "microsoft": answer(200, '{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,'
+                             '"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2ln"}'),
+    "expires-string": answer(200, '{"access_token":"ya29.a0AfB_byC-token","token_type":"bearer","expires_in":"3600"}'),
+    "keycloak": answer(200, '{"access_token":"eyJhbGciOi.J9.x","expires_in":300,"refresh_expires_in":0,'
+                            '"token_type":"Bearer","not-before-policy":0,"scope":"email profile"}'),
+    "invalid-client": answer(401, '{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.",'
+                                  '"error_codes":[7000215],"timestamp":"2026-11-30 12:00:00Z"}'),
+    "server-error": answer(503, "<html><body>Service Unavailable</body></html>"),
+    "not-json": answer(200, "access_token=abc&token_type=bearer"),
+}
+
 
 def main():
     for target, seeds in [("envelope", ENVELOPE), ("time", TIME), ("configuration", CONFIGURATION), ("mail", MAIL),
-                          ("outbox", OUTBOX)]:
+                          ("outbox", OUTBOX), ("oauth2", OAUTH2)]:
         directory = os.path.join(ROOT, target)
         os.makedirs(directory, exist_ok=True)
         for name in os.listdir(directory):

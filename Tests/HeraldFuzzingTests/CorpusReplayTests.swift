@@ -15,9 +15,11 @@ import Testing
         "envelope/seed-not-an-object": "rejected: NotJSON", "time/seed-epoch-negative": "not RFC 3339",
         "time/seed-epoch-seconds": "not RFC 3339", "outbox/seed-empty-key": "refused: aggregate_id is empty",
         "outbox/seed-not-json": "refused: event_data is not valid JSON", "outbox/seed-size-limit": "refused: the message would be",
+        "oauth2/seed-invalid-client": "refused", "oauth2/seed-server-error": "unavailable", "oauth2/seed-not-json": "unavailable",
     ]
     static let defaultOutcome: [FuzzTarget: String] = [
         .envelope: "accepted", .time: "RFC 3339", .configuration: "loaded", .mail: "rendered", .outbox: "published to",
+        .oauth2: "token",
     ]
 
     @Test(arguments: FuzzTarget.allCases)

@@ -234,6 +234,7 @@ struct SMTPRenderingTests {
         let deferred: [MailError.Code] = [.deferred, .timeout, .failed]
         let unavailable: [MailError.Code] = [
             .connectionFailed, .tlsFailed, .certificateRejected, .authenticationFailed, .mailerClosed, .writeFailed,
+            .tokenUnavailable, .tokenRefused,
         ]
         for code in refused { #expect(MailError.make(code, "x").deliveryFailure == .refused(reason: "SMTP \(code): x")) }
         for code in deferred { #expect(MailError.make(code, "x").deliveryFailure == .deferred(reason: "SMTP \(code): x")) }

@@ -29,7 +29,7 @@ struct MailTestReportTests {
             (.rejected, .refused), (.invalidMessage, .refused), (.deferred, .deferred), (.timeout, .deferred),
             (.failed, .deferred), (.connectionFailed, .unavailable), (.tlsFailed, .unavailable),
             (.certificateRejected, .unavailable), (.authenticationFailed, .unavailable), (.writeFailed, .unavailable),
-            (.mailerClosed, .unavailable),
+            (.mailerClosed, .unavailable), (.tokenUnavailable, .unavailable), (.tokenRefused, .unavailable),
         ]
         for (code, outcome) in cases {
             #expect(MailTestOutcome(MailError.make(code, "x").deliveryFailure) == outcome, "\(code)")
@@ -168,14 +168,17 @@ struct MailTestReportTests {
         let keys: Set<String> = [
             "outcome", "exit_code", "reason", "smtp_code", "reply", "queue_id", "message_id", "kind", "locale", "to", "from",
             "subject", "transport", "server", "file", "tls", "tls_mode", "tls_version", "tls_cipher", "certificate",
-            "certificate_verified", "sample_link", "note",
+            "certificate_verified", "sample_link", "note", "auth", "auth_token_source",
         ]
         let accepted = Self.report(
             MailTestResult(
                 outcome: .accepted, smtpCode: 250, reply: "250 2.0.0 Ok: queued as 4ABC", server: "smtp://mail.example.com:587",
-                tls: Self.tls), link: "https://auth.example.com/r?token=SAMPLE")
+                authentication: .xoauth2(.file(path: "/run/secrets/smtp-token")), tls: Self.tls),
+            link: "https://auth.example.com/r?token=SAMPLE")
         var object = try roundTrip(accepted.jsonObject)
         #expect(Set(object.keys) == keys)
+        #expect(object["auth"] as? String == "xoauth2" && object["auth_token_source"] as? String == "file")
+        #expect(accepted.text.contains("  auth         xoauth2 (token file /run/secrets/smtp-token)\n"), "\(accepted.text)")
         #expect(object["outcome"] as? String == "accepted")
         #expect(object["exit_code"] as? Int == 0)
         #expect(object["smtp_code"] as? Int == 250)
@@ -197,7 +200,8 @@ struct MailTestReportTests {
         #expect(object["transport"] as? String == "file")
         #expect(object["exit_code"] as? Int == 69)
         for key in [
-            "tls", "tls_mode", "tls_version", "tls_cipher", "certificate", "certificate_verified", "smtp_code", "reply", "queue_id",
+            "auth", "auth_token_source", "tls", "tls_mode", "tls_version", "tls_cipher", "certificate", "certificate_verified", "smtp_code",
+            "reply", "queue_id",
         ] {
             #expect(object[key] is NSNull, "\(key)")
         }

@@ -100,9 +100,13 @@ public struct NoConsumerObserver: ConsumerObserver {
 /// The external services Herald depends on, as metric label values.
 public enum Dependency: String, Sendable, CaseIterable {
     case redis, postgres
+    /// The OAuth2 token endpoint the SMTP mailer gets its XOAUTH2 tokens from
+    /// (`HERALD_SMTP_OAUTH2_TOKEN_URL`).
+    case smtpOAuth2 = "smtp_oauth2"
 }
 
-/// Connection events of the Redis and PostgreSQL clients; every method has a no-op default.
+/// Connection events of the Redis and PostgreSQL clients, and the SMTP mailer's token
+/// requests; every method has a no-op default.
 public protocol ConnectionObserver: Sendable {
     /// A new connection was opened; `replacing` when it replaces one that broke or was closed.
     func connected(_ dependency: Dependency, replacing: Bool)

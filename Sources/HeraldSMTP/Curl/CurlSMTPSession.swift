@@ -41,8 +41,18 @@ final class CurlSMTPSession {
         options.set(CURLOPT_SSL_VERIFYPEER, settings.verifyCertificate ? 1 : 0)
         options.set(CURLOPT_SSL_VERIFYHOST, settings.verifyCertificate ? 2 : 0)
         if let caFile = settings.caFile { options.set(CURLOPT_CAINFO, caFile) }
-        if let username = settings.username { options.set(CURLOPT_USERNAME, username) }
-        if let password = settings.password { options.set(CURLOPT_PASSWORD, password) }
+        switch settings.authentication {
+        case .anonymous:
+            break
+        case .password:
+            if let username = settings.username { options.set(CURLOPT_USERNAME, username) }
+            if let password = settings.password { options.set(CURLOPT_PASSWORD, password) }
+        case .xoauth2:
+            // XOAUTH2 only (not OAUTHBEARER, PLAIN or LOGIN, which libcurl might otherwise pick):
+            // the user here, the token with each send (CURLOPT_XOAUTH2_BEARER).
+            if let username = settings.username { options.set(CURLOPT_USERNAME, username) }
+            options.set(CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2")
+        }
         options.set(CURLOPT_CONNECTTIMEOUT_MS, Int(max(1, settings.connectTimeout.wholeMilliseconds)))
         options.set(CURLOPT_TIMEOUT_MS, Int(max(1, settings.transferTimeout.wholeMilliseconds)))
         // No SIGALRM for DNS timeouts: signals and several threads do not mix.
@@ -79,9 +89,12 @@ final class CurlSMTPSession {
     }
 
     /// Sends `message` (already rendered) from `from` to `to`; returns the server's reply to
-    /// the message.
-    func send(from: String, to: String, message: [UInt8]) -> Result<String?, MailError> {
+    /// the message. `bearer` is the XOAUTH2 token: libcurl reuses the open connection only
+    /// when it was authenticated with the same token, and otherwise opens a new one and
+    /// authenticates with this one.
+    func send(from: String, to: String, message: [UInt8], bearer: String? = nil) -> Result<String?, MailError> {
         var options = Options(handle: handle)
+        if let bearer { options.set(CURLOPT_XOAUTH2_BEARER, bearer) }
         options.set(CURLOPT_MAIL_FROM, "<\(from)>")
         guard let recipients = curl_slist_append(nil, "<\(to)>") else {
             return .failure(.make(.failed, "curl_slist_append failed"))
@@ -143,6 +156,11 @@ final class CurlSMTPSession {
         default: break
         }
         switch result {
+        case CURLE_OPERATION_TIMEDOUT where code == nil:
+            // No reply at all in this transfer (connecting, TLS, or waiting for the greeting of
+            // a server that accepted TCP and says nothing): the server is unreachable, not
+            // this message at fault.
+            return .make(.connectionFailed, text)
         case CURLE_OPERATION_TIMEDOUT:
             return .make(.timeout, text, smtpCode: code, serverReply: reply)
         case CURLE_PEER_FAILED_VERIFICATION:

@@ -32,10 +32,14 @@ final class SMTPServer: Sendable {
         /// Hold every message at DATA until the test releases it (`held()`, `release(_:reply:)`,
         /// `releaseAll()`).
         var hold = false
+        /// AUTH XOAUTH2 only, required: `user` with a token that is a file in `tokens` (empty,
+        /// or holding its expiry time in Unix seconds); anything else is answered 535.
+        var xoauth2: (user: String, tokens: String)?
 
         init(
             certificate: TestCertificate? = nil, requireStartTLS: Bool = false, implicitTLS: Bool = false,
-            auth: (user: String, password: String)? = nil, script: [String] = [], hold: Bool = false
+            auth: (user: String, password: String)? = nil, script: [String] = [], hold: Bool = false,
+            xoauth2: (user: String, tokens: String)? = nil
         ) {
             self.certificate = certificate
             self.requireStartTLS = requireStartTLS
@@ -43,6 +47,7 @@ final class SMTPServer: Sendable {
             self.auth = auth
             self.script = script
             self.hold = hold
+            self.xoauth2 = xoauth2
         }
     }
 
@@ -55,6 +60,8 @@ final class SMTPServer: Sendable {
         let to: [String]
         let tls: Bool
         let authenticated: Bool
+        /// With `xoauth2`: the token the connection authenticated with.
+        let token: String?
         let data: [UInt8]
     }
 
@@ -153,7 +160,7 @@ final class SMTPServer: Sendable {
             else { throw Failure(description: "cannot read \(name)") }
             return ReceivedMail(
                 sequence: sequence, connection: connection, from: from, to: to, tls: object["tls"] as? Bool ?? false,
-                authenticated: object["authenticated"] as? Bool ?? false, data: Array(raw))
+                authenticated: object["authenticated"] as? Bool ?? false, token: object["auth_token"] as? String, data: Array(raw))
         }
     }
 
@@ -204,6 +211,7 @@ final class SMTPServer: Sendable {
         if let auth = options.auth { arguments += ["--auth", "\(auth.user):\(auth.password)"] }
         if !options.script.isEmpty { arguments += ["--script", options.script.joined(separator: ",")] }
         if options.hold { arguments.append("--hold") }
+        if let xoauth2 = options.xoauth2 { arguments += ["--xoauth2-user", xoauth2.user, "--xoauth2-tokens", xoauth2.tokens] }
         return arguments
     }
 

@@ -3,7 +3,7 @@
 
     smtp_server.py --port P --dir D [--tls-cert C --tls-key K] [--require-starttls]
                    [--implicit-tls] [--auth user:pass] [--script "451,250,rcpt:550"] [--hold]
-                   [--defer-file F] [--delay SECONDS]
+                   [--defer-file F] [--delay SECONDS] [--xoauth2-user U --xoauth2-tokens T]
     smtp_server.py --parse FILE
 
 Listens on 127.0.0.1:P. Each accepted message is stored as D/msg-<n>.json: the connection
@@ -31,6 +31,12 @@ holds (451 when empty) and not stored: a server that defers everything for a whi
 --delay SECONDS: stores each message, then waits a random time up to SECONDS before
 answering 250: a slow final reply, during which a client that dies has a message delivered
 that it never saw accepted (the window in which a sender duplicates mail).
+
+--xoauth2-user U --xoauth2-tokens T: AUTH XOAUTH2 is the only mechanism offered and is
+required. It accepts exactly base64("user=U\x01auth=Bearer TOKEN\x01\x01") where T/TOKEN is
+a file (the tokens the test, or token_server.py, issued) holding nothing or an expiry time
+(Unix seconds) still in the future; anything else is answered 535. The token a connection
+authenticated with is stored with each of its messages (auth_token).
 
 --parse FILE: parses a stored raw message with Python's email package and prints JSON
 (decoded headers, each leaf part's content type, charset, transfer encoding and decoded
@@ -153,6 +159,7 @@ def serve(args):
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
                 "authenticated": bool(getattr(session, "authenticated", False)),
+                "auth_token": getattr(session, "herald_token", None),
                 "tls": session.ssl is not None,
                 "received_at": time.time(),
                 "data": base64.b64encode(raw).decode("ascii"),
@@ -164,6 +171,37 @@ def serve(args):
             if args.delay:
                 await asyncio.sleep(random.uniform(0, args.delay))
             return f"250 2.0.0 OK queued as herald-test-{n}"
+
+    def xoauth2_token_valid(token):
+        if not token or not all(c.isalnum() or c in "-._~+/=" for c in token) or "/" in token or token.startswith("."):
+            return False
+        path = os.path.join(args.xoauth2_tokens, token)
+        try:
+            with open(path) as f:
+                expiry = f.read().strip()
+        except OSError:
+            return False
+        return not expiry or float(expiry) > time.time()
+
+    class XOAUTH2Handler(Handler):
+        async def auth_XOAUTH2(self, server, auth_args):
+            if len(auth_args) == 2:
+                try:
+                    blob = base64.b64decode(auth_args[1], validate=True)
+                except Exception:
+                    return AuthResult(success=False, handled=False)
+            else:
+                blob = await server.challenge_auth("")
+                if not isinstance(blob, bytes):
+                    return AuthResult(success=False, handled=True)
+            prefix = b"user=" + args.xoauth2_user.encode() + b"\x01auth=Bearer "
+            token = None
+            if blob.startswith(prefix) and blob.endswith(b"\x01\x01"):
+                token = blob[len(prefix):-2].decode("ascii", "replace")
+            if token is None or not xoauth2_token_valid(token):
+                return AuthResult(success=False, handled=False)
+            server.session.herald_token = token
+            return AuthResult(success=True, auth_data=token)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         user, _, password = args.auth.partition(":")
@@ -193,6 +231,12 @@ def serve(args):
             options["authenticator"] = authenticator
             options["auth_required"] = True
             options["auth_require_tls"] = tls_context is not None
+        if args.xoauth2_user:
+            options["authenticator"] = authenticator
+            options["auth_required"] = True
+            options["auth_require_tls"] = tls_context is not None
+            options["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
+            return CountingSMTP(XOAUTH2Handler(), **options)
         return CountingSMTP(Handler(), **options)
 
     closing = asyncio.Event()
@@ -228,6 +272,8 @@ if __name__ == "__main__":
     parser.add_argument("--hold", action="store_true")
     parser.add_argument("--defer-file")
     parser.add_argument("--delay", type=float)
+    parser.add_argument("--xoauth2-user")
+    parser.add_argument("--xoauth2-tokens")
     parser.add_argument("--parse")
     arguments = parser.parse_args()
     if arguments.parse:
