@@ -60,20 +60,16 @@ public struct PostgresEventInbox: EventInbox {
                     ])
                 let new = Set(result.rows.compactMap { $0.first ?? nil })
                 var applied: Set<String> = []
-                var queuedMail = false
-                var decided: [MailDecision] = []
+                var effects = BatchApplier(schema: schema, policy: mail, connection: connection)
                 for event in events where new.contains(event.metadata.id.rawValue) {
                     // The same id twice in one batch: the first occurrence is the one recorded.
                     guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
-                    for effect in event.effects where effect.isDatabaseEffect {
-                        if let decision = try Self.apply(effect, event: event.metadata, schema: schema, mail: mail, on: connection) {
-                            if decision.status == .queued { queuedMail = true } else { decided.append(decision) }
-                        }
-                    }
+                    try effects.add(event)
                 }
+                try effects.flush()
                 // Delivered at commit to every courier LISTENing (other instances included).
-                if queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
-                return (new, decided)
+                if effects.queuedMail { try connection.execute("SELECT pg_notify($1, '')", [.text(channel)]) }
+                return (new, effects.decided)
             }
         }
         for mail in decided { mailObserver?.queued(kind: mail.kind, status: mail.status) }

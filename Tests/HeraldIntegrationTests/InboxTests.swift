@@ -152,6 +152,104 @@ struct InboxTests {
         #expect(try pg.psql("SELECT count(*) FROM herald.processed_events WHERE event_id = 'p3'") == "0")
     }
 
+    @Test(
+        "a batch's effects, applied in runs (one statement per kind of change, one read, one insert), leave the recipients and mail one event at a time would"
+    )
+    func batchedEffectsMatchOneAtATime() async throws {
+        let pg = try await PostgresServer.start()
+        defer { pg.shutdown() }
+        let client = PostgresClient(conninfo: pg.url, poolSize: 2, connectTimeout: .seconds(2), logger: TestLogging.logger("test.pg"))
+        defer { client.close() }
+        // One reset and one confirmation per address and hour: the shared address is limited.
+        let policy = MailPolicy(rateLimits: [
+            .passwordReset: MailRateLimit(count: 1, window: .seconds(3600)),
+            .emailChangeConfirm: MailRateLimit(count: 1, window: .seconds(3600)),
+        ])
+        func inbox(_ schema: String) async throws -> PostgresEventInbox {
+            try await PostgresMigrator(
+                client: client, schema: schema, migrations: HeraldSchema.migrations, logger: TestLogging.logger("test.pg")
+            )
+            .migrate()
+            return PostgresEventInbox(client: client, schema: schema, mailPolicy: policy, logger: TestLogging.logger("test.inbox"))
+        }
+        let together = try await inbox("together")
+        let alone = try await inbox("alone")
+
+        // 30 users registered, then 400 events about them in a fixed pseudo-random order:
+        // address changes (some to one shared address, which the rate limits count across
+        // users), deletions, resets and registrations again, dated 5 minutes, 10 hours or 40
+        // hours ago (so some mail expires, none near a limit), out of order.
+        let mail = EventDispatcher(handlers: [RecipientHandler(), MailHandler()])
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ n: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        let now = Date()
+        func at() -> String {
+            let age = [300.0, 36_000, 144_000][next(3)] + Double(next(60))
+            return ISO8601DateFormatter().string(from: now.addingTimeInterval(-age))
+        }
+        func address() -> String { next(4) == 0 ? "shared@example.com" : "a\(next(1000))@example.com" }
+        var bodies: [String] = (0..<30).map { u in
+            #"{"event_type":"UserRegistered","event_id":"reg-\#(u)","user_id":"u\#(u)","username":"user\#(u)","email":"u\#(u)@example.com","occurred_at":"\#(at())"}"#
+        }
+        for i in 0..<400 {
+            let user = "u\(next(30))"
+            switch next(6) {
+            case 0:
+                bodies.append(
+                    #"{"event_type":"EmailChangeRequested","event_id":"e\#(i)","user_id":"\#(user)","old_email":"\#(address())","new_email":"\#(address())","occurred_at":"\#(at())"}"#
+                )
+            case 1:
+                bodies.append(
+                    #"{"event_type":"EmailChanged","event_id":"e\#(i)","user_id":"\#(user)","old_email":"\#(address())","new_email":"\#(address())","occurred_at":"\#(at())"}"#
+                )
+            case 2:
+                bodies.append(#"{"event_type":"UserDeleted","event_id":"e\#(i)","user_id":"\#(user)","occurred_at":"\#(at())"}"#)
+            case 3:
+                bodies.append(
+                    #"{"event_type":"UserRegistered","event_id":"e\#(i)","user_id":"\#(user)","username":"n\#(i)","email":"\#(address())","occurred_at":"\#(at())"}"#
+                )
+            default:
+                bodies.append(#"{"event_type":"PasswordResetRequested","event_id":"e\#(i)","user_id":"\#(user)","occurred_at":"\#(at())"}"#)
+            }
+        }
+        let events = try bodies.enumerated().map { offset, body in
+            guard
+                case .accept(let event) = mail.decide(
+                    InboundMessage(topic: "auth_service_topic", partition: 0, offset: Int64(offset), value: Array(body.utf8)))
+            else { throw CancellationError() }
+            return event
+        }
+        #expect(try await together.record(events, consumerGroup: "g").count == events.count)
+        for event in events { _ = try await alone.record([event], consumerGroup: "g") }
+
+        func state(_ schema: String) throws -> [String] {
+            [
+                try pg.psql(
+                    """
+                    SELECT string_agg(concat_ws('|', user_id, email, username, locale, deleted_at, updated_at), ',' ORDER BY user_id)
+                    FROM \(schema).recipients
+                    """),
+                try pg.psql(
+                    """
+                    SELECT string_agg(concat_ws('|', event_id, kind, user_id, recipient, address_from, event_email, locale, variables,
+                        requested_at, status, regexp_replace(last_error, ', [^:]* ago', ''), attempts), ',' ORDER BY event_id, kind)
+                    FROM \(schema).notifications
+                    """),
+                try pg.psql(
+                    "SELECT string_agg(status || ':' || n, ',' ORDER BY status) FROM (SELECT status, count(*) n FROM \(schema).notifications GROUP BY status) s"
+                ),
+            ]
+        }
+        let (batched, single) = (try state("together"), try state("alone"))
+        #expect(batched[0] == single[0], "recipients differ")
+        #expect(batched[1] == single[1], "notifications differ")
+        // The workload reaches every path: queued, expired, suppressed (the shared address).
+        #expect(single[2].contains("queued:") && single[2].contains("expired:") && single[2].contains("suppressed:"), "\(single[2])")
+    }
+
     @Test("rows past the retention are pruned in batches; newer ones stay")
     func prune() async throws {
         let pg = try await PostgresServer.start()
