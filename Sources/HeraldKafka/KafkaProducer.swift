@@ -41,7 +41,12 @@ public final class KafkaProducer: Sendable {
             })
         var props: [(String, String)] = [
             ("client.id", clientID),
-            ("linger.ms", "2"),
+            // Every caller enqueues a whole batch and then waits for its acknowledgements, so
+            // lingering only delays them: the outbox relay over 10 aggregates (a wave of 10
+            // records per round trip) went from 2,000 to 4,500 rows/s with 0 instead of 2, and
+            // over 10,000 aggregates from 15,300 to 16,200 (records enqueued while a request is
+            // in flight still share the next one).
+            ("linger.ms", "0"),
             // Dead letters carry the original value plus headers; leave room above 1 MiB.
             ("message.max.bytes", "16777216"),
         ]
