@@ -72,7 +72,8 @@ public struct PostgresEventInbox: EventInbox {
                     guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
                     for effect in event.effects where effect.isDatabaseEffect {
                         if let decision = try Self.apply(
-                            effect, event: event.metadata, schema: schema, mail: mail, mailEvents: mailEvents, on: connection) {
+                            effect, event: event.metadata, schema: schema, mail: mail, mailEvents: mailEvents, on: connection)
+                        {
                             if decision.status == .queued { queuedMail = true } else { decided.append(decision) }
                         }
                     }

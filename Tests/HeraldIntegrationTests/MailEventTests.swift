@@ -181,7 +181,8 @@ struct MailEventTests {
 
     @Test("the inbox: a mail over the rate limit is suppressed and one older than its maximum age expired, each with its row")
     func inboxDecisions() async throws {
-        let rig = try await CourierTests.Rig(rateLimits: [.passwordReset: MailRateLimit(count: 1, window: .seconds(3600))], mailEvents: true)
+        let rig = try await CourierTests.Rig(
+            rateLimits: [.passwordReset: MailRateLimit(count: 1, window: .seconds(3600))], mailEvents: true)
         defer { rig.shutdown() }
         try await rig.record([CourierTests.registered("u45", "kim@example.com", name: "kim")])
         let queuedRows = try Self.rows(rig.pg).count
