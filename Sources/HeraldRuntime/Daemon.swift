@@ -169,12 +169,14 @@ public enum Daemon {
             services.append(.init(service: try OutboxWiring.service(settings.outbox, producer: producer, observer: metrics)))
         }
         // Herald's own outbox of mail outcomes (HERALD_MAIL_EVENTS_ENABLED), relayed the same
-        // way from Herald's database; its rows count in the same outbox metrics.
+        // way from Herald's database; its metrics are the outbox relay's, labelled relay="mail_events".
         if mailEvents.enabled {
             let relay = mailEvents.relay(outbox: settings.outbox, database: databaseConnection, schema: database.schema)
             logger.info("mail events", metadata: ["topic": "\(mailEvents.topic)", "channel": "\(relay.channel)"])
             services.append(
-                .init(service: try OutboxWiring.service(relay, producer: producer, observer: metrics, name: "mail-events")))
+                .init(
+                    service: try OutboxWiring.service(
+                        relay, producer: producer, observer: metrics.outboxObserver(relay: "mail_events"), name: "mail-events")))
         }
         services.append(.init(service: LagMonitorService(monitor: lagMonitor)))
         services.append(

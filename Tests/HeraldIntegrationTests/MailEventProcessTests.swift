@@ -20,9 +20,12 @@ struct MailEventProcessTests {
         defer { setup.teardown() }
         let smtp = try await SMTPServer.start(.init(script: ["550"]))
         defer { smtp.shutdown() }
+        let port = try TestPorts.free()
+        let probe = OperationsProbe(port: port)
         let herald = try setup.herald(
             "herald", group: "e2e-mail-events",
             environment: [
+                "HERALD_HTTP_ADDRESS": "127.0.0.1:\(port)",
                 "HERALD_SMTP_URL": "smtp://127.0.0.1:\(smtp.port)", "HERALD_SMTP_ALLOW_PLAINTEXT": "true",
                 "HERALD_MAIL_POLL_INTERVAL": "200ms", "HERALD_MAIL_EVENTS_ENABLED": "true", "HERALD_OUTBOX_POLL_INTERVAL": "200ms",
             ])
@@ -48,6 +51,12 @@ struct MailEventProcessTests {
             try await TestCluster.eventually("both events on \(topic)", timeout: .seconds(180)) {
                 messages = try await inspector.readAll(topic)
                 return messages.count >= 2
+            }
+            // The relay's own metrics series, apart from the API outbox relay's.
+            try await TestCluster.eventually("the mail events relay's metrics", every: OperationsProbe.pollInterval) {
+                let metrics = try probe.metrics()
+                return metrics.value("herald_outbox_published_total", ["relay": "mail_events"]) == 2
+                    && metrics.value("herald_outbox_published_total", ["relay": "outbox"]) == 0
             }
         } catch {
             Issue.record("herald:\n\(herald.output.suffix(4000))")

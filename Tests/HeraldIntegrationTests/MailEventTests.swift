@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldCourier
 import HeraldKafka
 import HeraldPostgres
+import Synchronization
 import Testing
 
 /// Mail outcomes as events (HERALD_MAIL_EVENTS_ENABLED): each status change writes its
@@ -269,5 +270,38 @@ struct MailEventTests {
             #expect(payload["status"] as? String == (message.keyString == failedID ? "failed" : "sent"))
         }
         await producer.close()
+    }
+
+    @Test("a 63-character schema: the mail_outbox trigger NOTIFYs the channel the relay LISTENs on when an outcome is committed")
+    func notifyLongSchema() async throws {
+        let pg = try await PostgresServer.start()
+        defer { pg.shutdown() }
+        let schema = "herald_" + String(repeating: "y", count: 55) + "2"
+        let client = PostgresClient(conninfo: pg.url, poolSize: 2, connectTimeout: .seconds(2), logger: TestLogging.logger("test.pg"))
+        defer { client.close() }
+        try await PostgresMigrator(
+            client: client, schema: schema, migrations: HeraldSchema.migrations, logger: TestLogging.logger("test.pg")
+        ).migrate()
+        let inbox = PostgresEventInbox(client: client, schema: schema, mailEvents: true, logger: TestLogging.logger("test.inbox"))
+        let queue = PostgresMailQueue(client: client, schema: schema, mailEvents: true)
+        let wakeups = Mutex(0)
+        let listener = PostgresListener(
+            conninfo: pg.url, channel: MailEventOutbox.channel(schema: schema), applicationName: "test-mail-events-listen",
+            logger: TestLogging.logger("test.listen"), onNotify: { wakeups.withLock { $0 += 1 } })
+        listener.start()
+        defer { Task { await listener.stop() } }
+        try await TestCluster.eventually("the listener connected", timeout: .seconds(180)) {
+            let connected = try pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test-mail-events-listen'")
+            return wakeups.withLock { $0 } >= 1 && connected == "1"
+        }
+        let before = wakeups.withLock { $0 }
+        _ = try await inbox.record([try InboxTests.accepted(CourierTests.welcome(60))], consumerGroup: "g")
+        let claim = try #require(try await queue.claim(limit: 1, owner: "c").first?.claim)
+        #expect(try await queue.complete(claim, .sent(messageID: "<m@herald.test>", reply: "250 OK"), recipient: nil))
+        #expect(try pg.psql("SELECT count(*) FROM \"\(schema)\".mail_outbox") == "1")
+        try await TestCluster.eventually("the relay's listener was notified", timeout: .seconds(180)) {
+            wakeups.withLock { $0 } > before
+        }
+        await listener.stop()
     }
 }
