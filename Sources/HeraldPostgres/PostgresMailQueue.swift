@@ -110,7 +110,9 @@ public struct PostgresMailQueue: MailQueue {
         let key: [PostgresValue] = [.text(claim.id), .text(claim.owner), .int(Int64(claim.number))]
         let addressed: PostgresValue = recipient.map { .text($0.rawValue) } ?? .null
         // The statement, its parameters, and whether it is published: an outage's requeue
-        // (no attempt used, the mail never reached a server) is not.
+        // (no attempt used, the mail never reached a server) is not. The reply code is taken
+        // from the outcome's text only in the class the outcome implies, so a number in
+        // another message (a template error's line) is not reported as a reply.
         let statement: String
         let parameters: [PostgresValue]
         var published = mailEvents
@@ -123,7 +125,7 @@ public struct PostgresMailQueue: MailQueue {
                 WHERE \(held)
                 """
             parameters = key + [addressed, .text(messageID)]
-            reply = serverReply.flatMap(SMTPReplyCode.init(in:))
+            reply = serverReply.flatMap { SMTPReplyCode(in: $0, class: 2) }
         case .retry(let reason, let delay, let countsAsAttempt):
             statement = """
                 UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $5,
@@ -133,7 +135,7 @@ public struct PostgresMailQueue: MailQueue {
                 """
             parameters = key + [addressed, .text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))]
             published = published && countsAsAttempt
-            reply = SMTPReplyCode(in: reason)
+            reply = SMTPReplyCode(in: reason, class: 4)
         case .failed(let reason), .abandoned(let reason):
             statement = """
                 UPDATE \(schema).notifications SET status = $5, last_error = $6, attempts = attempts + 1,
@@ -141,7 +143,8 @@ public struct PostgresMailQueue: MailQueue {
                 WHERE \(held)
                 """
             parameters = key + [addressed, .text(outcome.status.rawValue), .text(reason)]
-            reply = SMTPReplyCode(in: reason)
+            // A refusal is a 5xx; an abandoned mail's last reply a 4xx.
+            reply = SMTPReplyCode(in: reason, class: outcome.status == .failed ? 5 : 4)
         case .suppressed(let reason), .expired(let reason):
             // Never attempted: no attempt used.
             statement =

@@ -25,4 +25,12 @@ struct SMTPReplyCodeTests {
             #expect(parsed?.enhanced == enhanced, "\(text)")
         }
     }
+
+    @Test("only in the class the outcome implies: a refusal's 5xx, a deferral's 4xx, an acceptance's 2xx")
+    func expectedClass() {
+        #expect(SMTPReplyCode(in: "550 5.1.1 no such user", class: 5)?.code == 550)
+        #expect(SMTPReplyCode(in: "cannot render the mail: line 250 column 3", class: 5) == nil)
+        #expect(SMTPReplyCode(in: "451 4.3.0 later", class: 4)?.enhanced == "4.3.0")
+        #expect(SMTPReplyCode(in: "451 4.3.0 later", class: 5) == nil)
+    }
 }

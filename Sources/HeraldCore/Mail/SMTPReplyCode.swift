@@ -40,4 +40,10 @@ public struct SMTPReplyCode: Sendable, Hashable {
         }
         return nil
     }
+
+    /// The code in `text` when it is of reply class `replyClass` (2, 4 or 5), else nil.
+    public init?(in text: String, class replyClass: Int) {
+        guard let found = SMTPReplyCode(in: text), found.code / 100 == replyClass else { return nil }
+        self = found
+    }
 }
