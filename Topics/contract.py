@@ -4,6 +4,10 @@
     python3 Topics/contract.py                  check the document; exit 1 on any problem
     python3 Topics/contract.py --emit-examples  also print every event example as JSON
     python3 Topics/contract.py --emit-cases     also print the accept/reject cases as JSON
+    python3 Topics/contract.py --validate-published FILE
+                                                also validate records Herald published (a JSON
+                                                array of {"topic", "headers", "payload"}) against
+                                                the messages of the channel they were sent to
 
 Checks that the document is structurally AsyncAPI 3.0.0 (channels, operations and every
 $ref resolve; operation messages belong to their channel), that every schema is valid
@@ -36,6 +40,9 @@ except ImportError as error:  # pragma: no cover
 
 DOCUMENT = pathlib.Path(__file__).resolve().parent / "asyncapi.yaml"
 BASE_URI = DOCUMENT.as_uri()
+
+# Topics Herald publishes its own events to (besides dead letters), by their default names.
+OWN_TOPICS = ("herald.mail.events",)
 
 # Fields every event may carry; the catalogue's own fields are everything else.
 ENVELOPE_FIELDS = ("event_type", "type", "event_id", "id", "occurred_at", "event_timestamp", "created_at")
@@ -202,8 +209,13 @@ def check_structure(doc, problems):
         if f"{topic}.dlq" not in send:
             problems.add("operations", f"{topic} has no send operation on {topic}.dlq")
     for topic in sorted(send):
+        if topic in OWN_TOPICS:
+            continue
         if not topic.endswith(".dlq") or topic[: -len(".dlq")] not in receive:
-            problems.add("operations", f"Herald sends to {topic}, which is not the dead-letter topic of a consumed topic")
+            problems.add("operations", f"Herald sends to {topic}, which is neither the dead-letter topic of a consumed topic nor one of {OWN_TOPICS}")
+    for topic in OWN_TOPICS:
+        if topic not in send:
+            problems.add("operations", f"no send operation on {topic}")
 
 
 def operation_channels(doc, action):
@@ -564,10 +576,51 @@ def check_cases(doc, checker, problems):
 
 # ---------------------------------------------------------------------------------------
 
+def check_published(doc, checker, path, problems):
+    """Records Herald published, each against the messages of its topic's channel: the one
+    whose ce_type header it carries, else any of them."""
+    try:
+        records = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        problems.add(path, f"cannot read the published records: {error}")
+        return 0
+    if not isinstance(records, list) or not records:
+        problems.add(path, "expected a non-empty JSON array of records")
+        return 0
+    by_topic = {}
+    for message in produced_messages(doc):
+        by_topic.setdefault(message.topic, []).append(message)
+    for i, item in enumerate(records):
+        where = f"{path} record {i}"
+        if not isinstance(item, dict):
+            problems.add(where, "expected an object {topic, headers, payload}")
+            continue
+        candidates = by_topic.get(item.get("topic"), [])
+        headers = item.get("headers") or {}
+        typed = [m for m in candidates if m.name == headers.get("ce_type")]
+        if not candidates:
+            problems.add(where, f"Herald does not publish to {item.get('topic')!r} in the document")
+            continue
+        verdicts = [m.verdict(checker, headers, item.get("payload")) for m in (typed or candidates)]
+        if all(verdicts):
+            for error in verdicts[0]:
+                problems.add(where, error)
+    return len(records)
+
+
 def main(argv):
-    options = set(argv[1:])
+    arguments = argv[1:]
+    published = None
+    if "--validate-published" in arguments:
+        at = arguments.index("--validate-published")
+        if at + 1 >= len(arguments):
+            print(__doc__, file=sys.stderr)
+            return 2
+        published = arguments[at + 1]
+        arguments = arguments[:at] + arguments[at + 2:]
+    options = set(arguments)
     unknown = options - {"--emit-examples", "--emit-cases"}
-    if unknown or (len(options) > 1):
+    if unknown or (len(options) > 1) or (published and options):
         print(__doc__, file=sys.stderr)
         return 2
     problems = Problems()
@@ -580,6 +633,7 @@ def main(argv):
         checker = Checker(doc)
         examples = check_examples(doc, checker, problems)
         cases = check_cases(doc, checker, problems)
+        checked = check_published(doc, checker, published, problems) if published else 0
     except ContractError as error:
         problems.add(DOCUMENT.name, str(error))
     if problems:
@@ -595,7 +649,8 @@ def main(argv):
     else:
         accepted = sum(1 for c in cases if c["expect"] == "accept")
         print(f"contract.py: {DOCUMENT.name} OK: {len(examples)} event examples, "
-              f"{accepted} valid and {len(cases) - accepted} invalid payloads checked", file=sys.stderr)
+              f"{accepted} valid and {len(cases) - accepted} invalid payloads checked"
+              + (f", {checked} published records valid" if published else ""), file=sys.stderr)
     return 0
 
 

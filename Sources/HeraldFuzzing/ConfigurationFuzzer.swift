@@ -49,6 +49,7 @@ enum ConfigurationFuzzer {
         "HERALD_SMTP_VERIFY_CERTIFICATE", "HERALD_SMTP_WORKERS", "HERALD_SUPPORT_EMAIL", "HERALD_TEMPLATES_DIR",
         "HERALD_USER_REVOCATION_TTL", "HERALD_USER_TOPIC", "HERALD_SMTP_AUTH", "HERALD_SMTP_OAUTH2_TOKEN_FILE",
         "HERALD_SMTP_OAUTH2_TOKEN_URL", "HERALD_SMTP_OAUTH2_CLIENT_ID", "HERALD_SMTP_OAUTH2_CLIENT_SECRET", "HERALD_SMTP_OAUTH2_SCOPE",
+        "HERALD_MAIL_EVENTS_ENABLED", "HERALD_MAIL_EVENTS_TOPIC",
     ]
 
     /// Settings whose whole value is a secret, and settings whose value may carry one (a
@@ -262,6 +263,13 @@ enum ConfigurationFuzzer {
         if let pattern = c.outbox.relay.topics.defaultPattern {
             try check(pattern.contains(OutboxTopicMapping.placeholder), "outbox pattern \(Invariants.debug(pattern))")
         }
+        // The mail events relay: its topic, table and channel are names the relay can use.
+        let events = c.mail.events.relay(
+            outbox: c.outbox, database: PostgresSettings(conninfo: Secret("postgresql://fuzz@localhost/fuzz")), schema: c.database.schema)
+        try check(Invariants.isTopicName(c.mail.events.topic), "mail events topic \(Invariants.debug(c.mail.events.topic))")
+        try check(
+            OutboxTableLayout.isIdentifier(events.channel) && events.layout.schema.map(OutboxTableLayout.isIdentifier) == true,
+            "mail events channel \(Invariants.debug(events.channel))")
 
         // Operations
         try check(

@@ -32,11 +32,8 @@ public final class HeraldMetrics: Sendable {
     // Mail
     private let mailOldestQueuedAge: Gauge
     private let mailSendDuration: DurationHistogram
-    // Outbox
-    private let outboxPublished: Counter
-    private let outboxRetries: Counter
-    private let outboxFailedRows: Gauge
-    private let outboxWaitingRows: Gauge
+    // Outbox relays, by their `relay` label.
+    private let outboxRelays: [String: OutboxRelayMetrics]
     // Health
     private let ready: Gauge
 
@@ -86,14 +83,8 @@ public final class HeraldMetrics: Sendable {
         mailSendDuration = registry.durationHistogram(
             name: "herald_mail_send_duration_seconds", labels: [], buckets: Self.durationBuckets,
             help: "Time to render and send one mail (SMTP conversation included).")
-        outboxPublished = registry.counter(
-            name: "herald_outbox_published_total", labels: [], help: "Outbox rows the broker acknowledged.")
-        outboxRetries = registry.counter(
-            name: "herald_outbox_retries_total", labels: [], help: "Times the outbox relay waited because its store or the broker failed.")
-        outboxFailedRows = registry.gauge(
-            name: "herald_outbox_failed_rows", labels: [], help: "Outbox rows marked failed (each blocks its aggregate).")
-        outboxWaitingRows = registry.gauge(
-            name: "herald_outbox_blocked_rows", labels: [], help: "Pending outbox rows waiting behind a failed row of their aggregate.")
+        outboxRelays = Dictionary(
+            uniqueKeysWithValues: OutboxRelayMetrics.relays.map { ($0, OutboxRelayMetrics(registry: registry, relay: $0)) })
         ready = registry.gauge(name: "herald_ready", labels: [], help: "1 when every readiness check passes, else 0.")
         // Series that exist from the start, so that rates and alerts see zeros, not gaps.
         for dependency in Dependency.allCases {
@@ -169,10 +160,10 @@ public final class HeraldMetrics: Sendable {
         )
     }
 
-    func outboxFailures(final: Bool) -> Counter {
-        registry.counter(
-            name: "herald_outbox_row_failures_total", labels: [("final", final ? "true" : "false")],
-            help: "Outbox rows that could not be published; final when the row is now failed.")
+    /// The metrics of one outbox relay (`OutboxRelayMetrics.relays`: `outbox`, `mail_events`).
+    public func outboxObserver(relay: String) -> any OutboxObserver {
+        guard let metrics = outboxRelays[relay] else { preconditionFailure("unknown outbox relay \(relay)") }
+        return metrics
     }
 
     func dependencyErrors(_ dependency: Dependency) -> Counter {
@@ -300,22 +291,22 @@ extension HeraldMetrics: ConsumerObserver {
     }
 }
 
+/// As an outbox observer, the metrics of the API's outbox relay (`relay="outbox"`).
 extension HeraldMetrics: OutboxObserver {
     public func published(_ events: [OutboxEvent]) {
-        outboxPublished.increment(by: Int64(events.count))
+        outboxObserver(relay: OutboxRelayMetrics.outbox).published(events)
     }
 
     public func rowFailed(_ event: OutboxEvent, reason: String, final: Bool) {
-        outboxFailures(final: final).increment()
+        outboxObserver(relay: OutboxRelayMetrics.outbox).rowFailed(event, reason: reason, final: final)
     }
 
     public func retrying(attempt: Int, delay: Duration, error: any Error) {
-        outboxRetries.increment()
+        outboxObserver(relay: OutboxRelayMetrics.outbox).retrying(attempt: attempt, delay: delay, error: error)
     }
 
     public func backlog(_ backlog: OutboxBacklog) {
-        outboxFailedRows.set(Double(backlog.failedRows))
-        outboxWaitingRows.set(Double(backlog.waitingRows))
+        outboxObserver(relay: OutboxRelayMetrics.outbox).backlog(backlog)
     }
 }
 
@@ -346,15 +337,15 @@ extension HeraldMetrics: MailQueueObserver {
 
 extension PrometheusCollectorRegistry {
     /// A descriptor for a full metric name (Herald's names carry their unit suffix already).
-    fileprivate func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+    func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    fileprivate func counter(name: String, labels: [(String, String)], help: String) -> Counter {
+    func counter(name: String, labels: [(String, String)], help: String) -> Counter {
         makeCounter(descriptor: descriptor(name, help), labels: labels)
     }
 
-    fileprivate func gauge(name: String, labels: [(String, String)], help: String) -> Gauge {
+    func gauge(name: String, labels: [(String, String)], help: String) -> Gauge {
         makeGauge(descriptor: descriptor(name, help), labels: labels)
     }
 

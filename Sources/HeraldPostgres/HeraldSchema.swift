@@ -86,6 +86,42 @@ public enum HeraldSchema {
                     DROP CONSTRAINT notifications_event_id_kind_recipient_key,
                     ADD CONSTRAINT notifications_event_id_kind_key UNIQUE (event_id, kind);
                 """),
+        // Herald's own transactional outbox of mail outcomes (`MailEventOutbox`): the layout of
+        // docs/integration.md's `outbox_events`, so the same relay publishes it; rows are
+        // written in the transaction that changes a notification's status, and only when
+        // HERALD_MAIL_EVENTS_ENABLED is on. The trigger wakes the relay at commit, on the
+        // channel `MailEventOutbox.channel(schema:)` names (schema cut to 40 bytes), only when
+        // the statement inserted rows; the indexes are the relay's (`OutboxTriggerSchema`).
+        PostgresMigration(
+            version: 6, name: "mail_outbox",
+            sql: """
+                CREATE TABLE {schema}.mail_outbox (
+                    id uuid PRIMARY KEY,
+                    aggregate_type text NOT NULL,
+                    aggregate_id text NOT NULL,
+                    event_type text NOT NULL,
+                    event_data jsonb NOT NULL,
+                    status text NOT NULL DEFAULT 'pending',
+                    retry_count integer NOT NULL DEFAULT 0,
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    processed_at timestamptz,
+                    error_message text
+                );
+                CREATE INDEX mail_outbox_pending ON {schema}.mail_outbox (created_at, id) WHERE status = 'pending';
+                CREATE INDEX mail_outbox_unprocessed ON {schema}.mail_outbox (aggregate_id, created_at, id)
+                    WHERE status <> 'processed';
+                CREATE INDEX mail_outbox_processed_at ON {schema}.mail_outbox (processed_at) WHERE status = 'processed';
+                CREATE FUNCTION {schema}.mail_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF EXISTS (SELECT 1 FROM inserted) THEN
+                        PERFORM pg_notify(left(TG_TABLE_SCHEMA, 40) || '_mail_events', '');
+                    END IF;
+                    RETURN NULL;
+                END
+                $$;
+                CREATE TRIGGER mail_outbox_notify AFTER INSERT ON {schema}.mail_outbox
+                    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION {schema}.mail_outbox_notify();
+                """),
     ]
 
     /// `"name"`: a schema name already validated as `[a-z_][a-z0-9_]*`.

@@ -19,6 +19,9 @@ extension PostgresEventInbox {
     struct BatchApplier {
         let schema: String
         let policy: MailPolicy
+        /// Whether mail recorded `expired` or `suppressed` also goes to the mail events outbox
+        /// (`queue` writes it; queued mail publishes nothing).
+        let mailEvents: Bool
         let connection: PostgresConnection
 
         /// Notification decisions other than `queued` (reported to the mail observer).
@@ -32,9 +35,10 @@ extension PostgresEventInbox {
         private var deletions: [(user: UserID, at: EventTime)] = []
         private var mail: [(request: MailRequest, event: EventMetadata)] = []
 
-        init(schema: String, policy: MailPolicy, connection: PostgresConnection) {
+        init(schema: String, policy: MailPolicy, mailEvents: Bool, connection: PostgresConnection) {
             self.schema = schema
             self.policy = policy
+            self.mailEvents = mailEvents
             self.connection = connection
         }
 
@@ -65,7 +69,7 @@ extension PostgresEventInbox {
             if alone {
                 for effect in effects {
                     if let decision = try PostgresEventInbox.apply(
-                        effect, event: event.metadata, schema: schema, mail: policy, on: connection)
+                        effect, event: event.metadata, schema: schema, mail: policy, mailEvents: mailEvents, on: connection)
                     {
                         record(decision)
                     }
@@ -188,7 +192,9 @@ extension PostgresEventInbox {
                 case .recipientDeleted:
                     break
                 case .expired, .suppressed:
-                    if let decision = try PostgresEventInbox.queue(request, event: event, schema: schema, policy: policy, on: connection) {
+                    if let decision = try PostgresEventInbox.queue(
+                        request, event: event, schema: schema, policy: policy, mailEvents: mailEvents, on: connection)
+                    {
                         record(decision)
                     }
                 }

@@ -15,19 +15,23 @@ public struct PostgresEventInbox: EventInbox {
     let mailPolicy: MailPolicy
     /// Told of mail recorded as `expired` or `suppressed` at once.
     let mailObserver: (any MailQueueObserver)?
+    /// Mail recorded as `expired` or `suppressed` at once also gets its `MailStatusChanged`
+    /// row in `mail_outbox`, in the same statement (HERALD_MAIL_EVENTS_ENABLED).
+    let mailEvents: Bool
 
     /// The channel notified when a transaction queued mail.
     public let mailChannel: String
 
     public init(
         client: PostgresClient, schema: String, mailPolicy: MailPolicy = MailPolicy(), mailObserver: (any MailQueueObserver)? = nil,
-        logger: Logger
+        mailEvents: Bool = false, logger: Logger
     ) {
         self.client = client
         self.schema = HeraldSchema.quoted(schema)
         self.mailChannel = Self.mailChannel(schema: schema)
         self.mailPolicy = mailPolicy
         self.mailObserver = mailObserver
+        self.mailEvents = mailEvents
         self.logger = logger
     }
 
@@ -36,6 +40,7 @@ public struct PostgresEventInbox: EventInbox {
         let schema = self.schema
         let mail = mailPolicy
         let channel = mailChannel
+        let mailEvents = self.mailEvents
         let (inserted, decided) = try await Self.blamingValues(events) {
             try await client.transaction { connection -> (Set<String>, [MailDecision]) in
                 // Rows in event-id order: two batches holding the same events (one event on two
@@ -60,7 +65,7 @@ public struct PostgresEventInbox: EventInbox {
                     ])
                 let new = Set(result.rows.compactMap { $0.first ?? nil })
                 var applied: Set<String> = []
-                var effects = BatchApplier(schema: schema, policy: mail, connection: connection)
+                var effects = BatchApplier(schema: schema, policy: mail, mailEvents: mailEvents, connection: connection)
                 for event in events where new.contains(event.metadata.id.rawValue) {
                     // The same id twice in one batch: the first occurrence is the one recorded.
                     guard applied.insert(event.metadata.id.rawValue).inserted else { continue }
@@ -120,11 +125,12 @@ public struct PostgresEventInbox: EventInbox {
     /// none was: a deleted recipient, or already queued for this event).
     @discardableResult
     static func apply(
-        _ effect: Effect, event: EventMetadata, schema: String, mail: MailPolicy, on connection: PostgresConnection
+        _ effect: Effect, event: EventMetadata, schema: String, mail: MailPolicy, mailEvents: Bool,
+        on connection: PostgresConnection
     ) throws -> MailDecision? {
         switch effect {
         case .queueMail(let request):
-            return try queue(request, event: event, schema: schema, policy: mail, on: connection)
+            return try queue(request, event: event, schema: schema, policy: mail, mailEvents: mailEvents, on: connection)
         case .upsertRecipient(let profile, let at):
             // A newer event overwrites the fields it carries; an older one only fills fields
             // still empty. A deleted recipient stays deleted.
@@ -173,9 +179,11 @@ public struct PostgresEventInbox: EventInbox {
     /// Records the notification `policy` decides on for `request`, unique per (event, kind):
     /// loads the recipient as stored and, when the policy asks, how many mails of the kind
     /// went to the address recently; stores the decision. A deleted recipient gets nothing; a
-    /// mail with no address anywhere is the event's content error.
+    /// mail with no address anywhere is the event's content error. With `mailEvents`, a mail
+    /// recorded `expired` or `suppressed` gets its `mail_outbox` row in the same statement.
     static func queue(
-        _ request: MailRequest, event: EventMetadata, schema: String, policy: MailPolicy, on connection: PostgresConnection
+        _ request: MailRequest, event: EventMetadata, schema: String, policy: MailPolicy, mailEvents: Bool,
+        on connection: PostgresConnection
     ) throws -> MailDecision? {
         let stored = try connection.execute(
             "SELECT email, username, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
@@ -207,20 +215,22 @@ public struct PostgresEventInbox: EventInbox {
         }
         guard let notification = decision.notification else { return nil }
         let variables = try JSONSerialization.data(withJSONObject: request.variables, options: [.sortedKeys])
-        let inserted = try connection.execute(
-            """
+        let insert = """
             INSERT INTO \(schema).notifications (event_id, kind, user_id, recipient, address_from, event_email, locale, variables,
                 requested_at, status, last_error)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::timestamptz, $10, $11)
             ON CONFLICT (event_id, kind) DO NOTHING
-            """,
+            """
+        let published = mailEvents && notification.status != .queued
+        let result = try connection.execute(
+            published ? MailEventOutbox.recording(insert, schema: schema) : insert,
             [
                 .text(event.id.rawValue), .text(request.kind.rawValue), .text(request.userID.rawValue),
                 .text(notification.addressee.address.rawValue), .text(request.addressing.rawValue), optional(request.to?.rawValue),
                 optional(notification.addressee.locale?.rawValue), .text(String(decoding: variables, as: UTF8.self)),
                 .text(RFC3339.format(request.requestedAt)), .text(notification.status.rawValue), optional(notification.reason),
-            ]
-        ).affectedRows
+            ])
+        let inserted = published ? result.count : result.affectedRows
         return inserted == 1 ? MailDecision(kind: request.kind, status: notification.status) : nil
     }
 

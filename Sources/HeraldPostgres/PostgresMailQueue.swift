@@ -10,13 +10,21 @@ import Logging
 /// user as the recipients model holds them then, for the courier's `MailPolicy` to address
 /// the mail (`address_from = 'user'`: the user's address at send time); the outcome records
 /// the address it went to (`recipient`). Who gets mail is decided there, not here.
+///
+/// With `mailEvents`, each outcome that changes a notification's status (except a requeue
+/// after an outage, which used no attempt) also writes its `MailStatusChanged` row to
+/// `mail_outbox` in the same statement (`MailEventOutbox`): no row when the claim is no
+/// longer current, and none without the status.
 public struct PostgresMailQueue: MailQueue {
     let client: PostgresClient
     let schema: String
+    /// Outcomes are recorded in `mail_outbox` too (HERALD_MAIL_EVENTS_ENABLED).
+    let mailEvents: Bool
 
-    public init(client: PostgresClient, schema: String) {
+    public init(client: PostgresClient, schema: String, mailEvents: Bool = false) {
         self.client = client
         self.schema = HeraldSchema.quoted(schema)
+        self.mailEvents = mailEvents
     }
 
     public func claim(limit: Int, owner: String) async throws -> [ClaimedNotification] {
@@ -101,40 +109,60 @@ public struct PostgresMailQueue: MailQueue {
         let held = "id = $1::uuid AND status = 'sending' AND claimed_by = $2 AND claim_number = $3"
         let key: [PostgresValue] = [.text(claim.id), .text(claim.owner), .int(Int64(claim.number))]
         let addressed: PostgresValue = recipient.map { .text($0.rawValue) } ?? .null
+        // The statement, its parameters, and whether it is published: an outage's requeue
+        // (no attempt used, the mail never reached a server) is not. The reply code is taken
+        // from the outcome's text only in the class the outcome implies, so a number in
+        // another message (a template error's line) is not reported as a reply.
+        let statement: String
+        let parameters: [PostgresValue]
+        var published = mailEvents
+        var reply: SMTPReplyCode?
+        switch outcome {
+        case .sent(let messageID, let serverReply):
+            statement = """
+                UPDATE \(schema).notifications SET status = 'sent', sent_at = now(), message_id = $5,
+                    attempts = attempts + 1, last_error = NULL, recipient = coalesce($4, recipient)
+                WHERE \(held)
+                """
+            parameters = key + [addressed, .text(messageID)]
+            reply = serverReply.flatMap { SMTPReplyCode(in: $0, class: 2) }
+        case .retry(let reason, let delay, let countsAsAttempt):
+            statement = """
+                UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $5,
+                    attempts = attempts + $6, recipient = coalesce($4, recipient),
+                    next_attempt_at = now() + make_interval(secs => $7::double precision)
+                WHERE \(held)
+                """
+            parameters = key + [addressed, .text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))]
+            published = published && countsAsAttempt
+            reply = SMTPReplyCode(in: reason, class: 4)
+        case .failed(let reason), .abandoned(let reason):
+            statement = """
+                UPDATE \(schema).notifications SET status = $5, last_error = $6, attempts = attempts + 1,
+                    recipient = coalesce($4, recipient)
+                WHERE \(held)
+                """
+            parameters = key + [addressed, .text(outcome.status.rawValue), .text(reason)]
+            // A refusal is a 5xx; an abandoned mail's last reply a 4xx.
+            reply = SMTPReplyCode(in: reason, class: outcome.status == .failed ? 5 : 4)
+        case .suppressed(let reason), .expired(let reason):
+            // Never attempted: no attempt used.
+            statement =
+                "UPDATE \(schema).notifications SET status = $5, last_error = $6, recipient = coalesce($4, recipient) WHERE \(held)"
+            parameters = key + [addressed, .text(outcome.status.rawValue), .text(reason)]
+        }
+        let replyParameters: [PostgresValue] = [
+            reply.map { .int(Int64($0.code)) } ?? .null, reply?.enhanced.map { .text($0) } ?? .null,
+        ]
+        let recorded = published
         let updated = try await client.withConnection { connection in
-            switch outcome {
-            case .sent(let messageID, _):
-                try connection.execute(
-                    """
-                    UPDATE \(schema).notifications SET status = 'sent', sent_at = now(), message_id = $5,
-                        attempts = attempts + 1, last_error = NULL, recipient = coalesce($4, recipient)
-                    WHERE \(held)
-                    """, key + [addressed, .text(messageID)]
-                ).affectedRows
-            case .retry(let reason, let delay, let countsAsAttempt):
-                try connection.execute(
-                    """
-                    UPDATE \(schema).notifications SET status = 'queued', claimed_at = NULL, last_error = $5,
-                        attempts = attempts + $6, recipient = coalesce($4, recipient),
-                        next_attempt_at = now() + make_interval(secs => $7::double precision)
-                    WHERE \(held)
-                    """, key + [addressed, .text(reason), .int(countsAsAttempt ? 1 : 0), .text(String(delay.seconds))]
-                ).affectedRows
-            case .failed(let reason), .abandoned(let reason):
-                try connection.execute(
-                    """
-                    UPDATE \(schema).notifications SET status = $5, last_error = $6, attempts = attempts + 1,
-                        recipient = coalesce($4, recipient)
-                    WHERE \(held)
-                    """, key + [addressed, .text(outcome.status.rawValue), .text(reason)]
-                ).affectedRows
-            case .suppressed(let reason), .expired(let reason):
-                // Never attempted: no attempt used.
-                try connection.execute(
-                    "UPDATE \(schema).notifications SET status = $5, last_error = $6, recipient = coalesce($4, recipient) WHERE \(held)",
-                    key + [addressed, .text(outcome.status.rawValue), .text(reason)]
-                ).affectedRows
+            if recorded {
+                return try connection.execute(
+                    MailEventOutbox.recording(statement, schema: schema, reply: parameters.count + 1),
+                    parameters + replyParameters
+                ).count
             }
+            return try connection.execute(statement, parameters).affectedRows
         }
         return updated == 1
     }

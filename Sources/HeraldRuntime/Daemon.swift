@@ -52,6 +52,11 @@ public enum Daemon {
             try settings.outbox.checkBroker(embedded: brokerChoice == .embedded, enabledBy: "HERALD_OUTBOX_ENABLED=true")
             _ = try settings.outbox.requireConnection()
         }
+        // Mail events are relayed by an outbox relay too, under the same broker rule.
+        let mailEvents = settings.mail.events
+        if mailEvents.enabled {
+            try settings.outbox.checkBroker(embedded: brokerChoice == .embedded, enabledBy: "HERALD_MAIL_EVENTS_ENABLED=true")
+        }
         let databaseConnection = try settings.database.requireConnection()
         let mail = settings.mail.enabled ? try MailWiring(settings.mail) : nil
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -64,7 +69,8 @@ public enum Daemon {
         case .servers(let servers):
             brokers = servers
         case .embedded:
-            let service = try startEmbeddedBroker(settings.kafka, logger: logger)
+            let service = try startEmbeddedBroker(
+                settings.kafka, topics: mailEvents.enabled ? [mailEvents.topic] : [], logger: logger)
             brokers = service.broker.bootstrapServers
             embedded = service
             services.append(.init(service: service))
@@ -84,7 +90,7 @@ public enum Daemon {
         }
         let inbox = PostgresEventInbox(
             client: postgres, schema: database.schema, mailPolicy: settings.mail.policy, mailObserver: metrics,
-            logger: Logger(label: "herald.inbox"))
+            mailEvents: mailEvents.enabled, logger: Logger(label: "herald.inbox"))
 
         let redis = RedisClient(settings: settings.redis, observer: metrics, logger: Logger(label: "herald.redis"))
         let store = RedisRevocationStore(client: redis, settings: settings.redis, logger: Logger(label: "herald.redis"))
@@ -162,6 +168,16 @@ public enum Daemon {
         if settings.outbox.enabled {
             services.append(.init(service: try OutboxWiring.service(settings.outbox, producer: producer, observer: metrics)))
         }
+        // Herald's own outbox of mail outcomes (HERALD_MAIL_EVENTS_ENABLED), relayed the same
+        // way from Herald's database; its metrics are the outbox relay's, labelled relay="mail_events".
+        if mailEvents.enabled {
+            let relay = mailEvents.relay(outbox: settings.outbox, database: databaseConnection, schema: database.schema)
+            logger.info("mail events", metadata: ["topic": "\(mailEvents.topic)", "channel": "\(relay.channel)"])
+            services.append(
+                .init(
+                    service: try OutboxWiring.service(
+                        relay, producer: producer, observer: metrics.outboxObserver(relay: "mail_events"), name: "mail-events")))
+        }
         services.append(.init(service: LagMonitorService(monitor: lagMonitor)))
         services.append(
             .init(
@@ -175,14 +191,17 @@ public enum Daemon {
         logger.info("herald stopped")
     }
 
-    /// The embedded broker with the consumed topics and their dead-letter topics, its address
-    /// written to the bootstrap file.
-    public static func startEmbeddedBroker(_ kafka: KafkaSettings, logger: Logger) throws -> EmbeddedBrokerService {
+    /// The embedded broker with the consumed topics and their dead-letter topics, and
+    /// `topics` Herald publishes to, its address written to the bootstrap file.
+    public static func startEmbeddedBroker(_ kafka: KafkaSettings, topics: [String] = [], logger: Logger) throws
+        -> EmbeddedBrokerService
+    {
         let broker = try EmbeddedBroker(logger: Logger(label: "herald.embedded-broker"))
         for topic in [kafka.userTopic, kafka.authTopic] {
             try broker.createTopic(topic, partitions: kafka.embeddedPartitions)
             try broker.createTopic(kafka.deadLetterTopic(for: topic), partitions: kafka.embeddedPartitions)
         }
+        for topic in topics { try broker.createTopic(topic, partitions: kafka.embeddedPartitions) }
         try BootstrapFile.write(broker.bootstrapServers, to: kafka.bootstrapFile)
         logger.notice(
             "embedded broker started (librdkafka mock cluster: in memory, for development only)",

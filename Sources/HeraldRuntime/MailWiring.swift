@@ -38,7 +38,8 @@ public struct MailWiring: Sendable {
     ) -> (Courier, any MailTransport) {
         let transport = makeMailer(smtp, workers: settings.workers, observer: connections, logger: Logger(label: "herald.smtp"))
         let courier = Courier(
-            queue: PostgresMailQueue(client: database, schema: schema), tokens: RedisLinkTokenStore(client: redis),
+            queue: PostgresMailQueue(client: database, schema: schema, mailEvents: settings.events.enabled),
+            tokens: RedisLinkTokenStore(client: redis),
             transport: transport, composer: composer, settings: settings.courier, doorbell: doorbell, observer: observer,
             logger: Logger(label: "herald.courier"))
         return (courier, transport)

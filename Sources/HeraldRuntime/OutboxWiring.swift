@@ -11,11 +11,11 @@ public enum OutboxWiring {
     public static let databaseVariables = ["HERALD_OUTBOX_DATABASE_URL", "HERALD_DATABASE_URL"]
 
     /// A client for the outbox database (HERALD_OUTBOX_DATABASE_URL, else HERALD_DATABASE_URL).
-    public static func client(_ outbox: OutboxSettings, poolSize: Int, applicationName: String) throws(ConfigurationError)
-        -> PostgresClient
-    {
+    public static func client(
+        _ outbox: OutboxSettings, poolSize: Int, applicationName: String, label: String = "herald.outbox"
+    ) throws(ConfigurationError) -> PostgresClient {
         let settings = try outbox.requireConnection().with(poolSize: poolSize, applicationName: applicationName)
-        return PostgresClient(settings: settings, logger: Logger(label: "herald.outbox.postgres"))
+        return PostgresClient(settings: settings, logger: Logger(label: label + ".postgres"))
     }
 
     public static func store(_ outbox: OutboxSettings, client: PostgresClient) -> PostgresOutboxStore {
@@ -23,14 +23,17 @@ public enum OutboxWiring {
     }
 
     /// The relay service for `herald run` and `herald outbox relay`, with its own database
-    /// connections (two pooled, plus the LISTEN connection).
+    /// connections (two pooled, plus the LISTEN connection). `name` names its loggers
+    /// (`herald.<name>`) and its connections (`herald-<name>`): `outbox` for the API's
+    /// outbox, `mail-events` for Herald's own `mail_outbox` (`MailEventSettings.relay`).
     public static func service(
-        _ outbox: OutboxSettings, producer: KafkaProducer, observer: any OutboxObserver = NoOutboxObserver()
+        _ outbox: OutboxSettings, producer: KafkaProducer, observer: any OutboxObserver = NoOutboxObserver(),
+        name: String = "outbox"
     ) throws(ConfigurationError) -> OutboxRelayService {
         let connection = try outbox.requireConnection()
-        let client = try client(outbox, poolSize: 2, applicationName: "herald-outbox")
-        let store = store(outbox, client: client)
-        let logger = Logger(label: "herald.outbox")
+        let client = try client(outbox, poolSize: 2, applicationName: "herald-" + name, label: "herald." + name)
+        let logger = Logger(label: "herald." + name)
+        let store = PostgresOutboxStore(client: client, layout: outbox.layout, logger: logger)
         let relay = OutboxRelay(
             store: store, publisher: KafkaOutboxPublisher(producer: producer), settings: outbox.relay, observer: observer,
             logger: logger)
@@ -38,8 +41,8 @@ public enum OutboxWiring {
         let listener =
             outbox.listen
             ? PostgresListener(
-                settings: connection, channel: outbox.channel, applicationName: "herald-outbox-listen",
-                logger: Logger(label: "herald.outbox.listen"), onNotify: { wakeup.ring() }) : nil
+                settings: connection, channel: outbox.channel, applicationName: "herald-\(name)-listen",
+                logger: Logger(label: "herald.\(name).listen"), onNotify: { wakeup.ring() }) : nil
         return OutboxRelayService(
             relay: relay, retention: OutboxRetention(store: store, retention: outbox.retention, logger: logger), client: client,
             listener: listener, wakeup: wakeup, pollInterval: outbox.pollInterval,

@@ -29,6 +29,8 @@ public struct MailSettings: Sendable {
     public var policy = MailPolicy(rateLimits: MailRateLimit.defaults)
     /// The courier's queue policy (its `policy` is `policy`, its concurrency `workers`).
     public var courier = CourierSettings()
+    /// Outcomes published as events (`HERALD_MAIL_EVENTS_*`).
+    public var events = MailEventSettings()
 
     public init() {
         courier.policy = policy
@@ -113,6 +115,7 @@ public struct MailSettings: Sendable {
             throw ConfigurationError(
                 setting: "HERALD_MAIL_CLAIM_TIMEOUT", problem: "must exceed HERALD_SMTP_TIMEOUT, or mail still being sent is sent twice")
         }
+        m.events = try MailEventSettings.load(r)
         return m
     }
 

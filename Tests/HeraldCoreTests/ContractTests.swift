@@ -84,6 +84,34 @@ struct ContractTests {
         #expect(run.status != 0)
     }
 
+    @Test("--validate-published: a MailStatusChanged record as Herald writes it passes, one with an address or a bad status fails")
+    func validatePublished() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("herald-published-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let headers =
+            #"{"ce_id":"7d0f3a52-1c9e-4d0b-9a57-2f1e6b8c4d31","ce_type":"MailStatusChanged","ce_time":"2024-05-01T12:00:02.481Z","ce_source":"herald-outbox","aggregate_type":"Notification"}"#
+        // Every kind and status Herald has: the document's enums must list them.
+        var records: [String] = []
+        for kind in NotificationKind.allCases {
+            for status in ["sent", "deferred", "failed", "abandoned", "expired", "suppressed"] {
+                records.append(
+                    #"{"topic":"herald.mail.events","headers":\#(headers),"payload":{"version":1,"notification_id":"3f6c2b1e-8a4d-4e5f-9b7c-0d1e2f3a4b5c","kind":"\#(kind.rawValue)","user_id":"u1","event_id":"e1","status":"\#(status)","attempts":1,"reply_code":451,"reply_class":"4xx","enhanced_status":"4.3.0","occurred_at":"2024-05-01T12:00:02.481Z"}}"#
+                )
+            }
+        }
+        try Data(("[" + records.joined(separator: ",") + "]").utf8).write(to: scratch)
+        let good = try Self.contract(["--validate-published", scratch.path])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stderr.contains("\(records.count) published records valid"), "\(good.stderr)")
+        try Data(
+            #"[{"topic":"herald.mail.events","headers":\#(headers),"payload":{"version":1,"notification_id":"x","kind":"welcome","user_id":"u1","event_id":"e1","status":"bounced","attempts":-1,"occurred_at":"2024-05-01T12:00:02.481Z"}}]"#
+                .utf8
+        ).write(to: scratch)
+        let bad = try Self.contract(["--validate-published", scratch.path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("bounced") && bad.stderr.contains("attempts"), "\(bad.stderr)")
+    }
+
     @Test("every example decodes into the DomainEvent it documents")
     func everyExampleDecodes() throws {
         let examples = try Self.records("--emit-examples")

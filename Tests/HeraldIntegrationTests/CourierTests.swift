@@ -26,7 +26,10 @@ struct CourierTests {
         /// What the inbox recorded as expired or suppressed at once (the metrics' feed).
         let decided = RecordingMailObserver()
 
-        init(smtp options: SMTPServer.Options = .init(), rateLimits: [NotificationKind: MailRateLimit] = [:]) async throws {
+        /// `mailEvents`: outcomes are recorded in `mail_outbox` too (HERALD_MAIL_EVENTS_ENABLED).
+        init(
+            smtp options: SMTPServer.Options = .init(), rateLimits: [NotificationKind: MailRateLimit] = [:], mailEvents: Bool = false
+        ) async throws {
             pg = try await PostgresServer.start()
             redisServer = try await RedisServer.start()
             smtp = try await SMTPServer.start(options)
@@ -35,8 +38,8 @@ struct CourierTests {
             // The inbox checks the default maximum ages, as `herald run` does.
             inbox = PostgresEventInbox(
                 client: client, schema: "herald", mailPolicy: MailPolicy(rateLimits: rateLimits, maxAges: .defaults),
-                mailObserver: decided, logger: TestLogging.logger("test.inbox"))
-            queue = PostgresMailQueue(client: client, schema: "herald")
+                mailObserver: decided, mailEvents: mailEvents, logger: TestLogging.logger("test.inbox"))
+            queue = PostgresMailQueue(client: client, schema: "herald", mailEvents: mailEvents)
             redis = RedisClient(
                 endpoint: try RedisEndpoint(url: redisServer.url), connectTimeout: .seconds(2), commandTimeout: .seconds(2),
                 poolSize: 2, logger: TestLogging.logger("test.redis"))

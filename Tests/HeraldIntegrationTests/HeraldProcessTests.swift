@@ -20,11 +20,13 @@ struct HeraldProcessTests {
         let postgres: PostgresServer
         let producer: KafkaProducer
 
-        init(partitions: Int) async throws {
+        /// `topics`: created besides the catalogue's (`herald broker --topic`).
+        init(partitions: Int, topics: [String] = []) async throws {
             dir = try HeraldBinary.temporaryDirectory()
             let file = dir + "/bootstrap"
             broker = try ChildProcess(
-                HeraldBinary.path, ["broker", "--partitions", String(partitions), "--bootstrap-file", file],
+                HeraldBinary.path,
+                ["broker", "--partitions", String(partitions), "--bootstrap-file", file] + topics.flatMap { ["--topic", $0] },
                 environment: ["PATH": "/usr/bin:/bin"], logPath: dir + "/broker.log")
             var address: String?
             try await TestCluster.eventually("broker bootstrap file", timeout: .seconds(180)) {

@@ -183,7 +183,7 @@ struct OperationsTests {
 
         // Names follow the conventions; labels come from small sets, never ids.
         let allowedLabels: Set<String> = [
-            "topic", "partition", "type", "outcome", "kind", "status", "dependency", "final", "reason", "le",
+            "topic", "partition", "type", "outcome", "kind", "status", "dependency", "final", "reason", "le", "relay",
         ]
         for family in m.families where family.name.hasPrefix("herald_") {
             if family.type == "counter" { #expect(family.samples.allSatisfy { $0.name.hasSuffix("_total") }, "\(family.name)") }

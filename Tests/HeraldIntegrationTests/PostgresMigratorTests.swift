@@ -159,7 +159,8 @@ struct PostgresMigratorTests {
                 ('w1', 'welcome', 'u1', 'old@example.com', now(), now(), 'queued')
             """)
         let applied = try await PostgresMigrator(
-            client: client, schema: "herald", migrations: HeraldSchema.migrations, logger: PostgresTests.quietLogger
+            client: client, schema: "herald", migrations: HeraldSchema.migrations.filter { $0.version <= 5 },
+            logger: PostgresTests.quietLogger
         ).migrate()
         #expect(applied.map(\.version) == [5])
         #expect(try pg.psql("SELECT count(*) FROM herald.notifications") == "3")
@@ -178,5 +179,17 @@ struct PostgresMigratorTests {
         #expect(throws: (any Error).self, "statuses are still checked") {
             try pg.psql("UPDATE herald.notifications SET status = 'lost' WHERE event_id = 'w1'")
         }
+
+        // Migration 6 on the populated queue: an empty mail_outbox, and its trigger NOTIFYs
+        // only for a statement that inserted rows.
+        let sixth = try await PostgresMigrator(
+            client: client, schema: "herald", migrations: HeraldSchema.migrations, logger: PostgresTests.quietLogger
+        ).migrate()
+        #expect(sixth.map(\.version) == [6])
+        #expect(try pg.psql("SELECT count(*) FROM herald.mail_outbox") == "0")
+        #expect(try pg.psql("SELECT count(*) FROM herald.notifications") == "3")
+        #expect(
+            try pg.psql("SELECT tgname FROM pg_trigger WHERE tgrelid = 'herald.mail_outbox'::regclass AND NOT tgisinternal")
+                == "mail_outbox_notify")
     }
 }

@@ -68,6 +68,14 @@ struct StartupShutdownTests {
             #expect(runRelaying.output.contains(name), "\(name): \(runRelaying.output)")
         }
         #expect(!FileManager.default.fileExists(atPath: bootstrapFile), "refused before any broker started")
+        // So would the mail events relay (HERALD_MAIL_EVENTS_ENABLED): the same rule.
+        let runMailEvents = try Self.herald(
+            ["run"], embedded.merging(["HERALD_MAIL_EVENTS_ENABLED": "true"]) { $1 }, dir: dir, name: "run-mail-events-embedded")
+        #expect(try await runMailEvents.waitForExit() == 78)
+        for name in ["HERALD_KAFKA_BROKERS", "HERALD_MAIL_EVENTS_ENABLED", "HERALD_OUTBOX_ALLOW_EMBEDDED_BROKER"] {
+            #expect(runMailEvents.output.contains(name), "\(name): \(runMailEvents.output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: bootstrapFile), "refused before any broker started")
 
         try "127.0.0.1:1\n".write(toFile: bootstrapFile, atomically: true, encoding: .utf8)
         let relayEmbedded = try Self.herald(["outbox", "relay"], embedded, dir: dir, name: "relay-embedded")
