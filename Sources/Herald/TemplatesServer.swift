@@ -81,7 +81,8 @@ struct LoopbackHostMiddleware<Context: RequestContext>: RouterMiddleware {
         guard TemplatesServeAddress.isLoopbackAuthority(authority) else {
             return Response(
                 status: .misdirectedRequest, headers: [.contentType: "text/plain; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: "herald templates serve answers only to 127.0.0.1, localhost and [::1]\n")))
+                body: ResponseBody(
+                    byteBuffer: ByteBuffer(string: "herald templates serve answers only to 127.0.0.1, localhost and [::1]\n")))
         }
         return try await next(request, context)
     }

@@ -41,14 +41,7 @@ public struct TemplateError: Error, Hashable, Sendable, CustomStringConvertible 
         /// address) or hold a link that is not an http(s) URL.
         public static let invalidVariables = Code(.invalidVariables)
 
-        /// The first of `problems`, carrying the others, or nil when there are none.
-    static func combining(_ problems: [TemplateError]) -> TemplateError? {
-        guard let first = problems.first else { return nil }
-        return TemplateError(
-            first.code, file: first.file, line: first.line, reason: first.reason, additionalProblems: Array(problems.dropFirst()))
-    }
-
-    public var description: String { base.rawValue }
+        public var description: String { base.rawValue }
     }
 
     public let code: Code

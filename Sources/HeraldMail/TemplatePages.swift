@@ -63,7 +63,8 @@ public enum TemplatePages {
             body += error.allProblems.map { "<li>\(problem($0))</li>\n" }.joined()
             body += "</ul>\n<p>Fix the file and reload this page.</p>\n</section>\n"
         case .success(let mail):
-            body += "<p class=\"subject\"><span class=\"label\">Subject</span> <strong id=\"subject\">\(escape(mail.subject))</strong></p>\n"
+            body +=
+                "<p class=\"subject\"><span class=\"label\">Subject</span> <strong id=\"subject\">\(escape(mail.subject))</strong></p>\n"
             body += "<div class=\"parts\">\n"
             body += "<section><h2>Text part</h2>\n<pre id=\"text\">\(escape(mail.text))</pre></section>\n"
             // No `allow-*` token: scripts, forms and popups are off and the frame's origin is

@@ -151,17 +151,22 @@ struct TemplatesServeTests {
         let file = server.templates + "/en/welcome.html.mustache"
         let broken = try server.get("/mail/en/welcome")
         #expect(broken.status == 200)
-        #expect(broken.body.contains("<code class=\"where\">\(file):2</code> <span class=\"reason\">parse error at line 2, column"), "\(broken.body)")
+        #expect(
+            broken.body.contains("<code class=\"where\">\(file):2</code> <span class=\"reason\">parse error at line 2, column"),
+            "\(broken.body)")
         #expect(broken.body.contains("<code>recipientName</code>"))
         let marked = try server.get("/")
-        #expect(marked.body.contains("<td class=\"failed\"><a href=\"/mail/en/welcome\">✗ 1 problem</a><br><code class=\"where\">\(file):2</code>"))
+        #expect(
+            marked.body.contains(
+                "<td class=\"failed\"><a href=\"/mail/en/welcome\">✗ 1 problem</a><br><code class=\"where\">\(file):2</code>"))
         #expect(marked.body.contains("herald templates check</code> fails"))
         #expect(try server.get("/mail/pt/welcome").body.contains("<iframe id=\"html\""))
         // An unknown variable points at its line too.
         try server.write("pt/password_changed.txt.mustache", "Olá {{{recipientName}}},\n\n{{{prodName}}}\n")
         #expect(
             try server.get("/mail/pt/password_changed").body.contains(
-                "<code class=\"where\">\(server.templates)/pt/password_changed.txt.mustache:3</code> <span class=\"reason\">unknown variable {{prodName}}"))
+                "<code class=\"where\">\(server.templates)/pt/password_changed.txt.mustache:3</code> <span class=\"reason\">unknown variable {{prodName}}"
+            ))
 
         #expect(try server.get("/mail/en/newsletter").status == 404)
         #expect(try server.get("/mail/fr/welcome").status == 404)
@@ -223,13 +228,15 @@ struct TemplatesServeTests {
     /// A PNG's width and height, from its IHDR chunk.
     static func pngSize(_ data: Data) -> (width: Int, height: Int)? {
         let bytes = [UInt8](data)
-        guard bytes.count > 24, bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), bytes[12..<16].elementsEqual("IHDR".utf8)
+        guard bytes.count > 24, bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]),
+            bytes[12..<16].elementsEqual("IHDR".utf8)
         else { return nil }
         let integer = { (at: Int) in bytes[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
         return (integer(16), integer(20))
     }
 
-    @Test("in headless Chromium: the rendered index and a mail show kinds, subject and the framed HTML; no template script runs; screenshots")
+    @Test(
+        "in headless Chromium: the rendered index and a mail show kinds, subject and the framed HTML; no template script runs; screenshots")
     func browser() async throws {
         let browser = try Self.browser()
         let server = try await Server("browser")
@@ -238,7 +245,8 @@ struct TemplatesServeTests {
         try server.write(
             "en/welcome.html.mustache",
             try String(contentsOfFile: welcome, encoding: .utf8)
-                + "<script>parent.document.body.setAttribute('data-pwned', 'yes'); document.body.setAttribute('data-ran', 'yes')</script>\n")
+                + "<script>parent.document.body.setAttribute('data-pwned', 'yes'); document.body.setAttribute('data-ran', 'yes')</script>\n"
+        )
         let shots = server.directory + "/screenshots"
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
 
@@ -261,7 +269,8 @@ struct TemplatesServeTests {
 
         for (name, url) in [("index", server.url), ("mail", server.url + "mail/en/welcome")] {
             let file = "\(shots)/\(name).png"
-            _ = try await Self.browse(browser, ["--screenshot=\(file)", "--window-size=1280,900", "--hide-scrollbars"], url, in: server.directory)
+            _ = try await Self.browse(
+                browser, ["--screenshot=\(file)", "--window-size=1280,900", "--hide-scrollbars"], url, in: server.directory)
             let data = try #require(FileManager.default.contents(atPath: file), "\(name): no screenshot")
             let size = try #require(Self.pngSize(data), "\(name): not a PNG")
             #expect(size.width == 1280 && size.height == 900, "\(name): \(size)")

@@ -53,11 +53,13 @@ struct TemplatePagesTests {
         let workbench = Self.workbench(copy)
         let sample = try #require(workbench.sample(.passwordReset, locale: "pt"))
         let mail = try sample.result.get()
-        #expect(mail == (try repositoryTemplates.render(.passwordReset, locale: tag("pt"), variables: MailTemplates.sample(.passwordReset))))
+        #expect(
+            mail == (try repositoryTemplates.render(.passwordReset, locale: tag("pt"), variables: MailTemplates.sample(.passwordReset))))
         let page = TemplatePages.mail(sample, in: workbench)
         #expect(page.contains("<strong id=\"subject\">\(TemplatePagesTests.escaped(mail.subject))</strong>"))
         #expect(page.contains("<pre id=\"text\">\(TemplatePagesTests.escaped(mail.text))</pre>"))
-        #expect(page.contains("<iframe id=\"html\" title=\"HTML part\" sandbox srcdoc=\"\(TemplatePagesTests.escaped(mail.html))\"></iframe>"))
+        #expect(
+            page.contains("<iframe id=\"html\" title=\"HTML part\" sandbox srcdoc=\"\(TemplatePagesTests.escaped(mail.html))\"></iframe>"))
         // The sample data, link included (a sample token: it grants nothing).
         #expect(page.contains("<tr><th scope=\"row\"><code>link</code></th><td>https://auth.example.com/"))
         #expect(page.contains(MailTemplates.sampleLinkToken))
@@ -103,7 +105,8 @@ struct TemplatePagesTests {
         let problem = try #require(sample.problems.first)
         #expect(problem.file == file && problem.line == 2, "\(problem)")
         let index = TemplatePages.index(workbench)
-        #expect(index.contains("<td class=\"failed\"><a href=\"/mail/en/welcome\">✗ 1 problem</a><br><code class=\"where\">\(file):2</code>"))
+        #expect(
+            index.contains("<td class=\"failed\"><a href=\"/mail/en/welcome\">✗ 1 problem</a><br><code class=\"where\">\(file):2</code>"))
         #expect(index.contains("herald templates check</code> fails"))
         #expect(index.components(separatedBy: "<td class=\"ok\">").count - 1 == MailKind.allCases.count * 2 - 1)
         let page = TemplatePages.mail(sample, in: workbench)
