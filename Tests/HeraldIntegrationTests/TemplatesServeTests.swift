@@ -92,11 +92,16 @@ struct TemplatesServeTests {
             let body: String
         }
 
-        /// GET `path` with curl: status, headers (names lowercased) and body.
-        func get(_ path: String, host: String? = nil) throws -> Response {
-            var arguments = ["-s", "-i", "-m", "60"]
+        /// GET `path` with curl: status, headers (names lowercased) and body. curl runs through
+        /// `TestProcess.run` (posix_spawn, then polling): never a blocking wait on a thread of
+        /// the cooperative pool, never Foundation.Process's exit socket (see `ChildProcess`).
+        func get(_ path: String, host: String? = nil) async throws -> Response {
+            var arguments = ["/usr/bin/curl", "-s", "-i", "-m", "60"]
             if let host { arguments += ["-H", "Host: \(host)"] }
-            let output = try OperationsProbe.run("/usr/bin/curl", arguments + [url + path.dropFirst()], input: nil)
+            let log = "\(directory)/curl-\(UUID().uuidString).out"
+            let exit = try await TestProcess.run(arguments + [url + path.dropFirst()], log: log, timeout: .seconds(90))
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            guard exit == 0 else { return Response(status: 0, headers: [:], body: output) }
             guard let split = output.range(of: "\r\n\r\n") else { return Response(status: 0, headers: [:], body: output) }
             let head = output[..<split.lowerBound].components(separatedBy: "\r\n")
             var headers: [String: String] = [:]
@@ -121,7 +126,7 @@ struct TemplatesServeTests {
         let server = try await Server("http")
         #expect(server.url.range(of: #"^http://127\.0\.0\.1:[0-9]+/$"#, options: .regularExpression) != nil, "\(server.url)")
 
-        let index = try server.get("/")
+        let index = try await server.get("/")
         #expect(index.status == 200, "\(server.log)")
         #expect(index.headers["content-type"] == "text/html; charset=utf-8")
         #expect(index.headers["content-security-policy"]?.hasPrefix("default-src 'none'") == true)
@@ -133,7 +138,7 @@ struct TemplatesServeTests {
         #expect(index.body.contains("<a href=\"/mail/en/welcome\">Welcome to Herald</a>"), "\(index.body)")
         #expect(index.body.contains("herald templates check</code> passes"))
 
-        var mail = try server.get("/mail/en/password_reset")
+        var mail = try await server.get("/mail/en/password_reset")
         #expect(mail.status == 200)
         #expect(mail.body.contains("<strong id=\"subject\">Reset your Herald password</strong>"), "\(mail.body)")
         #expect(mail.body.contains("<pre id=\"text\">Hi alex,"))
@@ -142,37 +147,37 @@ struct TemplatesServeTests {
 
         // An edit shows on the next request, without a restart.
         try server.write("en/password_reset.subject.mustache", "Edited: reset your {{productName}} password now\n")
-        mail = try server.get("/mail/en/password_reset")
+        mail = try await server.get("/mail/en/password_reset")
         #expect(mail.body.contains("<strong id=\"subject\">Edited: reset your Herald password now</strong>"), "\(mail.body)")
-        #expect(try server.get("/").body.contains(">Edited: reset your Herald password now</a>"))
+        #expect(try await server.get("/").body.contains(">Edited: reset your Herald password now</a>"))
 
         // A fault: the page says which file and line, with 200; the index marks that mail only.
         try server.write("en/welcome.html.mustache", "<p>Hi {{recipientName}}</p>\n<p>{{#oldEmail}}x{{/newEmail}}</p>\n")
         let file = server.templates + "/en/welcome.html.mustache"
-        let broken = try server.get("/mail/en/welcome")
+        let broken = try await server.get("/mail/en/welcome")
         #expect(broken.status == 200)
         #expect(
             broken.body.contains("<code class=\"where\">\(file):2</code> <span class=\"reason\">parse error at line 2, column"),
             "\(broken.body)")
         #expect(broken.body.contains("<code>recipientName</code>"))
-        let marked = try server.get("/")
+        let marked = try await server.get("/")
         #expect(
             marked.body.contains(
                 "<td class=\"failed\"><a href=\"/mail/en/welcome\">✗ 1 problem</a><br><code class=\"where\">\(file):2</code>"))
         #expect(marked.body.contains("herald templates check</code> fails"))
-        #expect(try server.get("/mail/pt/welcome").body.contains("<iframe id=\"html\""))
+        #expect(try await server.get("/mail/pt/welcome").body.contains("<iframe id=\"html\""))
         // An unknown variable points at its line too.
         try server.write("pt/password_changed.txt.mustache", "Olá {{{recipientName}}},\n\n{{{prodName}}}\n")
         #expect(
-            try server.get("/mail/pt/password_changed").body.contains(
+            try await server.get("/mail/pt/password_changed").body.contains(
                 "<code class=\"where\">\(server.templates)/pt/password_changed.txt.mustache:3</code> <span class=\"reason\">unknown variable {{prodName}}"
             ))
 
-        #expect(try server.get("/mail/en/newsletter").status == 404)
-        #expect(try server.get("/mail/fr/welcome").status == 404)
+        #expect(try await server.get("/mail/en/newsletter").status == 404)
+        #expect(try await server.get("/mail/fr/welcome").status == 404)
         // Another name for this address (a rebound DNS name) gets nothing.
-        #expect(try server.get("/", host: "attacker.example:80").status == 421)
-        #expect(try server.get("/", host: "localhost").status == 200)
+        #expect(try await server.get("/", host: "attacker.example:80").status == 421)
+        #expect(try await server.get("/", host: "localhost").status == 200)
 
         #expect(try await server.stop(SIGTERM) == 0, "\(server.log)")
     }
