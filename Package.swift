@@ -149,10 +149,13 @@ let package = Package(
             name: "Herald",
             dependencies: [
                 "HeraldRuntime", "HeraldSettings", "HeraldCore", "HeraldKafka", "HeraldPostgres", "HeraldMail", "HeraldSMTP",
-                "HeraldCourier",
+                "HeraldCourier", "HeraldBlocking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `herald templates serve` (TemplatesServer).
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]),
         // `herald-bench`: the benchmarks, over the same wiring.
         .executableTarget(

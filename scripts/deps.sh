@@ -7,7 +7,8 @@ packages=(pkg-config librdkafka-dev libhiredis-dev libpq-dev libcurl4-openssl-de
 case "$profile" in
   build) ;;
   run) packages+=(redis-tools postgresql python3 kcat) ;;
-  test) packages+=(redis-tools postgresql python3 python3-jsonschema python3-yaml python3-aiosmtpd openssl curl python3-prometheus-client prometheus) ;;
+  # chromium-headless-shell: `herald templates serve`'s pages rendered and screenshotted (TemplatesServeTests).
+  test) packages+=(redis-tools postgresql python3 python3-jsonschema python3-yaml python3-aiosmtpd openssl curl python3-prometheus-client prometheus chromium-headless-shell) ;;
   bench) packages+=(redis-tools postgresql kcat time python3 postfix stunnel4 openssl) ;;
   soak) packages+=(redis-tools postgresql python3 python3-aiosmtpd python3-confluent-kafka python3-redis python3-psycopg2) ;;
   # libFuzzer and AddressSanitizer ship with the Swift toolchain (clang's compiler-rt).

@@ -168,8 +168,8 @@ struct MailCommand: AsyncParsableCommand {
 struct TemplatesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "templates",
-        abstract: "Check and preview the mail templates (HERALD_TEMPLATES_DIR, default Templates).",
-        subcommands: [Check.self, Preview.self])
+        abstract: "Check, preview and serve the mail templates (HERALD_TEMPLATES_DIR, default Templates).",
+        subcommands: [Check.self, Preview.self, Serve.self])
 
     struct Options: ParsableArguments {
         @Option(help: "The templates directory (default: HERALD_TEMPLATES_DIR, else Templates).")

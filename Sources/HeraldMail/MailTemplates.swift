@@ -20,6 +20,8 @@ public struct MailTemplates: Sendable {
 
     let localeTemplates: [String: LocaleTemplates]
     let layout: MustacheTemplate
+    /// Each template file's text, by path: problems found at validation point at a line in it.
+    let sources: [String: String]
 
     struct KindTemplates: Sendable {
         let subject: MustacheTemplate
@@ -58,7 +60,21 @@ public struct MailTemplates: Sendable {
         let loaded = try TemplateLoader.load(directory: trimmed, defaultLocale: defaultTag)
         self.localeTemplates = loaded.locales
         self.layout = loaded.layout
+        self.sources = loaded.sources
         if let error = TemplateValidator(templates: self).validate() { throw error }
+    }
+
+    /// Only the layout and `kind`'s templates in the folder of `locale` (no fallback), checked
+    /// as `init(directory:defaultLocale:)` checks them: what `herald templates serve` renders
+    /// one mail with, whatever is wrong elsewhere in the directory.
+    init(directory: String, locale: LanguageTag, kind: MailKind) throws(TemplateError) {
+        self.directory = directory
+        self.defaultLocale = locale
+        let loaded = try TemplateLoader.load(directory: directory, locale: locale, kind: kind)
+        self.localeTemplates = [locale.rawValue.lowercased(): loaded.locale]
+        self.layout = loaded.layout
+        self.sources = loaded.sources
+        if let error = TemplateValidator(templates: self, kinds: [kind]).validate() { throw error }
     }
 
     /// The locales with a folder, sorted.

@@ -1,7 +1,8 @@
 /// A template that cannot be loaded or rendered, or variables a mail cannot be rendered with.
 ///
 /// The description names the file (`Templates/pt/welcome.html.mustache: missing`) and never
-/// contains variable values: a link carries a one-time token.
+/// contains variable values: a link carries a one-time token. `line` points into the file when
+/// the problem has a place there (a syntax error, an unknown or unescaped variable).
 public struct TemplateError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
@@ -46,21 +47,32 @@ public struct TemplateError: Error, Hashable, Sendable, CustomStringConvertible 
     public let code: Code
     /// The template file concerned, as found under the directory given to `MailTemplates`.
     public let file: String?
+    /// The line of `file` (from 1) where the problem is, when it has one: a syntax error's
+    /// line, the first tag naming an unknown variable, the first unescaped variable in HTML.
+    public let line: Int?
     /// What is wrong, without any variable's value.
     public let reason: String
     /// Further problems found in the same validation pass (start-up reports them all at once).
     public let additionalProblems: [TemplateError]
 
-    public init(_ code: Code, file: String?, reason: String, additionalProblems: [TemplateError] = []) {
+    public init(_ code: Code, file: String?, line: Int? = nil, reason: String, additionalProblems: [TemplateError] = []) {
         self.code = code
         self.file = file
+        self.line = line
         self.reason = reason
         self.additionalProblems = additionalProblems
     }
 
     /// This problem and the additional ones.
     public var allProblems: [TemplateError] {
-        [TemplateError(code, file: file, reason: reason)] + additionalProblems.flatMap(\.allProblems)
+        [TemplateError(code, file: file, line: line, reason: reason)] + additionalProblems.flatMap(\.allProblems)
+    }
+
+    /// The first of `problems`, carrying the others, or nil when there are none.
+    static func combining(_ problems: [TemplateError]) -> TemplateError? {
+        guard let first = problems.first else { return nil }
+        return TemplateError(
+            first.code, file: first.file, line: first.line, reason: first.reason, additionalProblems: Array(problems.dropFirst()))
     }
 
     public var description: String {

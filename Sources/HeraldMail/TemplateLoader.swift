@@ -7,9 +7,11 @@ struct TemplateLoader {
     static let layoutFile = "layout.html.mustache"
 
     var problems: [TemplateError] = []
+    /// The text of every file read, by path: validation points at lines in it.
+    var sources: [String: String] = [:]
 
     static func load(directory: String, defaultLocale: LanguageTag) throws(TemplateError) -> (
-        locales: [String: MailTemplates.LocaleTemplates], layout: MustacheTemplate
+        locales: [String: MailTemplates.LocaleTemplates], layout: MustacheTemplate, sources: [String: String]
     ) {
         var loader = TemplateLoader()
         let fm = FileManager.default
@@ -53,11 +55,26 @@ struct TemplateLoader {
                     .missingDefaultLocale, file: "\(directory)/\(defaultLocale.rawValue)",
                     reason: "missing: the default locale's folder is required"))
         }
-        if let first = loader.problems.first {
-            throw TemplateError(
-                first.code, file: first.file, reason: first.reason, additionalProblems: Array(loader.problems.dropFirst()))
+        if let error = TemplateError.combining(loader.problems) { throw error }
+        return (locales, layout!, loader.sources)
+    }
+
+    /// Only the layout and the three templates of `kind` in the locale folder `locale`: what
+    /// `herald templates serve` renders for one mail, so that a fault elsewhere in the
+    /// directory does not hide it.
+    static func load(directory: String, locale: LanguageTag, kind: MailKind) throws(TemplateError) -> (
+        locale: MailTemplates.LocaleTemplates, layout: MustacheTemplate, sources: [String: String]
+    ) {
+        var loader = TemplateLoader()
+        let folder = "\(directory)/\(locale.rawValue)"
+        let layout = loader.template(at: "\(directory)/\(layoutFile)", plain: false)
+        let subject = loader.template(at: "\(folder)/\(TemplatePart.subject.fileName(kind))", plain: true)
+        let text = loader.template(at: "\(folder)/\(TemplatePart.text.fileName(kind))", plain: true)
+        let html = loader.template(at: "\(folder)/\(TemplatePart.html.fileName(kind))", plain: false)
+        guard let layout, let subject, let text, let html else {
+            throw TemplateError.combining(loader.problems)!
         }
-        return (locales, layout!)
+        return (.init(tag: locale, kinds: [kind: .init(subject: subject, text: text, html: html)]), layout, loader.sources)
     }
 
     /// The templates of one locale folder, or nil after recording why not.
@@ -87,7 +104,9 @@ struct TemplateLoader {
     /// Reads and parses one file, or records why it cannot be.
     private mutating func template(at path: String, plain: Bool) -> MustacheTemplate? {
         do throws(TemplateError) {
-            return try Self.parse(Self.read(path), file: path, plain: plain)
+            let text = try Self.read(path)
+            sources[path] = text
+            return try Self.parse(text, file: path, plain: plain)
         } catch {
             problems.append(error)
             return nil
@@ -124,7 +143,7 @@ struct TemplateLoader {
         } catch let error as MustacheTemplate.ParserError {
             let context = error.context
             throw TemplateError(
-                .parseError, file: file,
+                .parseError, file: file, line: context.lineNumber,
                 reason: "parse error at line \(context.lineNumber), column \(context.columnNumber): \(explain(error.error))")
         } catch {
             throw TemplateError(.parseError, file: file, reason: "parse error: \(explain(error))")

@@ -5,13 +5,16 @@ import Mustache
 /// Renders every template of every locale with sample data and checks the output.
 struct TemplateValidator {
     let templates: MailTemplates
+    /// The kinds checked in each locale.
+    let kinds: [MailKind]
     private var problems: [TemplateError] = []
 
     /// A value no HTML-escaping template can let through as markup.
     static let probe = "<x-herald-probe>"
 
-    init(templates: MailTemplates) {
+    init(templates: MailTemplates, kinds: [MailKind] = MailKind.allCases) {
         self.templates = templates
+        self.kinds = kinds
     }
 
     /// All problems as one error, or nil.
@@ -19,21 +22,19 @@ struct TemplateValidator {
         var validator = self
         validator.checkLayout()
         for locale in templates.locales {
-            for kind in MailKind.allCases {
+            for kind in kinds {
                 validator.check(kind, in: templates.localeTemplates[locale.rawValue.lowercased()]!)
             }
         }
-        guard let first = validator.problems.first else { return nil }
-        return TemplateError(
-            first.code, file: first.file, reason: first.reason, additionalProblems: Array(validator.problems.dropFirst()))
+        return TemplateError.combining(validator.problems)
     }
 
     private func path(_ locale: LanguageTag, _ kind: MailKind, _ part: TemplatePart) -> String {
         "\(templates.directory)/\(locale.rawValue)/\(part.fileName(kind))"
     }
 
-    private mutating func invalid(_ file: String, _ reason: String) {
-        problems.append(TemplateError(.invalidTemplate, file: file, reason: reason))
+    private mutating func invalid(_ file: String, _ reason: String, line: Int? = nil) {
+        problems.append(TemplateError(.invalidTemplate, file: file, line: line, reason: reason))
     }
 
     /// Renders and reports names that are not variables.
@@ -47,7 +48,10 @@ struct TemplateValidator {
             invalid(
                 file,
                 "unknown variable " + unknown.map { "{{\($0)}}" }.joined(separator: ", ") + " (variables: "
-                    + known.sorted().joined(separator: ", ") + ")")
+                    + known.sorted().joined(separator: ", ") + ")",
+                line: templates.sources[file].flatMap { source in
+                    unknown.compactMap { TemplateSource.line(ofTagNamed: $0, in: source) }.min()
+                })
         }
         return output
     }
@@ -71,7 +75,9 @@ struct TemplateValidator {
                 }
             case .text, .html:
                 if part == .html && template.render(probes).contains(Self.probe) {
-                    invalid(file, "a variable is inserted without HTML escaping: use {{name}}, not {{{name}}} or {{&name}}")
+                    invalid(
+                        file, "a variable is inserted without HTML escaping: use {{name}}, not {{{name}}} or {{&name}}",
+                        line: templates.sources[file].flatMap { TemplateSource.lineOfUnescapedTag(in: $0) })
                 }
                 guard kind.hasLink, let link = values["link"], let expiry = values["linkExpiresInWords"] else { continue }
                 let expected = part == .html ? Self.htmlEscape(link) : link
@@ -97,7 +103,9 @@ struct TemplateValidator {
         }
         let probes = TemplateValues.layout(values.mapValues { _ in Self.probe }, subject: Self.probe, content: marker)
         if templates.layout.render(probes).contains(Self.probe) {
-            invalid(file, "a variable other than content is inserted without HTML escaping: use {{name}}")
+            invalid(
+                file, "a variable other than content is inserted without HTML escaping: use {{name}}",
+                line: templates.sources[file].flatMap { TemplateSource.lineOfUnescapedTag(in: $0, except: ["content"]) })
         }
     }
 

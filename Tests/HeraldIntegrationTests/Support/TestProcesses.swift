@@ -39,6 +39,13 @@ enum TestPorts {
 }
 
 enum TestProcess {
+    /// `posix_spawn_file_actions_addclosefrom_np`, when the C library has it.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(
+            symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     /// posix_spawn with stdin from /dev/null, stdout appended to `stdout`, stderr to `stderr`
     /// (or to the same file), and `environment` added to this process's environment (or, with
     /// `inheritEnvironment` false, as the whole environment).
@@ -60,6 +67,13 @@ enum TestProcess {
         } else {
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // Nothing else of the test process is inherited: among its descriptors are the sockets
+        // through which Foundation.Process learns that a child exited, and a long-lived child
+        // holding one (a server, a browser) keeps another test's `waitUntilExit` from
+        // returning until it exits (swiftlang/swift-corelibs-foundation#4795): a blocked
+        // thread of the cooperative pool, and on two cores a stalled test run.
+        // (glibc ≥ 2.34; Swift's Glibc module does not export it, hence dlsym.)
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
