@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -46,7 +45,7 @@ final class RedisServer: Sendable {
     /// The server's working directory (its log is `redis.log` there).
     let directory: String
     private let executable: String
-    private let process = Mutex<pid_t?>(nil)
+    private let process = ServerProcess()
 
     /// `redis://[:password@]127.0.0.1:port/0`.
     var url: String { url(database: 0) }
@@ -97,22 +96,13 @@ final class RedisServer: Sendable {
     /// Starts the (stopped) server again on the same port and waits until it answers.
     func start() async throws {
         let pid = try spawn()
-        process.withLock { $0 = pid }
+        process.started(pid)
         try await waitUntilReady(pid: pid)
     }
 
     /// Sends SIGTERM and waits for the server to exit (SIGKILL after 10 seconds).
     func stop() async throws {
-        guard let pid = process.withLock({ $0 }) else { return }
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if reap(pid) { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        kill(pid, SIGKILL)
-        _ = waitpid(pid, nil, 0)
-        process.withLock { $0 = nil }
+        try await process.stop()
     }
 
     /// `stop()` then `start()`: same port, no data (nothing is persisted), no scripts.
@@ -123,14 +113,7 @@ final class RedisServer: Sendable {
 
     /// Kills the server at once and removes its directory. Idempotent.
     func shutdown() {
-        let running = process.withLock { pid in
-            defer { pid = nil }
-            return pid
-        }
-        if let pid = running {
-            kill(pid, SIGKILL)
-            _ = waitpid(pid, nil, 0)
-        }
+        process.killNow()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -181,22 +164,13 @@ final class RedisServer: Sendable {
     private func waitUntilReady(pid: pid_t) async throws {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
-            if reap(pid) {
+            if process.reap(pid) {
                 throw Failure(description: "redis-server exited during start on port \(port):\n\(log())")
             }
             if case .simple("PONG")? = try? probe(["PING"]) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw Failure(description: "redis-server did not answer PING on port \(port) within 120 s:\n\(log())")
-    }
-
-    /// True (and forgets the pid) when the process has exited.
-    private func reap(_ pid: pid_t) -> Bool {
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        guard result == pid || (result == -1 && errno == ECHILD) else { return false }
-        process.withLock { if $0 == pid { $0 = nil } }
-        return true
     }
 
     // MARK: - Setup helpers

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -76,7 +75,7 @@ final class SMTPServer: Sendable {
     let options: Options
     /// Messages (`msg-*.json`) and the server's log (`server.log`).
     let directory: String
-    private let process = Mutex<pid_t?>(nil)
+    private let process = ServerProcess()
 
     static func start(_ options: Options = Options()) async throws -> SMTPServer {
         guard access(python, X_OK) == 0 else {
@@ -109,41 +108,23 @@ final class SMTPServer: Sendable {
     /// Starts the (stopped) server again on the same port; waits until it listens.
     func start() async throws {
         unlink(directory + "/ready")
-        let pid = try spawn()
-        process.withLock { $0 = pid }
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            if reap(pid) { throw Failure(description: "smtp_server.py exited during start on port \(port):\n\(log())") }
-            if access(directory + "/ready", F_OK) == 0 { return }
-            try await Task.sleep(for: .milliseconds(10))
+        process.started(try spawn())
+        try await process.waitForFile(directory + "/ready") { exited in
+            Failure(
+                description: exited
+                    ? "smtp_server.py exited during start on port \(port):\n\(log())"
+                    : "smtp_server.py did not listen on port \(port) within 120 s:\n\(log())")
         }
-        throw Failure(description: "smtp_server.py did not listen on port \(port) within 120 s:\n\(log())")
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 10 s). Stored messages are kept.
     func stop() async throws {
-        guard let pid = process.withLock({ $0 }) else { return }
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if reap(pid) { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        kill(pid, SIGKILL)
-        _ = waitpid(pid, nil, 0)
-        process.withLock { $0 = nil }
+        try await process.stop()
     }
 
     /// Kills the server at once and removes its directory. Idempotent.
     func shutdown() {
-        let running = process.withLock { pid in
-            defer { pid = nil }
-            return pid
-        }
-        if let pid = running {
-            kill(pid, SIGKILL)
-            _ = waitpid(pid, nil, 0)
-        }
+        process.killNow()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -219,14 +200,6 @@ final class SMTPServer: Sendable {
     /// dispositions (the test process may block or ignore signals that `stop()` relies on).
     private func spawn() throws -> pid_t {
         try TestProcess.spawn(arguments(), stdout: directory + "/server.log", stderr: directory + "/server.log.err")
-    }
-
-    private func reap(_ pid: pid_t) -> Bool {
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        guard result == pid || (result == -1 && errno == ECHILD) else { return false }
-        process.withLock { if $0 == pid { $0 = nil } }
-        return true
     }
 }
 

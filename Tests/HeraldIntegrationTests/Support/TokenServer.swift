@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -30,7 +29,7 @@ final class TokenServer: Sendable {
     let clientID: String
     let clientSecret: String
     let scope: String?
-    private let process = Mutex<pid_t?>(nil)
+    private let process = ServerProcess()
 
     var url: String { "http://127.0.0.1:\(port)/token" }
     /// Where the issued tokens are (one file each, holding its expiry time).
@@ -73,31 +72,19 @@ final class TokenServer: Sendable {
             clientSecret, "--expires-in", String(expiresIn),
         ]
         if let scope { arguments += ["--scope", scope] }
-        let pid = try TestProcess.spawn(arguments, stdout: directory + "/server.log", stderr: directory + "/server.log.err")
-        process.withLock { $0 = pid }
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                process.withLock { $0 = nil }
-                throw SMTPServer.Failure(description: "token_server.py exited during start on port \(port):\n\(log())")
-            }
-            if access(directory + "/ready", F_OK) == 0 { return }
-            try await Task.sleep(for: .milliseconds(10))
+        process.started(
+            try TestProcess.spawn(arguments, stdout: directory + "/server.log", stderr: directory + "/server.log.err"))
+        try await process.waitForFile(directory + "/ready") { exited in
+            SMTPServer.Failure(
+                description: exited
+                    ? "token_server.py exited during start on port \(port):\n\(log())"
+                    : "token_server.py did not listen on port \(port) within 120 s:\n\(log())")
         }
-        throw SMTPServer.Failure(description: "token_server.py did not listen on port \(port) within 120 s:\n\(log())")
     }
 
     /// Kills the server and removes its directory. Idempotent.
     func shutdown() {
-        let running = process.withLock { pid in
-            defer { pid = nil }
-            return pid
-        }
-        if let pid = running {
-            kill(pid, SIGKILL)
-            _ = waitpid(pid, nil, 0)
-        }
+        process.killNow()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
