@@ -105,78 +105,18 @@ extension PostgresEventInbox {
             if decision.status == .queued { queuedMail = true } else { decided.append(decision) }
         }
 
-        /// The same statements as `apply` for one change, over arrays (one user per row).
         private func applyRecipientChanges() throws {
-            if !upserts.isEmpty {
-                try connection.execute(
-                    """
-                    INSERT INTO \(schema).recipients AS r (user_id, email, username, locale, updated_at)
-                    SELECT u, e, n, l, t::timestamptz
-                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS c(u, e, n, l, t)
-                    ON CONFLICT (user_id) DO UPDATE SET
-                        email = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.email, r.email)
-                                     ELSE COALESCE(r.email, EXCLUDED.email) END,
-                        username = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.username, r.username)
-                                        ELSE COALESCE(r.username, EXCLUDED.username) END,
-                        locale = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.locale, r.locale)
-                                      ELSE COALESCE(r.locale, EXCLUDED.locale) END,
-                        updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-                    """,
-                    [
-                        .textArray(upserts.map { $0.profile.userID.rawValue }),
-                        .textArray(upserts.map { $0.profile.email?.rawValue }),
-                        .textArray(upserts.map { $0.profile.username?.rawValue }),
-                        .textArray(upserts.map { $0.profile.locale?.rawValue }),
-                        .textArray(upserts.map { RFC3339.format($0.at) }),
-                    ])
-            }
-            if !emailChanges.isEmpty {
-                try connection.execute(
-                    """
-                    INSERT INTO \(schema).recipients AS r (user_id, email, updated_at)
-                    SELECT u, e, t::timestamptz FROM unnest($1::text[], $2::text[], $3::text[]) AS c(u, e, t)
-                    ON CONFLICT (user_id) DO UPDATE SET
-                        email = CASE WHEN r.updated_at < EXCLUDED.updated_at OR r.email IS NULL THEN EXCLUDED.email ELSE r.email END,
-                        updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-                    """,
-                    [
-                        .textArray(emailChanges.map { $0.user.rawValue }), .textArray(emailChanges.map { $0.email.rawValue }),
-                        .textArray(emailChanges.map { RFC3339.format($0.at) }),
-                    ])
-            }
-            if !deletions.isEmpty {
-                try connection.execute(
-                    """
-                    INSERT INTO \(schema).recipients AS r (user_id, deleted_at, updated_at)
-                    SELECT u, t::timestamptz, t::timestamptz FROM unnest($1::text[], $2::text[]) AS c(u, t)
-                    ON CONFLICT (user_id) DO UPDATE SET
-                        deleted_at = LEAST(COALESCE(r.deleted_at, EXCLUDED.deleted_at), EXCLUDED.deleted_at),
-                        updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-                    """,
-                    [.textArray(deletions.map { $0.user.rawValue }), .textArray(deletions.map { RFC3339.format($0.at) })])
-            }
+            if !upserts.isEmpty { try PostgresEventInbox.upsertRecipients(upserts, schema: schema, on: connection) }
+            if !emailChanges.isEmpty { try PostgresEventInbox.changeRecipientEmails(emailChanges, schema: schema, on: connection) }
+            if !deletions.isEmpty { try PostgresEventInbox.deleteRecipients(deletions, schema: schema, on: connection) }
         }
 
         /// Reads the run's recipients at once, decides each mail as `queue` does, and inserts
         /// the queued ones at once; a mail recorded otherwise goes through `queue`.
         private mutating func queueMail() throws {
             if mail.isEmpty { return }
-            let stored = try connection.execute(
-                """
-                SELECT user_id, email, username, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients
-                WHERE user_id = ANY($1::text[])
-                """,
-                [.textArray(Array(Set(mail.map { $0.request.userID.rawValue })))])
-            var recipients: [String: StoredRecipient] = [:]
-            for row in stored.rows.indices {
-                guard let user = stored.string(row, "user_id") else { continue }
-                // A stored value Herald cannot read (edited by hand) counts as unknown.
-                recipients[user] = StoredRecipient(
-                    email: stored.string(row, "email").flatMap { try? EmailAddress($0) },
-                    username: stored.string(row, "username").flatMap { try? Username($0) },
-                    locale: stored.string(row, "locale").flatMap { try? LanguageTag($0) },
-                    deleted: stored.bool(row, "deleted") ?? false)
-            }
+            let recipients = try PostgresEventInbox.storedRecipients(
+                Set(mail.map { $0.request.userID.rawValue }), schema: schema, on: connection)
             var queued: [(request: MailRequest, event: EventMetadata, addressee: MailAddressee, variables: String)] = []
             let now = EventTime.now()
             for (request, event) in mail {
@@ -220,5 +160,90 @@ extension PostgresEventInbox {
             ).affectedRows
             if inserted > 0 { queuedMail = true }
         }
+    }
+}
+
+extension PostgresEventInbox {
+    // The recipient statements, one row per user (a user appears at most once per call:
+    // `ON CONFLICT DO UPDATE` cannot change one row twice in a statement).
+
+    /// A newer event overwrites the fields it carries; an older one only fills fields still
+    /// empty. A deleted recipient stays deleted.
+    static func upsertRecipients(
+        _ rows: [(profile: RecipientProfile, at: EventTime)], schema: String, on connection: PostgresConnection
+    ) throws {
+        try connection.execute(
+            """
+            INSERT INTO \(schema).recipients AS r (user_id, email, username, locale, updated_at)
+            SELECT u, e, n, l, t::timestamptz
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS c(u, e, n, l, t)
+            ON CONFLICT (user_id) DO UPDATE SET
+                email = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.email, r.email)
+                             ELSE COALESCE(r.email, EXCLUDED.email) END,
+                username = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.username, r.username)
+                                ELSE COALESCE(r.username, EXCLUDED.username) END,
+                locale = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.locale, r.locale)
+                              ELSE COALESCE(r.locale, EXCLUDED.locale) END,
+                updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+            """,
+            [
+                .textArray(rows.map { $0.profile.userID.rawValue }), .textArray(rows.map { $0.profile.email?.rawValue }),
+                .textArray(rows.map { $0.profile.username?.rawValue }), .textArray(rows.map { $0.profile.locale?.rawValue }),
+                .textArray(rows.map { RFC3339.format($0.at) }),
+            ])
+    }
+
+    /// Only a newer change moves the address; an older one fills it only if unknown.
+    static func changeRecipientEmails(
+        _ rows: [(user: UserID, email: EmailAddress, at: EventTime)], schema: String, on connection: PostgresConnection
+    ) throws {
+        try connection.execute(
+            """
+            INSERT INTO \(schema).recipients AS r (user_id, email, updated_at)
+            SELECT u, e, t::timestamptz FROM unnest($1::text[], $2::text[], $3::text[]) AS c(u, e, t)
+            ON CONFLICT (user_id) DO UPDATE SET
+                email = CASE WHEN r.updated_at < EXCLUDED.updated_at OR r.email IS NULL THEN EXCLUDED.email ELSE r.email END,
+                updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+            """,
+            [
+                .textArray(rows.map { $0.user.rawValue }), .textArray(rows.map { $0.email.rawValue }),
+                .textArray(rows.map { RFC3339.format($0.at) }),
+            ])
+    }
+
+    /// The earliest deletion wins; a deleted recipient stays deleted.
+    static func deleteRecipients(_ rows: [(user: UserID, at: EventTime)], schema: String, on connection: PostgresConnection) throws {
+        try connection.execute(
+            """
+            INSERT INTO \(schema).recipients AS r (user_id, deleted_at, updated_at)
+            SELECT u, t::timestamptz, t::timestamptz FROM unnest($1::text[], $2::text[]) AS c(u, t)
+            ON CONFLICT (user_id) DO UPDATE SET
+                deleted_at = LEAST(COALESCE(r.deleted_at, EXCLUDED.deleted_at), EXCLUDED.deleted_at),
+                updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+            """,
+            [.textArray(rows.map { $0.user.rawValue }), .textArray(rows.map { RFC3339.format($0.at) })])
+    }
+
+    /// The stored recipients among `users`, by user id. A stored value Herald cannot read
+    /// (edited by hand) counts as unknown.
+    static func storedRecipients(
+        _ users: some Collection<String>, schema: String, on connection: PostgresConnection
+    ) throws -> [String: StoredRecipient] {
+        let stored = try connection.execute(
+            """
+            SELECT user_id, email, username, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients
+            WHERE user_id = ANY($1::text[])
+            """,
+            [.textArray(Array(users))])
+        var recipients: [String: StoredRecipient] = [:]
+        for row in stored.rows.indices {
+            guard let user = stored.string(row, "user_id") else { continue }
+            recipients[user] = StoredRecipient(
+                email: stored.string(row, "email").flatMap { try? EmailAddress($0) },
+                username: stored.string(row, "username").flatMap { try? Username($0) },
+                locale: stored.string(row, "locale").flatMap { try? LanguageTag($0) },
+                deleted: stored.bool(row, "deleted") ?? false)
+        }
+        return recipients
     }
 }

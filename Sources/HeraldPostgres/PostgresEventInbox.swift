@@ -132,44 +132,11 @@ public struct PostgresEventInbox: EventInbox {
         case .queueMail(let request):
             return try queue(request, event: event, schema: schema, policy: mail, mailEvents: mailEvents, on: connection)
         case .upsertRecipient(let profile, let at):
-            // A newer event overwrites the fields it carries; an older one only fills fields
-            // still empty. A deleted recipient stays deleted.
-            try connection.execute(
-                """
-                INSERT INTO \(schema).recipients AS r (user_id, email, username, locale, updated_at)
-                VALUES ($1, $2, $3, $4, $5::timestamptz)
-                ON CONFLICT (user_id) DO UPDATE SET
-                    email = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.email, r.email)
-                                 ELSE COALESCE(r.email, EXCLUDED.email) END,
-                    username = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.username, r.username)
-                                    ELSE COALESCE(r.username, EXCLUDED.username) END,
-                    locale = CASE WHEN r.updated_at < EXCLUDED.updated_at THEN COALESCE(EXCLUDED.locale, r.locale)
-                                  ELSE COALESCE(r.locale, EXCLUDED.locale) END,
-                    updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-                """,
-                [
-                    .text(profile.userID.rawValue), optional(profile.email?.rawValue), optional(profile.username?.rawValue),
-                    optional(profile.locale?.rawValue), .text(RFC3339.format(at)),
-                ])
+            try upsertRecipients([(profile, at)], schema: schema, on: connection)
         case .changeRecipientEmail(let user, let email, let at):
-            // Only a newer change moves the address; an older one fills it only if unknown.
-            try connection.execute(
-                """
-                INSERT INTO \(schema).recipients AS r (user_id, email, updated_at) VALUES ($1, $2, $3::timestamptz)
-                ON CONFLICT (user_id) DO UPDATE SET
-                    email = CASE WHEN r.updated_at < EXCLUDED.updated_at OR r.email IS NULL THEN EXCLUDED.email ELSE r.email END,
-                    updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-                """,
-                [.text(user.rawValue), .text(email.rawValue), .text(RFC3339.format(at))])
+            try changeRecipientEmails([(user, email, at)], schema: schema, on: connection)
         case .deleteRecipient(let user, let at):
-            try connection.execute(
-                """
-                INSERT INTO \(schema).recipients AS r (user_id, deleted_at, updated_at) VALUES ($1, $2::timestamptz, $2::timestamptz)
-                ON CONFLICT (user_id) DO UPDATE SET
-                    deleted_at = LEAST(COALESCE(r.deleted_at, EXCLUDED.deleted_at), EXCLUDED.deleted_at),
-                    updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-                """,
-                [.text(user.rawValue), .text(RFC3339.format(at))])
+            try deleteRecipients([(user, at)], schema: schema, on: connection)
         case .invalidateRole, .revokeUser:
             break
         }
@@ -185,18 +152,7 @@ public struct PostgresEventInbox: EventInbox {
         _ request: MailRequest, event: EventMetadata, schema: String, policy: MailPolicy, mailEvents: Bool,
         on connection: PostgresConnection
     ) throws -> MailDecision? {
-        let stored = try connection.execute(
-            "SELECT email, username, locale, deleted_at IS NOT NULL AS deleted FROM \(schema).recipients WHERE user_id = $1",
-            [.text(request.userID.rawValue)])
-        // A stored value Herald cannot read (edited by hand) counts as unknown.
-        let recipient =
-            stored.rows.isEmpty
-            ? nil
-            : StoredRecipient(
-                email: stored.string(0, "email").flatMap { try? EmailAddress($0) },
-                username: stored.string(0, "username").flatMap { try? Username($0) },
-                locale: stored.string(0, "locale").flatMap { try? LanguageTag($0) },
-                deleted: stored.bool(0, "deleted") ?? false)
+        let recipient = try storedRecipients([request.userID.rawValue], schema: schema, on: connection)[request.userID.rawValue]
         let decision = try policy.queueDecision(for: request, recipient: recipient, now: EventTime.now()) { address, window in
             // Mails of this kind to `address` within `window`; suppressed and expired ones,
             // and this event's own (a redelivery), do not count.
