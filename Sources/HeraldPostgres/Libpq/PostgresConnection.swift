@@ -135,10 +135,10 @@ public final class PostgresConnection {
     /// `BEGIN` or DDL, or the session already holds `maxPreparedStatements`). A statement
     /// PostgreSQL refuses to prepare throws as running it would have.
     private func preparedName(_ sql: String, types: [UInt32]) throws -> String? {
-        guard preparesStatements, Self.isQuery(sql) else { return nil }
+        guard preparesStatements else { return nil }
         let key = PreparedKey(sql: sql, types: types)
         if let name = prepared[key] { return name }
-        guard prepared.count < Self.maxPreparedStatements else { return nil }
+        guard Self.isQuery(sql), prepared.count < Self.maxPreparedStatements else { return nil }
         preparedCount += 1
         let name = "herald_\(preparedCount)"
         // Blocking: `PQprepare` sends the statement and waits for PostgreSQL's answer.
